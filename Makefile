@@ -1,0 +1,74 @@
+# The project's interface. Each target installs what it needs (once; offline afterwards).
+#   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
+#   make test                                      the whole test suite
+#   make bench                                     synth wall time and peak memory
+#   make lint                                      ruff
+#   make deploy STAGE=prod                         cdk deploy --all (needs AWS credentials)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+STAGE ?= dev
+ACCOUNT ?=
+REGION ?=
+VENV := .venv
+STAMPS := .make
+
+# node_modules/.bin first: the pinned cdk CLI and, on Linux x64, a supported Node.js for jsii.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_VERSION_CHECK := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+CDK_CONTEXT := -c stage=$(STAGE) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION))
+
+.PHONY: help setup synth test bench lint format deploy diff destroy clean
+
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+$(STAMPS)/python: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 or newer (it brings npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+synth: setup
+	rm -rf cdk.out
+	cdk synth --all --quiet $(CDK_CONTEXT)
+	python -m checks cdk.out
+
+test: setup
+	python -m pytest
+
+bench: setup
+	python bench/synth.py --stage $(STAGE) --runs 3
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff format .
+	ruff check --fix .
+
+deploy: setup
+	cdk deploy --all $(CDK_CONTEXT)
+
+diff: setup
+	cdk diff --all $(CDK_CONTEXT)
+
+destroy: setup
+	cdk destroy --all $(CDK_CONTEXT)
+
+clean:
+	rm -rf cdk.out $(STAMPS) .pytest_cache .ruff_cache

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The CDK app. It only wires: load the stage configuration, create the stacks, pass references
+between them and apply the cdk-nag packs. No resource is defined here.
+
+``python app.py`` and pytest do not read ``cdk.json`` the way the CDK CLI does, so the app is
+always built through :func:`build_app`, which loads ``cdk.json``'s context (the feature flags)
+first; context given on the command line (``-c stage=prod``) still wins.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagReportFormat, NIST80053R5Checks
+
+from config import ConfigError, StageConfig, load_stage
+from stacks.data import DataStack
+from stacks.network import NetworkStack
+
+ROOT = Path(__file__).resolve().parent
+STAGE_CONTEXT_KEYS = ("stage", "account", "region")
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+
+
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """Create the app for the stage named in the context (``dev`` by default)."""
+    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir, analytics_reporting=False)
+    config = load_stage({key: app.node.try_get_context(key) for key in STAGE_CONTEXT_KEYS})
+    build_platform(app, config)
+    for pack in (AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks):
+        cdk.Aspects.of(app).add(pack(verbose=True, reports=True, report_formats=[NagReportFormat.JSON]))
+    return app
+
+
+def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
+    env = None if config.environment_agnostic else cdk.Environment(account=config.account, region=config.region)
+    common: dict[str, Any] = {"config": config, "env": env, "termination_protection": config.production}
+    prefix = config.stack_prefix
+
+    data = DataStack(
+        app, f"{prefix}-Data", description="ML platform: KMS key, buckets, trail, operator topic", **common
+    )
+    network = NetworkStack(
+        app, f"{prefix}-Network", key=data.key, description="ML platform: private VPC and endpoints", **common
+    )
+
+    for key, value in config.tags.items():
+        cdk.Tags.of(app).add(key, value)
+    return {"data": data, "network": network}
+
+
+def main() -> None:
+    try:
+        app = build_app()
+    except ConfigError as error:
+        sys.exit(f"configuration error: {error}")
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The stacks of a synthesized cloud assembly (``cdk.out``), read from its manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SynthesizedStack:
+    name: str
+    template_path: Path
+    region: str | None
+
+    @property
+    def template(self) -> dict:
+        return json.loads(self.template_path.read_text(encoding="utf-8"))
+
+
+def read_stacks(outdir: Path) -> list[SynthesizedStack]:
+    manifest_path = Path(outdir) / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{manifest_path} not found: synthesize first (make synth)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    stacks = []
+    for name, artifact in manifest["artifacts"].items():
+        if artifact["type"] != "aws:cloudformation:stack":
+            continue
+        region = artifact["environment"].rsplit("/", 1)[-1]
+        stacks.append(
+            SynthesizedStack(
+                name=name,
+                template_path=Path(outdir) / artifact["properties"]["templateFile"],
+                region=None if region == "unknown-region" else region,
+            )
+        )
+    return sorted(stacks, key=lambda stack: stack.name)

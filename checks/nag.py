@@ -1,0 +1,82 @@
+"""Read cdk-nag's JSON reports and say what is wrong with them.
+
+A finding is a problem when it is not compliant and not acknowledged (cdk-nag's
+``Non-Compliant``), when cdk-nag could not evaluate a rule (``UNKNOWN``: a value it could not
+resolve), or when it is acknowledged with a reason that explains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKS = ("AwsSolutions", "HIPAA.Security", "NIST.800.53.R5")
+MIN_REASON_LENGTH = 40
+# Reasons that say nothing a reviewer could check.
+_BOILERPLATE = re.compile(
+    r"^\W*(n/?a|none|todo|tbd|fixme|ok(ay)?|fine|ignore[d]?|suppress(ed)?|not (needed|required|applicable|relevant)"
+    r"|false positive|by design|intended|accepted|known issue|will fix later|see above|as above|default)\W*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class NagFinding:
+    pack: str
+    stack: str
+    rule_id: str
+    resource: str
+    compliance: str
+    reason: str
+    level: str
+
+
+def read_reports(outdir: Path) -> list[NagFinding]:
+    findings = []
+    for path in sorted(Path(outdir).glob("*-NagReport.json")):
+        pack, _, stack = path.name.removesuffix("-NagReport.json").partition("--")
+        for line in json.loads(path.read_text(encoding="utf-8"))["lines"]:
+            findings.append(
+                NagFinding(
+                    pack=pack,
+                    stack=stack,
+                    rule_id=line["ruleId"],
+                    resource=line["resourceId"],
+                    compliance=line["compliance"],
+                    reason=line.get("exceptionReason", ""),
+                    level=line.get("ruleLevel", ""),
+                )
+            )
+    return findings
+
+
+def is_boilerplate(reason: str) -> bool:
+    text = reason.strip()
+    return len(text) < MIN_REASON_LENGTH or bool(_BOILERPLATE.match(text))
+
+
+def problems(findings: list[NagFinding], stacks: list[str]) -> list[str]:
+    """Everything that must be fixed before the assembly is acceptable, one line each."""
+    found = []
+    reported = {(f.pack, f.stack) for f in findings}
+    for stack in stacks:
+        for pack in PACKS:
+            if (pack, stack) not in reported:
+                found.append(f"{stack}: no {pack} report (was the pack applied to the app?)")
+    for f in findings:
+        where = f"{f.stack}: {f.rule_id} on {f.resource}"
+        if f.compliance == "Non-Compliant":
+            found.append(f"{where}: not compliant and not acknowledged ({f.level})")
+        elif f.compliance == "UNKNOWN":
+            found.append(f"{where}: cdk-nag could not evaluate the rule (unresolved value)")
+        elif f.compliance == "Suppressed" and is_boilerplate(f.reason):
+            found.append(f"{where}: acknowledged with a reason that explains nothing: {f.reason!r}")
+    return found
+
+
+def stack_wide_suppressions(template: dict) -> list[str]:
+    """Rule ids acknowledged for a whole stack (template-level metadata): never allowed."""
+    rules = template.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    return [rule["id"] for rule in rules]

@@ -1,0 +1,265 @@
+"""Stage configuration: one TOML file per stage, validated once, passed down as frozen objects.
+
+A stage is picked with ``cdk synth -c stage=NAME`` (``dev`` by default). Its file is
+``config/stages/NAME.toml``; ``-c account=`` and ``-c region=`` override the file's values.
+Every problem is reported as one :class:`ConfigError` whose message names the key, the bad
+value and what is allowed, so a wrong value fails synth before any construct is created.
+
+This module imports no aws-cdk-lib: the configuration can be validated (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+STAGES_DIR = Path(__file__).resolve().parent / "stages"
+DEFAULT_STAGE = "dev"
+
+# Short names of the interface endpoints a stage may ask for (AWS's own service suffixes).
+# stacks/network.py maps each to its CDK service; a test keeps the two lists equal.
+INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = (
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "sagemaker.studio",
+    "sagemaker.notebook",
+    "sts",
+    "logs",
+    "monitoring",
+    "ecr.api",
+    "ecr.dkr",
+    "glue",
+    "kms",
+    "events",
+    "cloudformation",
+    "sns",
+    "sqs",
+)
+EndpointService = Literal[
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "sagemaker.studio",
+    "sagemaker.notebook",
+    "sts",
+    "logs",
+    "monitoring",
+    "ecr.api",
+    "ecr.dkr",
+    "glue",
+    "kms",
+    "events",
+    "cloudformation",
+    "sns",
+    "sqs",
+]
+
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+RetentionDays = Literal[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+]  # fmt: skip
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class ConfigError(Exception):
+    """A stage configuration that cannot be synthesized. The message says what to change."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkConfig(_Section):
+    cidr: str = "10.40.0.0/16"
+    # Empty: environment-agnostic, the first two zones of whatever region the stack lands in.
+    # With an account and region the zones must be named here, so synth needs no look-up.
+    availability_zones: tuple[str, ...] = ()
+    interface_endpoints: tuple[EndpointService, ...] = INTERFACE_ENDPOINT_SERVICES  # type: ignore[assignment]
+    flow_log_retention_days: RetentionDays = 365
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 CIDR block ({exc})") from None
+        if not network.is_private or not 16 <= network.prefixlen <= 24:
+            raise ValueError("a private IPv4 block (RFC 1918) from /16 to /24 is allowed")
+        return value
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each endpoint may be listed once; repeated: {', '.join(repeated)}")
+        return value
+
+
+class DataConfig(_Section):
+    # Accounts covered by an organisation trail turn this off to avoid paying twice.
+    cloudtrail_data_events: bool = True
+    trail_log_retention_days: RetentionDays = 365
+    noncurrent_version_expiration_days: int = Field(default=90, ge=1, le=3650)
+    abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1, le=365)
+    # True lets `cdk destroy` empty and delete buckets and schedule key deletion (dev only).
+    destroy_on_delete: bool = False
+
+
+class NotificationsConfig(_Section):
+    emails: tuple[str, ...] = ()
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not _EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an e-mail address (name@example.org)")
+        return value
+
+
+class StageConfig(_Section):
+    name: str
+    # A production stage must name its account, region and zones and always keeps its data.
+    production: bool = False
+    account: str | None = None
+    region: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    network: NetworkConfig = NetworkConfig()
+    data: DataConfig = DataConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not _ACCOUNT.match(value):
+            raise ValueError("an AWS account id is exactly 12 digits")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError("an AWS region code such as eu-west-1 or us-east-2 is allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StageConfig:
+        zones = self.network.availability_zones
+        if self.production:
+            if self.account is None or self.region is None:
+                _fail(
+                    self.name,
+                    "account" if self.account is None else "region",
+                    None,
+                    "a production stage deploys to a named account and region: set both in its "
+                    "file, or pass -c account=<12 digits> -c region=<code> to synth",
+                )
+            if self.data.destroy_on_delete:
+                _fail(self.name, "data.destroy_on_delete", True, "false (a production stage always retains its data)")
+        if (self.account is None) != (self.region is None):
+            missing = "region" if self.region is None else "account"
+            _fail(self.name, missing, None, "account and region are set together, or neither")
+        if self.region is not None:
+            if len(zones) < 2:
+                _fail(
+                    self.name,
+                    "network.availability_zones",
+                    list(zones),
+                    f"2 or more zones of {self.region} (e.g. {self.region}a, {self.region}b), "
+                    "named so that synth needs no look-up",
+                )
+            wrong = [zone for zone in zones if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone)]
+            if wrong:
+                _fail(self.name, "network.availability_zones", wrong, f"zones of {self.region}, such as {self.region}a")
+        elif zones:
+            _fail(self.name, "network.availability_zones", list(zones), "[] when no account and region are set")
+        if len(set(zones)) != len(zones):
+            _fail(self.name, "network.availability_zones", list(zones), "each zone once")
+        return self
+
+    @property
+    def environment_agnostic(self) -> bool:
+        return self.account is None
+
+    @property
+    def stack_prefix(self) -> str:
+        return f"MlPlatform-{self.name}"
+
+
+def _fail(stage: str, key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"stage {stage!r}: {key} = {value!r} is not allowed; allowed: {allowed}")
+
+
+def available_stages() -> list[str]:
+    return sorted(path.stem for path in STAGES_DIR.glob("*.toml"))
+
+
+def load_stage(context: Mapping[str, Any] | None = None) -> StageConfig:
+    """Load and validate the stage named by ``context["stage"]`` (default ``dev``).
+
+    ``context["account"]`` and ``context["region"]``, when given, override the file's values.
+    """
+    context = dict(context or {})
+    name = str(context.get("stage") or DEFAULT_STAGE)
+    stages = available_stages()
+    if not _STAGE_NAME.match(name) or name not in stages:
+        allowed = ", ".join(stages)
+        raise ConfigError(f"stage = {name!r} is not a known stage; allowed: {allowed} (files in {STAGES_DIR})")
+    path = STAGES_DIR / f"{name}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"stage {name!r}: {path.name} is not valid TOML: {exc}") from None
+    if "name" in raw:
+        raise ConfigError(f"stage {name!r}: name = {raw['name']!r} is not allowed; the file name is the stage name")
+    for key in ("account", "region"):
+        if context.get(key) not in (None, ""):
+            raw[key] = str(context[key])
+    return parse_stage(name, raw)
+
+
+def parse_stage(name: str, raw: Mapping[str, Any]) -> StageConfig:
+    """Validate one stage's settings (the parsed TOML) into a :class:`StageConfig`."""
+    try:
+        return StageConfig.model_validate({**raw, "name": name})
+    except ValidationError as exc:
+        raise ConfigError(_describe(name, exc)) from None
+
+
+def _describe(stage: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = "one of the known keys: " + ", ".join(_known_keys(error["loc"][:-1]))
+            problems.append(f"{key} = {value!r} is not allowed; it is not a known key; allowed: {allowed}")
+            continue
+        if error["type"] == "missing":
+            problems.append(f"{key} is missing; it is required")
+            continue
+        message = error["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+        problems.append(f"{key} = {value!r} is not allowed; allowed: {message}")
+    return f"stage {stage!r}: " + "; ".join(problems)
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = StageConfig
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [key for key in model.model_fields if key != "name"]

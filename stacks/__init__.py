@@ -1,0 +1,1 @@
+"""One stack per layer of the platform (see README.md: the stacks)."""

@@ -1,0 +1,171 @@
+"""DataStack: the platform key, the buckets, the S3 data-event trail and the operators' topic."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudtrail as cloudtrail
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.nag_acknowledgements import acknowledge_grant_policy
+from constructs.secure_bucket import SecureBucket
+
+from config import StageConfig
+
+# The data bucket's layout. Later stacks and the Lambda handlers receive these prefixes as
+# parameters; nothing else spells them.
+RAW_PREFIX = "raw/"
+PREPARED_PREFIX = "prepared/"
+BATCH_INPUT_PREFIX = "batch-input/"
+BATCH_OUTPUT_PREFIX = "batch-output/"
+CAPTURE_PREFIX = "capture/"
+DATA_PREFIXES = (RAW_PREFIX, PREPARED_PREFIX, BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX)
+TRAIL_PREFIX = "cloudtrail"
+
+
+class DataStack(Stack):
+    """Owns everything that holds data: one KMS key, three buckets, a trail and the SNS topic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retain = not config.data.destroy_on_delete
+
+        self.key = kms.Key(
+            self,
+            "PlatformKey",
+            description=f"ML platform ({config.name}): data, artifacts, logs and notifications",
+            alias=f"alias/ml-platform/{config.name}",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7 if not retain else 30),
+        )
+        self._allow_services_to_use_key()
+
+        lifecycle = {
+            "retain": retain,
+            "noncurrent_version_expiration": Duration.days(config.data.noncurrent_version_expiration_days),
+            "abort_incomplete_multipart_upload_after": Duration.days(
+                config.data.abort_incomplete_multipart_upload_days
+            ),
+        }
+        self.log_bucket = SecureBucket(
+            self, "AccessLogs", encryption_key=None, access_logs_bucket=None, **lifecycle
+        ).bucket
+        self.data_store = SecureBucket(
+            self,
+            "Data",
+            encryption_key=self.key,
+            access_logs_bucket=self.log_bucket,
+            event_bridge=True,
+            **lifecycle,
+        )
+        self.artifact_store = SecureBucket(
+            self, "Artifacts", encryption_key=self.key, access_logs_bucket=self.log_bucket, **lifecycle
+        )
+        self.data_bucket = self.data_store.bucket
+        self.artifacts_bucket = self.artifact_store.bucket
+
+        self.trail: cloudtrail.Trail | None = None
+        if config.data.cloudtrail_data_events:
+            self.trail = self._data_event_trail(config, retain)
+
+        self.alarm_topic = sns.Topic(
+            self,
+            "OperatorTopic",
+            display_name=f"ML platform ({config.name}) operators",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        for address in config.notifications.emails:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
+
+    def _allow_services_to_use_key(self) -> None:
+        """Key policy: the account administers the key (CDK's default statement, needed so IAM
+        policies can grant its use); AWS services that encrypt on the platform's behalf get
+        exactly the operations they need, scoped to this account's resources."""
+        region, account, partition = self.region, self.account, self.partition
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsEncryptsThisAccountsLogGroups",
+                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"
+                    }
+                },
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudTrailEncryptsThisAccountsTrails",
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:{partition}:cloudtrail:*:{account}:trail/*"
+                    },
+                    "StringEquals": {"aws:SourceAccount": account},
+                },
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudTrailDescribesKey",
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["kms:DescribeKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsAndRulesPublishToEncryptedTopic",
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
+            )
+        )
+
+    def _data_event_trail(self, config: StageConfig, retain: bool) -> cloudtrail.Trail:
+        log_group = EncryptedLogGroup(
+            self,
+            "TrailLogs",
+            key=self.key,
+            retention_days=config.data.trail_log_retention_days,
+            retain=retain,
+        ).log_group
+        trail = cloudtrail.Trail(
+            self,
+            "DataEventsTrail",
+            bucket=self.log_bucket,
+            s3_key_prefix=TRAIL_PREFIX,
+            encryption_key=self.key,
+            enable_file_validation=True,
+            send_to_cloud_watch_logs=True,
+            cloud_watch_log_group=log_group,
+            # This trail adds S3 data events; management events are the account trail's job
+            # (a second copy of them is billed).
+            management_events=cloudtrail.ReadWriteType.NONE,
+            include_global_service_events=False,
+            is_multi_region_trail=False,
+        )
+        trail.add_s3_event_selector(
+            [
+                cloudtrail.S3EventSelector(bucket=self.data_bucket),
+                cloudtrail.S3EventSelector(bucket=self.artifacts_bucket),
+            ],
+            read_write_type=cloudtrail.ReadWriteType.ALL,
+            include_management_events=False,
+        )
+        acknowledge_grant_policy(trail.node.find_child("LogsRole"))
+        return trail
