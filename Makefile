@@ -3,7 +3,9 @@
 #   make test                                      the whole test suite
 #   make bench                                     synth wall time and peak memory
 #   make lint                                      ruff
-#   make deploy STAGE=prod                         cdk deploy --all (needs AWS credentials)
+#   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
+#   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
+#   make diff / make destroy STAGE=...              cdk diff / cdk destroy --all
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION))
 
-.PHONY: help setup synth test bench lint format deploy diff destroy clean
+.PHONY: help setup synth test bench lint format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -60,6 +62,9 @@ lint: setup
 format: setup
 	ruff format .
 	ruff check --fix .
+
+bootstrap: setup
+	cdk bootstrap $(CDK_CONTEXT)
 
 deploy: setup
 	cdk deploy --all $(CDK_CONTEXT)

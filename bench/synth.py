@@ -1,0 +1,71 @@
+"""Benchmark: wall time and peak memory of a full synth of one stage (default: dev).
+
+    python bench/synth.py [--stage dev] [--runs 3] [--account 123456789012]
+
+Each run is exactly what `make synth` runs before its checks: `cdk synth --all --quiet` with the
+pinned CLI, into a fresh output folder, in a fresh process tree (CLI, Python app, jsii's Node).
+Prints every run and the median. Peak memory is the largest resident set of any one process in
+the tree (getrusage of the waited children), which is the jsii Node process or the Python app.
+Target (issue 2): under 15 s on a 2-core machine once dependencies are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 15.0
+
+# Runs one synth in its own process so that getrusage(RUSAGE_CHILDREN) covers that run only.
+_ONE_RUN = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+wall = time.perf_counter() - start
+print(json.dumps({"wall": wall, "peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--account", default=None)
+    args = parser.parse_args()
+
+    cdk = shutil.which("cdk")
+    if cdk is None:
+        sys.exit("cdk CLI not found on PATH: run through `make bench` (it installs the pinned CLI)")
+    results = []
+    for run in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
+            command = [cdk, "synth", "--all", "--quiet", "-o", outdir, "-c", f"stage={args.stage}"]
+            if args.account:
+                command += ["-c", f"account={args.account}"]
+            output = subprocess.run(
+                [sys.executable, "-c", _ONE_RUN, *command], cwd=ROOT, check=True, capture_output=True, text=True
+            ).stdout
+            result = json.loads(output.strip().splitlines()[-1])
+            stacks = len(list(Path(outdir).glob("*.template.json")))
+        results.append(result)
+        print(f"run {run}: {result['wall']:.2f} s, peak {result['peak_kib'] / 1024:.0f} MiB, {stacks} stacks")
+
+    wall = statistics.median(r["wall"] for r in results)
+    peak = statistics.median(r["peak_kib"] for r in results) / 1024
+    verdict = "within" if wall < TARGET_SECONDS else "OVER"
+    print(
+        f"synth {args.stage}: median of {len(results)} runs: {wall:.2f} s wall, {peak:.0f} MiB peak "
+        f"({verdict} the {TARGET_SECONDS:.0f} s target)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

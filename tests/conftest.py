@@ -1,0 +1,88 @@
+"""Shared fixtures: one synthesized app per stage for the whole test session.
+
+Synthesis goes through ``app.build_app`` (the same factory ``cdk synth`` runs), so feature
+flags from cdk.json and the cdk-nag packs apply exactly as they do on the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_app, cdk_json_context
+from config.stage import StageConfig, load_stage, parse_stage
+
+# A syntactically valid account id for synthesizing the prod stage in tests; nothing is deployed.
+TEST_ACCOUNT = "111111111111"
+STAGE_CONTEXTS: dict[str, dict[str, str]] = {
+    "dev": {"stage": "dev"},
+    "prod": {"stage": "prod", "account": TEST_ACCOUNT},
+}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One stage's app, synthesized once: its configuration, stacks, templates and cdk.out."""
+
+    config: StageConfig
+    outdir: Path
+    stacks: dict[str, cdk.Stack]
+    templates: dict[str, Template]
+
+
+def _synthesize(stage: str, outdir: Path) -> Synthesized:
+    context = STAGE_CONTEXTS[stage]
+    app = build_app(context, outdir=str(outdir))
+    app.synth()
+    stacks = {
+        child.stack_name.rsplit("-", 1)[-1].lower(): child
+        for child in app.node.children
+        if isinstance(child, cdk.Stack)
+    }
+    return Synthesized(
+        config=load_stage(context),
+        outdir=outdir,
+        stacks=stacks,
+        templates={name: Template.from_stack(stack) for name, stack in stacks.items()},
+    )
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return _synthesize("dev", tmp_path_factory.mktemp("cdk.out.dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return _synthesize("prod", tmp_path_factory.mktemp("cdk.out.prod"))
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def stage(request: pytest.FixtureRequest) -> Synthesized:
+    """Each stage in turn: tests that take it run for dev and for prod."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def stage_config() -> Callable[..., StageConfig]:
+    """A configuration built from the dev file with some sections replaced (for variants)."""
+
+    def make(name: str = "variant", **overrides: Mapping[str, Any] | Any) -> StageConfig:
+        base = load_stage({"stage": "dev"}).model_dump(exclude={"name"})
+        for key, value in overrides.items():
+            base[key] = {**base[key], **value} if isinstance(value, Mapping) and key != "tags" else value
+        return parse_stage(name, base)
+
+    return make
+
+
+@pytest.fixture
+def lone_app() -> Callable[[], cdk.App]:
+    """A fresh app with cdk.json's feature flags, for building one stack of a variant config."""
+    return lambda: cdk.App(context=cdk_json_context(), analytics_reporting=False)

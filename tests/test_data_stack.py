@@ -1,0 +1,222 @@
+"""DataStack: key, buckets, trail and topic carry the platform's security defaults; removal
+follows the stage (dev may destroy, prod always retains)."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.data import DataStack
+from tests.helpers import logical_id, properties, render, resources
+
+KMS_BUCKETS = ("DataBucket", "ArtifactsBucket")
+ALL_BUCKETS = (*KMS_BUCKETS, "AccessLogsBucket")
+
+
+def data(stage) -> Template:
+    return stage.templates["data"]
+
+
+def bucket(template: Template, name: str) -> dict:
+    return resources(template, "AWS::S3::Bucket")[logical_id(template, "AWS::S3::Bucket", name)]
+
+
+def key_id(template: Template) -> str:
+    return logical_id(template, "AWS::KMS::Key", "PlatformKey")
+
+
+def test_platform_key_rotates(stage):
+    data(stage).has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_key_policy_gives_services_only_what_they_need_scoped_to_this_account(stage):
+    statements = properties(data(stage), "AWS::KMS::Key")[0]["KeyPolicy"]["Statement"]
+    by_sid = {statement.get("Sid", "account-administers-key"): statement for statement in statements}
+    assert set(by_sid) == {
+        "account-administers-key",
+        "CloudWatchLogsEncryptsThisAccountsLogGroups",
+        "CloudTrailEncryptsThisAccountsTrails",
+        "CloudTrailDescribesKey",
+        "AlarmsAndRulesPublishToEncryptedTopic",
+    }
+    # Only the account itself may administer the key (so IAM policies can grant its use).
+    root = by_sid["account-administers-key"]
+    assert render(root["Principal"]["AWS"]).endswith(":root")
+    for sid, statement in by_sid.items():
+        assert statement["Effect"] == "Allow"
+        if sid == "account-administers-key":
+            continue
+        assert "Service" in statement["Principal"], sid
+        assert "Condition" in statement, f"{sid} is not scoped by a condition"
+        assert "kms:*" not in statement["Action"]
+        assert not any(
+            action.startswith(("kms:Create", "kms:Delete", "kms:Put", "kms:Schedule")) for action in statement["Action"]
+        )
+    assert by_sid["CloudTrailEncryptsThisAccountsTrails"]["Action"] == "kms:GenerateDataKey*"
+    assert by_sid["AlarmsAndRulesPublishToEncryptedTopic"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+@pytest.mark.parametrize("name", KMS_BUCKETS)
+def test_data_and_artifacts_buckets_encrypt_with_the_platform_key(stage, name):
+    encryption = bucket(data(stage), name)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption == [
+        {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {
+                "KMSMasterKeyID": {"Fn::GetAtt": [key_id(data(stage)), "Arn"]},
+                "SSEAlgorithm": "aws:kms",
+            },
+        }
+    ]
+
+
+def test_access_log_bucket_uses_sse_s3_as_server_access_logging_requires(stage):
+    encryption = bucket(data(stage), "AccessLogsBucket")["Properties"]["BucketEncryption"]
+    assert encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+
+
+@pytest.mark.parametrize("name", ALL_BUCKETS)
+def test_every_bucket_is_private_versioned_owner_enforced_with_lifecycle(stage, name):
+    props = bucket(data(stage), name)["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": stage.config.data.noncurrent_version_expiration_days
+    }
+    assert rule["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": stage.config.data.abort_incomplete_multipart_upload_days
+    }
+
+
+@pytest.mark.parametrize("name", ALL_BUCKETS)
+def test_every_bucket_denies_plain_http_and_old_tls(stage, name):
+    template = data(stage)
+    bucket_id = logical_id(template, "AWS::S3::Bucket", name)
+    policies = [p for p in properties(template, "AWS::S3::BucketPolicy") if p["Bucket"] == {"Ref": bucket_id}]
+    assert len(policies) == 1
+    denies = [s for s in policies[0]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    conditions = [s["Condition"] for s in denies]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
+    assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions
+    for statement in denies:
+        assert statement["Action"] == "s3:*" and statement["Principal"] == {"AWS": "*"}
+
+
+@pytest.mark.parametrize(("name", "prefix"), [("DataBucket", "data/"), ("ArtifactsBucket", "artifacts/")])
+def test_buckets_send_server_access_logs_to_the_log_bucket(stage, name, prefix):
+    template = data(stage)
+    log_bucket = logical_id(template, "AWS::S3::Bucket", "AccessLogsBucket")
+    assert bucket(template, name)["Properties"]["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": log_bucket},
+        "LogFilePrefix": prefix,
+    }
+    assert "LoggingConfiguration" not in bucket(template, "AccessLogsBucket")["Properties"]
+
+
+def test_data_bucket_sends_events_to_eventbridge_without_a_notifications_lambda(stage):
+    template = data(stage)
+    assert bucket(template, "DataBucket")["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+    assert "NotificationConfiguration" not in bucket(template, "ArtifactsBucket")["Properties"]
+    template.resource_count_is("Custom::S3BucketNotifications", 0)
+
+
+def test_prod_retains_buckets_key_and_logs(prod):
+    template = data(prod)
+    for resource_type in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+        for name, resource in resources(template, resource_type).items():
+            assert resource["DeletionPolicy"] == "Retain", name
+            assert resource["UpdateReplacePolicy"] == "Retain", name
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+    assert prod.stacks["data"].termination_protection is True
+
+
+def test_dev_may_destroy_its_buckets_and_key(dev):
+    template = data(dev)
+    for resource_type in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+        for name, resource in resources(template, resource_type).items():
+            assert resource["DeletionPolicy"] == "Delete", name
+    # Emptied first, or CloudFormation cannot delete a bucket that holds objects.
+    template.resource_count_is("Custom::S3AutoDeleteObjects", len(ALL_BUCKETS))
+    template.has_resource_properties("AWS::KMS::Key", {"PendingWindowInDays": 7})
+
+
+def test_trail_records_s3_data_events_on_data_and_artifacts(stage):
+    template = data(stage)
+    ids = {name: logical_id(template, "AWS::S3::Bucket", name) for name in ALL_BUCKETS}
+    template.has_resource_properties(
+        "AWS::CloudTrail::Trail",
+        {
+            "IsLogging": True,
+            "EnableLogFileValidation": True,
+            "KMSKeyId": {"Fn::GetAtt": [key_id(template), "Arn"]},
+            "S3BucketName": {"Ref": ids["AccessLogsBucket"]},
+            "CloudWatchLogsLogGroupArn": Match.any_value(),
+            "EventSelectors": [
+                {
+                    "DataResources": [
+                        {
+                            "Type": "AWS::S3::Object",
+                            "Values": [
+                                {"Fn::Join": ["", [{"Fn::GetAtt": [ids["DataBucket"], "Arn"]}, "/"]]},
+                                {"Fn::Join": ["", [{"Fn::GetAtt": [ids["ArtifactsBucket"], "Arn"]}, "/"]]},
+                            ],
+                        }
+                    ],
+                    "IncludeManagementEvents": False,
+                    "ReadWriteType": "All",
+                }
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "KmsKeyId": {"Fn::GetAtt": [key_id(template), "Arn"]},
+            "RetentionInDays": stage.config.data.trail_log_retention_days,
+        },
+    )
+
+
+def test_operator_topic_is_encrypted_and_refuses_plain_http(stage):
+    template = data(stage)
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id(template), "Arn"]}})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+
+
+def _lone_data_stack(lone_app, config) -> Template:
+    return Template.from_stack(DataStack(lone_app(), "Data", config=config))
+
+
+def test_trail_can_be_switched_off_for_accounts_with_an_organisation_trail(stage_config, lone_app):
+    template = _lone_data_stack(lone_app, stage_config(data={"cloudtrail_data_events": False}))
+    template.resource_count_is("AWS::CloudTrail::Trail", 0)
+    template.resource_count_is("AWS::Logs::LogGroup", 0)
+
+
+def test_operators_are_subscribed_by_email_from_the_configuration(stage_config, lone_app):
+    emails = ["ops@example.org", "oncall@example.org"]
+    template = _lone_data_stack(lone_app, stage_config(notifications={"emails": emails}))
+    subscriptions = properties(template, "AWS::SNS::Subscription")
+    assert sorted(s["Endpoint"] for s in subscriptions) == sorted(emails)
+    assert {s["Protocol"] for s in subscriptions} == {"email"}
