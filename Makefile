@@ -46,7 +46,7 @@ setup: $(STAMPS)/python $(STAMPS)/node
 
 synth: setup
 	rm -rf cdk.out
-	cdk synth --all --quiet $(CDK_CONTEXT)
+	cdk synth --quiet $(CDK_CONTEXT)
 	python -m checks cdk.out
 
 test: setup

@@ -2,7 +2,7 @@
 
     python bench/synth.py [--stage dev] [--runs 3] [--account 123456789012]
 
-Each run is exactly what `make synth` runs before its checks: `cdk synth --all --quiet` with the
+Each run is exactly what `make synth` runs before its checks: `cdk synth --quiet` with the
 pinned CLI, into a fresh output folder, in a fresh process tree (CLI, Python app, jsii's Node).
 Prints every run and the median. Peak memory is the largest resident set of any one process in
 the tree (getrusage of the waited children), which is the jsii Node process or the Python app.
@@ -46,7 +46,7 @@ def main() -> int:
     results = []
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
-            command = [cdk, "synth", "--all", "--quiet", "-o", outdir, "-c", f"stage={args.stage}"]
+            command = [cdk, "synth", "--quiet", "-o", outdir, "-c", f"stage={args.stage}"]
             if args.account:
                 command += ["-c", f"account={args.account}"]
             output = subprocess.run(

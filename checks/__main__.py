@@ -1,7 +1,8 @@
 """``python -m checks [cdk.out]``: check a synthesized assembly and print a short summary.
 
 Exits non-zero when cdk-nag has an open finding or a lazy acknowledgement, when a stack
-carries a stack-wide acknowledgement, or when cfn-lint finds an error.
+carries a stack-wide acknowledgement, when cfn-lint finds an error, or when synth needed a
+look-up in an AWS account (the platform synthesizes from its configuration alone).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from checks.assembly import read_stacks
+from checks.assembly import read_lookups, read_stacks
 from checks.cfn_lint import lint_template
 from checks.nag import PACKS, problems, read_reports, stack_wide_suppressions
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     stacks = read_stacks(args.outdir)
     findings = read_reports(args.outdir)
     failures = problems(findings, [stack.name for stack in stacks])
+    failures += [f"synth needed a look-up in an AWS account: {key}" for key in read_lookups(args.outdir)]
     acknowledged = Counter(f.stack for f in findings if f.compliance == "Suppressed")
     open_findings = Counter(f.stack for f in findings if f.compliance != "Compliant" and f.compliance != "Suppressed")
 

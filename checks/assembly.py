@@ -18,11 +18,20 @@ class SynthesizedStack:
         return json.loads(self.template_path.read_text(encoding="utf-8"))
 
 
-def read_stacks(outdir: Path) -> list[SynthesizedStack]:
+def _manifest(outdir: Path) -> dict:
     manifest_path = Path(outdir) / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} not found: synthesize first (make synth)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return json.loads(manifest_path.read_text(encoding="utf-8"))
+
+
+def read_lookups(outdir: Path) -> list[str]:
+    """Context the app had to look up in an AWS account (the platform synthesizes without any)."""
+    return [missing["key"] for missing in _manifest(outdir).get("missing", [])]
+
+
+def read_stacks(outdir: Path) -> list[SynthesizedStack]:
+    manifest = _manifest(outdir)
     stacks = []
     for name, artifact in manifest["artifacts"].items():
         if artifact["type"] != "aws:cloudformation:stack":

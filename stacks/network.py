@@ -42,6 +42,7 @@ class NetworkStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         network = config.network
         zones = list(network.availability_zones)
+        self._configured_zones = zones
 
         self.vpc = ec2.Vpc(
             self,
@@ -90,6 +91,12 @@ class NetworkStack(Stack):
                 private_dns_enabled=True,
                 open=False,
             )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The configured zones, so that no synth-time look-up is needed (CDK's documented
+        override); an environment-agnostic stack keeps CDK's two Fn::GetAZs zones."""
+        return self._configured_zones or super().availability_zones
 
 
 def _endpoint_id(name: str) -> str:

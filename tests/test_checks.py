@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks, NagReportFormat, NagSuppressions
 
 from app import cdk_json_context
 from checks.__main__ import main as checks_main
-from checks.assembly import read_stacks
+from checks.assembly import read_lookups, read_stacks
 from checks.cfn_lint import lint_template
 from checks.nag import PACKS, is_boilerplate, problems, read_reports, stack_wide_suppressions
 
@@ -22,6 +22,11 @@ def test_every_stack_passes_every_nag_pack(stage):
     stacks = [s.name for s in read_stacks(stage.outdir)]
     assert len(stacks) == len(stage.stacks)
     assert problems(read_reports(stage.outdir), stacks) == []
+
+
+def test_synth_needs_no_lookup_in_an_aws_account(stage):
+    # A look-up would make `cdk synth` ask for credentials (prod) or bake in dummy values.
+    assert read_lookups(stage.outdir) == []
 
 
 def test_each_pack_reported_on_each_stack(stage):
