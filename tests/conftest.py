@@ -73,7 +73,7 @@ def stage(request: pytest.FixtureRequest) -> Synthesized:
 def stage_config() -> Callable[..., StageConfig]:
     """A configuration built from the dev file with some sections replaced (for variants)."""
 
-    def make(name: str = "variant", **overrides: Mapping[str, Any] | Any) -> StageConfig:
+    def make(name: str = "variant", **overrides: Any) -> StageConfig:
         base = load_stage({"stage": "dev"}).model_dump(exclude={"name"})
         for key, value in overrides.items():
             base[key] = {**base[key], **value} if isinstance(value, Mapping) and key != "tags" else value
