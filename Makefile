@@ -25,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION))
 
-.PHONY: help setup synth test bench lint format bootstrap deploy diff destroy clean
+.PHONY: help setup java synth test bench lint format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -49,8 +49,12 @@ synth: setup
 	cdk synth --quiet $(CDK_CONTEXT)
 	python -m checks cdk.out
 
-test: setup
+test: setup java
 	python -m pytest
+
+# The local Spark session of the ETL tests needs a Java runtime (Glue 5 runs Java 17).
+java:
+	@command -v java >/dev/null || { echo "Java not found: the ETL tests run Spark locally; install a JRE 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"; exit 1; }
 
 bench: setup
 	python bench/synth.py --stage $(STAGE) --runs 3

@@ -6,6 +6,7 @@ flags from cdk.json and the cdk-nag packs apply exactly as they do on the comman
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,14 @@ from aws_cdk.assertions import Template
 
 from app import build_app, cdk_json_context
 from config.stage import StageConfig, load_stage, parse_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# The runtime folders are plain folders of scripts (as Glue and SageMaker run them), whose
+# modules import each other by bare name; the tests put them on the path the same way.
+for _folder in ("etl", "training_jobs"):
+    if str(ROOT / _folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / _folder))
 
 # A syntactically valid account id for synthesizing the prod stage in tests; nothing is deployed.
 TEST_ACCOUNT = "111111111111"
@@ -86,3 +95,60 @@ def stage_config() -> Callable[..., StageConfig]:
 def lone_app() -> Callable[[], cdk.App]:
     """A fresh app with cdk.json's feature flags, for building one stack of a variant config."""
     return lambda: cdk.App(context=cdk_json_context(), analytics_reporting=False)
+
+
+# --- ETL: one local Spark session and the real datasets prepared once per test session ---------
+
+RAW_FILES = {
+    "bank-marketing": SHARED_DATA / "bank-marketing" / "bank-additional.csv",
+    "vertebral-column": SHARED_DATA / "vertebral-column" / "column_2C.dat",
+    "car-evaluation": SHARED_DATA / "car-evaluation" / "car.data",
+    "wine-quality": SHARED_DATA / "wine-quality" / "winequality-red.csv",
+}
+SEED = 42
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One dataset prepared by etl/prepare.py: where, its spec, report and schema."""
+
+    name: str
+    raw: Path
+    output: Path
+    spec: Any
+    report: dict[str, Any]
+    schema: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    import prepare
+
+    session = prepare.spark_session(in_glue=False)
+    yield session
+    session.stop()
+
+
+def load_dataset_spec(name: str):
+    from dataset_spec import load_spec
+
+    return load_spec((ROOT / "datasets" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def run_prepare(spark, name: str, output: Path, raw: Path | None = None, seed: int = SEED) -> Prepared:
+    import json
+
+    import prepare
+
+    spec = load_dataset_spec(name)
+    raw = raw or RAW_FILES[name]
+    report = prepare.prepare(spark, str(raw), spec, str(output), seed)
+    schema = json.loads((output / "schema.json").read_text(encoding="utf-8"))
+    return Prepared(name, raw, output, spec, report, schema)
+
+
+@pytest.fixture(scope="session")
+def prepared(spark, tmp_path_factory) -> dict[str, Prepared]:
+    """The four real datasets from ../shared/data, prepared with the shipped specs."""
+    root = tmp_path_factory.mktemp("prepared")
+    return {name: run_prepare(spark, name, root / name) for name in RAW_FILES}

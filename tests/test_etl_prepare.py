@@ -1,0 +1,397 @@
+"""etl/prepare.py on a local Spark session, over the real UCI datasets and small crafted ones."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dataset_spec import SpecError, normalise
+from schema_encoder import SchemaEncoder
+
+from tests.conftest import RAW_FILES, ROOT, SEED, Prepared, load_dataset_spec, run_prepare
+
+SPLITS = ("train", "validation", "test")
+DATASETS = sorted(RAW_FILES)
+
+
+def split_rows(output: Path, split: str) -> list[list[str]]:
+    files = sorted((output / split).glob("*.csv"))
+    assert files, f"no CSV in {output / split}"
+    rows = []
+    for path in files:
+        with path.open(newline="") as handle:
+            rows += list(csv.reader(handle))
+    return rows
+
+
+def raw_records(prepared: Prepared) -> list[dict[str, str]]:
+    spec = prepared.spec
+    with prepared.raw.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter=spec.delimiter, quotechar='"')
+        rows = list(reader)
+    header = [name.strip() for name in rows[0]] if spec.header else list(spec.columns)
+    body = rows[1:] if spec.header else rows
+    return [dict(zip(header, row, strict=True)) for row in body if row]
+
+
+def rounded(values) -> tuple[float, ...]:
+    return tuple(float(f"{float(v):.10g}") for v in values)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_output_is_sagemaker_csv_target_first_all_numeric_no_nulls(prepared, name):
+    data = prepared[name]
+    width = 1 + len(data.schema["feature_names"])
+    classes = data.schema["target"]["classes"]
+    for split in SPLITS:
+        rows = split_rows(data.output, split)
+        assert rows, split
+        for row in rows:
+            assert len(row) == width
+            assert all(field != "" for field in row)
+            numbers = [float(field) for field in row]  # no header: the first line is numbers too
+            assert all(math.isfinite(n) for n in numbers)
+            if classes:
+                assert numbers[0] in range(len(classes))
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_splits_follow_the_spec_fractions_and_keep_class_ratios(prepared, name):
+    data = prepared[name]
+    labels = {split: Counter(row[0] for row in split_rows(data.output, split)) for split in SPLITS}
+    total = sum(sum(c.values()) for c in labels.values())
+    assert total == data.report["rows_out"]
+    classes = len(data.schema["target"]["classes"])
+    for split in SPLITS:
+        size = sum(labels[split].values())
+        assert abs(size - data.spec.split[split] * total) <= classes + 1, (split, size)
+        assert size == data.report["splits"][split]["rows"]
+    overall = sum(labels.values(), Counter())
+    for split in SPLITS:
+        size = sum(labels[split].values())
+        for label, count in overall.items():
+            # Stratified: each class is split by the same fractions, to within one row.
+            assert abs(labels[split][label] - data.spec.split[split] * count) <= 1, (split, label)
+            assert abs(labels[split][label] / size - count / total) < 0.02 + 1 / size
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_schema_round_trips_every_raw_record_into_its_training_row(prepared, name):
+    """Encode the raw file in plain Python with schema.json: exactly the rows the job wrote."""
+    data = prepared[name]
+    encoder = SchemaEncoder(data.schema, invalid_numbers="impute")
+    target = data.schema["target"]["column"]
+    kept = [target, *encoder.input_columns]
+    unique = {
+        tuple(_normalised(data.spec, column, record.get(column)) for column in kept): record
+        for record in raw_records(data)
+    }
+    expected = Counter(
+        rounded([encoder.encode_target(record[target]), *encoder.encode(record)])
+        for key, record in unique.items()
+        if key[0] is not None
+    )
+    written = Counter(rounded(row) for split in SPLITS for row in split_rows(data.output, split))
+    assert sum(written.values()) == data.report["rows_out"]
+    assert written == expected
+
+
+def _normalised(spec, column, value):
+    """The value as the job compares rows for duplicates."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() in spec.missing_values:
+        return None
+    feature = None if column == spec.target.column else spec.feature(column)
+    numeric = (feature is not None and not feature.categorical) or (
+        feature is None and (spec.target.problem == "regression" or spec.target.positive_above is not None)
+    )
+    if numeric:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return normalise(text, feature.aliases if feature else spec.target.aliases)
+
+
+def test_schema_records_what_inference_needs(prepared):
+    schema = prepared["bank-marketing"].schema
+    assert schema["target"] == {
+        "column": "y",
+        "problem": "binary",
+        "classes": ["no", "yes"],
+        "positive": "yes",
+        "positive_above": None,
+        "aliases": {},
+    }
+    assert schema["input_columns"][:3] == ["age", "job", "marital"]
+    job = next(f for f in schema["features"] if f["column"] == "job")
+    assert job["kind"] == "one-hot" and "admin." in job["categories"] and job["impute"] in job["categories"]
+    assert schema["feature_names"][:2] == ["age", "job=admin."]
+    car = prepared["car-evaluation"].schema
+    assert car["target"]["classes"] == ["unacc", "acc", "good", "vgood"]
+    assert next(f for f in car["features"] if f["column"] == "buying")["order"] == ["low", "med", "high", "vhigh"]
+
+
+def test_report_counts_and_class_balance(prepared):
+    report = prepared["bank-marketing"].report
+    assert report["rows_in"] == 4119 and report["rows_out"] == 4119
+    assert report["duplicates_dropped"] == 0 and report["missing_target_dropped"] == 0
+    assert sum(report["splits"][s]["classes"]["yes"] for s in SPLITS) == 451  # 10.9% of 4,119
+    assert report["missing_values"]["age"] == 0 and report["invalid_numbers"]["duration"] == 0
+    wine = prepared["wine-quality"].report
+    assert wine["duplicates_dropped"] == 240  # the red wine file repeats 240 rows exactly
+
+
+def test_vertebral_outliers_are_clipped_to_the_training_whiskers(prepared):
+    data = prepared["vertebral-column"]
+    feature = next(f for f in data.schema["features"] if f["column"] == "degree_spondylolisthesis")
+    low, high = feature["clip"]
+    index = 1 + data.schema["feature_names"].index("degree_spondylolisthesis")
+    values = [float(row[index]) for split in SPLITS for row in split_rows(data.output, split)]
+    assert min(values) >= low and max(values) <= high
+    assert max(values) == pytest.approx(high)  # the 418 outlier is now the whisker
+
+
+def test_success_marker_is_written_once_and_last(prepared):
+    output = prepared["car-evaluation"].output
+    files = [path for path in output.rglob("*") if path.is_file()]
+    assert [p.relative_to(output).as_posix() for p in files if p.name == "_SUCCESS"] == ["_SUCCESS"]
+    assert not [p for p in files if p.name.endswith(".crc")]
+    success = (output / "_SUCCESS").stat().st_mtime_ns
+    assert all(p.stat().st_mtime_ns <= success for p in files)
+
+
+def test_same_seed_gives_identical_output_and_another_seed_does_not(spark, prepared, tmp_path):
+    first = prepared["car-evaluation"]
+    again = run_prepare(spark, "car-evaluation", tmp_path / "again", seed=SEED)
+    other = run_prepare(spark, "car-evaluation", tmp_path / "other", seed=SEED + 1)
+    for split in SPLITS:
+        assert split_rows(again.output, split) == split_rows(first.output, split)
+    assert (again.output / "schema.json").read_text() == (first.output / "schema.json").read_text()
+    assert split_rows(other.output, "train") != split_rows(first.output, "train")
+
+
+# --- crafted data: duplicates, missing values, variants, outliers, unseen values ---------------
+
+CRAFTED_SPEC = {
+    "dataset": "crafted",
+    "csv": {"delimiter": ",", "header": True},
+    "target": {"column": "label", "problem": "binary", "positive": "yes"},
+    "features": {
+        "size": {"type": "numeric", "outliers": "drop"},
+        "colour": {"type": "categorical", "encoding": "one-hot", "aliases": {"grey": "gray"}},
+        "grade": {
+            "type": "categorical",
+            "encoding": "ordinal",
+            "order": ["low", "mid", "high"],
+            "aliases": {"medium": "mid"},
+        },
+    },
+    "drop": ["comment"],
+}
+
+
+def crafted_rows() -> list[list[str]]:
+    colours, grades = ["red", "gray", "blue"], ["low", "mid", "high"]
+    rows = [[str(10 + i), colours[i % 3], grades[i % 3], "yes" if i % 4 == 0 else "no", f"row {i}"] for i in range(80)]
+    rows += [
+        ["12.5", " GREY ", "Medium", "no", "variant spellings"],
+        ["12.50", "gray", "mid", "no", "the row above once normalised"],
+        ["?", "red", "low", "yes", "missing size"],
+        ["abc", "blue", "", "no", "invalid size, missing grade"],
+        ["12", "red", "low", "", "missing target"],
+        ["9999", "red", "high", "no", "an outlier"],
+    ]
+    return rows
+
+
+def write_crafted(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["size", "colour", "grade", "label", "comment"])
+        writer.writerows(rows)
+    return path
+
+
+def crafted_spec(**changes):
+    from dataset_spec import parse_spec
+
+    raw = {**CRAFTED_SPEC, **changes}
+    return parse_spec(raw)
+
+
+def test_crafted_data_is_deduplicated_imputed_and_reported(spark, tmp_path):
+    import prepare
+
+    raw = write_crafted(tmp_path / "crafted.csv", crafted_rows())
+    report = prepare.prepare(spark, str(raw), crafted_spec(), str(tmp_path / "out"), SEED)
+    assert report["rows_in"] == 86
+    # "comment" is dropped before duplicates are found, so the two spellings of one row are one.
+    assert report["duplicates_dropped"] == 1
+    assert report["missing_target_dropped"] == 1
+    assert report["missing_values"]["size"] == 2 and report["invalid_numbers"]["size"] == 1
+    assert report["missing_values"]["grade"] == 1
+    assert report["rows_out"] == report["rows_in"] - report["duplicates_dropped"] - 1 - report["outliers_dropped"]
+
+
+def test_drop_removes_training_outliers_and_clips_everywhere_else(spark, tmp_path):
+    import json
+
+    import prepare
+
+    rows = crafted_rows()
+    rows += [[str(5000 + i), "red", "high", "no", f"outlier {i}"] for i in range(12)]
+    raw = write_crafted(tmp_path / "crafted.csv", rows)
+    report = prepare.prepare(spark, str(raw), crafted_spec(), str(tmp_path / "out"), SEED)
+    schema = json.loads((tmp_path / "out" / "schema.json").read_text())
+    low, high = next(f for f in schema["features"] if f["column"] == "size")["clip"]
+    assert report["outliers_dropped"] > 0
+    for split in SPLITS:
+        sizes = [float(row[1]) for row in split_rows(tmp_path / "out", split)]
+        assert all(low <= s <= high for s in sizes), split
+    evaluation = sum(
+        1 for s in ("validation", "test") for row in split_rows(tmp_path / "out", s) if float(row[1]) == high
+    )
+    assert evaluation > 0  # evaluation outliers are kept, clipped, as inference will see them
+
+
+def test_unseen_category_encodes_as_zeros_and_ordinal_variants_resolve(prepared):
+    encoder = SchemaEncoder(prepared["bank-marketing"].schema)
+    record = {column: "" for column in encoder.input_columns}
+    record |= {"age": "41", "job": "astronaut", "duration": "100"}
+    encoded = dict(zip(encoder.feature_names, encoder.encode(record), strict=True))
+    assert all(encoded[name] == 0.0 for name in encoder.feature_names if name.startswith("job="))
+    car = SchemaEncoder(prepared["car-evaluation"].schema)
+    assert car.encode(["MEDIUM", "vhigh", "2", "2", "small", "low"])[0] == 1.0  # med is index 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "problem"),
+    [
+        ({"features": {**CRAFTED_SPEC["features"], "weight": {"type": "numeric"}}}, "weight", "not in the data"),
+        ({"target": {"column": "outcome", "problem": "binary", "positive": "yes"}}, "outcome", "not in the data"),
+        ({"drop": []}, "comment", "in the data but not in the spec"),
+        (
+            {
+                "features": {
+                    **CRAFTED_SPEC["features"],
+                    "grade": {**CRAFTED_SPEC["features"]["grade"], "order": ["low", "mid"]},
+                }
+            },
+            "grade",
+            "values ['high'] seen in the data are missing from its order ['low', 'mid']",
+        ),
+        ({"target": {"column": "label", "problem": "binary", "positive": "maybe"}}, "label", "needs positive 'maybe'"),
+        (
+            {"target": {"column": "label", "problem": "multiclass", "classes": ["yes"]}},
+            "label",
+            "values ['no'] are not among",
+        ),
+    ],
+)
+def test_spec_that_does_not_fit_the_data_fails_before_writing(spark, tmp_path, changes, column, problem):
+    import prepare
+
+    raw = write_crafted(tmp_path / "crafted.csv", crafted_rows())
+    output = tmp_path / "out"
+    with pytest.raises(SpecError) as raised:
+        prepare.prepare(spark, str(raw), crafted_spec(**changes), str(output), SEED)
+    assert raised.value.dataset == "crafted" and raised.value.column == column
+    assert problem in raised.value.problem
+    assert not output.exists()  # nothing written, so no _SUCCESS
+
+
+def test_empty_input_fails_cleanly(spark, tmp_path):
+    import prepare
+
+    raw = write_crafted(tmp_path / "crafted.csv", [])
+    with pytest.raises(SpecError, match="no rows in"):
+        prepare.prepare(spark, str(raw), crafted_spec(), str(tmp_path / "out"), SEED)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_that_fails_removes_nothing_and_leaves_no_stale_success(spark, tmp_path):
+    """A failure during writing must not leave an earlier run's _SUCCESS behind."""
+    import prepare
+
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "_SUCCESS").write_text("")
+    raw = write_crafted(tmp_path / "crafted.csv", crafted_rows())
+
+    def failing_write(uri, text):
+        raise OSError("disk full")
+
+    original = prepare.write_text
+    prepare.write_text = failing_write
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            prepare.prepare(spark, str(raw), crafted_spec(), str(output), SEED)
+    finally:
+        prepare.write_text = original
+    assert not (output / "_SUCCESS").exists()
+
+
+def test_command_line_runs_the_same_script_locally(tmp_path):
+    output = tmp_path / "car"
+    env = {**os.environ, "PYTHONPATH": ""}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "etl" / "prepare.py"),
+            "--input",
+            str(RAW_FILES["car-evaluation"]),
+            "--spec",
+            str(ROOT / "datasets" / "car-evaluation.json"),
+            "--output",
+            str(output),
+            "--seed",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "prepared car-evaluation: 1728 rows in, 1728 out" in result.stdout
+    assert (output / "_SUCCESS").exists()
+
+
+def test_command_line_reports_a_spec_error_in_one_line_and_writes_nothing(spark, tmp_path, capsys):
+    import prepare
+
+    broken = tmp_path / "broken.json"
+    broken.write_text((ROOT / "datasets" / "car-evaluation.json").read_text().replace('"5more"', '"five"'))
+    argv = ["--input", str(RAW_FILES["car-evaluation"]), "--spec", str(broken), "--output", str(tmp_path / "out")]
+    assert prepare.main(argv, session=lambda in_glue: spark) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "error: dataset 'car-evaluation', column 'doors': values ['5more'] seen in the data are missing "
+        "from its order ['2', '3', '4', 'five']"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_inside_glue_a_spec_error_fails_the_job_run_with_its_message(spark, tmp_path):
+    import prepare
+
+    broken = tmp_path / "broken.json"
+    broken.write_text((ROOT / "datasets" / "car-evaluation.json").read_text().replace('"5more"', '"five"'))
+    argv = ["--input", str(RAW_FILES["car-evaluation"]), "--spec", str(broken), "--output", str(tmp_path / "out")]
+    glue_args = ["--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1", "--job-bookmark-option", "job-bookmark-disable"]
+    with pytest.raises(SpecError, match="column 'doors'"):
+        prepare.main(argv + glue_args, session=lambda in_glue: spark)
+
+
+def test_spec_loader_used_by_tests_matches_files():
+    assert load_dataset_spec("car-evaluation").name == "car-evaluation"
