@@ -20,6 +20,7 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagReportFormat, NI
 
 from config import ConfigError, StageConfig, load_stage
 from stacks.data import DataStack
+from stacks.etl import EtlStack
 from stacks.network import NetworkStack
 
 ROOT = Path(__file__).resolve().parent
@@ -52,9 +53,21 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
         app, f"{prefix}-Network", key=data.key, description="ML platform: private VPC and endpoints", **common
     )
 
+    etl = EtlStack(
+        app,
+        f"{prefix}-Etl",
+        key=data.key,
+        data=data.data_store,
+        alarm_topic=data.alarm_topic,
+        vpc=network.vpc,
+        subnets=network.subnets,
+        description="ML platform: Glue catalogue and preparation job, start_etl",
+        **common,
+    )
+
     for key, value in config.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return {"data": data, "network": network}
+    return {"data": data, "network": network, "etl": etl}
 
 
 def main() -> None:

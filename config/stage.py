@@ -117,6 +117,36 @@ class DataConfig(_Section):
     destroy_on_delete: bool = False
 
 
+class EtlConfig(_Section):
+    # Glue 5 worker types (G.025X is for streaming jobs only).
+    worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X"] = "G.1X"
+    number_of_workers: int = Field(default=2, ge=2, le=299)
+    timeout_minutes: int = Field(default=60, ge=1, le=2880)
+    max_concurrent_runs: int = Field(default=4, ge=1, le=1000)
+    # When the crawler refreshes the catalogue of raw/ and prepared/ (a Glue cron expression).
+    crawler_schedule: str = "cron(0 * * * ? *)"
+    seed: int = Field(default=42, ge=0)
+
+    @field_validator("crawler_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.removeprefix("cron(").removesuffix(")").split()
+        if not (value.startswith("cron(") and value.endswith(")") and len(fields) == 6):
+            raise ValueError("a Glue schedule: cron(minutes hours day-of-month month day-of-week year)")
+        return value
+
+
+class FunctionsConfig(_Section):
+    """Settings shared by the platform's Lambda functions."""
+
+    log_retention_days: RetentionDays = 365
+    # Reserved so that a burst of uploads cannot starve the account, and the account's burst
+    # cannot starve the platform.
+    reserved_concurrency: int = Field(default=5, ge=1, le=1000)
+    # Retries of an asynchronous invocation (and of EventBridge's delivery) before the DLQ.
+    retry_attempts: int = Field(default=2, ge=0, le=2)
+
+
 class NotificationsConfig(_Section):
     emails: tuple[str, ...] = ()
 
@@ -138,6 +168,8 @@ class StageConfig(_Section):
     tags: dict[str, str] = Field(default_factory=dict)
     network: NetworkConfig = NetworkConfig()
     data: DataConfig = DataConfig()
+    etl: EtlConfig = EtlConfig()
+    functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
 
     @field_validator("account")

@@ -5,7 +5,8 @@ Every acknowledgement is attached to one exact resource, never to a stack.
 
 from __future__ import annotations
 
-from cdk_nag import NagSuppressions
+from aws_cdk import Stack, Token
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
 GRANT_POLICY_REASON = (
@@ -15,10 +16,15 @@ GRANT_POLICY_REASON = (
 )
 
 
-def acknowledge(resource: IConstruct, reasons: dict[str, str]) -> None:
-    """Acknowledge each rule id in ``reasons`` on ``resource`` (and only on it)."""
+def acknowledge(resource: IConstruct, reasons: dict[str, str], applies_to: list[str] | None = None) -> None:
+    """Acknowledge each rule id in ``reasons`` on ``resource`` (and only on it).
+
+    ``applies_to`` narrows a rule with findings per item (AwsSolutions-IAM5: one per wildcard
+    action or resource) to exactly those items, e.g. ``["Resource::*"]``.
+    """
     NagSuppressions.add_resource_suppressions(
-        resource, [{"id": rule, "reason": reason} for rule, reason in sorted(reasons.items())]
+        resource,
+        [NagPackSuppression(id=rule, reason=reason, applies_to=applies_to) for rule, reason in sorted(reasons.items())],
     )
 
 
@@ -34,3 +40,42 @@ def acknowledge_grant_policy(role: IConstruct) -> None:
             "NIST.800.53.R5-IAMNoInlinePolicy": GRANT_POLICY_REASON,
         },
     )
+
+
+# Why CDK's grant methods use wildcards, for AwsSolutions-IAM5 acknowledgements of grants.
+KMS_DATA_KEY_REASON = (
+    "The data-key operations (kms:GenerateDataKey*, kms:ReEncrypt*) that CDK grants for the one "
+    "platform key; the resource is that key's ARN, not a wildcard."
+)
+S3_ACTIONS_REASON = (
+    "CDK's S3 grant action groups (s3:GetObject*, s3:GetBucket*, s3:List*, s3:Abort*, "
+    "s3:DeleteObject*) on the bucket and object prefixes named in the same statement."
+)
+S3_GRANT_ACTIONS = [
+    "Action::s3:GetBucket*",
+    "Action::s3:GetObject*",
+    "Action::s3:List*",
+    "Action::s3:Abort*",
+    "Action::s3:DeleteObject*",
+]
+KMS_GRANT_ACTIONS = ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"]
+
+
+def acknowledge_wildcards(policy: IConstruct, reasons: dict[str, list[str]]) -> None:
+    """AwsSolutions-IAM5 on ``policy``, item by item: each reason covers exactly its items."""
+    NagSuppressions.add_resource_suppressions(
+        policy,
+        [
+            NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=items)
+            for reason, items in reasons.items()
+        ],
+    )
+
+
+def nag_arn(stack: Stack, service: str, resource: str) -> str:
+    """An ARN of ``stack``'s account and region as cdk-nag writes it in IAM5 findings:
+    pseudo parameters for an environment-agnostic stack, literals for a named environment."""
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"

@@ -59,8 +59,15 @@ STACKS = (
     ),
     Box(
         "Etl",
-        "planned (issue 3)",
-        ("Glue crawler + PySpark job", "start_etl Lambda on raw/", "→ prepared/<dataset>/<run>/"),
+        "built",
+        (
+            "start_etl Lambda on raw/<dataset>/ (+ DLQ)",
+            "Glue 5 PySpark job in the VPC (KMS)",
+            "→ prepared/<dataset>/<run>/ train/",
+            "  validation/ test/ schema.json _SUCCESS",
+            "Glue crawler: raw/ and prepared/",
+            "failures → SNS operator topic",
+        ),
         340,
         60,
     ),

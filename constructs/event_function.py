@@ -1,0 +1,192 @@
+"""EventFunction: a Lambda function fired by an EventBridge rule, with its DLQ and alarms.
+
+The platform's handlers all follow one shape, so the shape is built once:
+
+- the function runs in the VPC's isolated subnets (it reaches AWS through the endpoints), with
+  reserved concurrency, JSON logs to a KMS-encrypted log group, and the handler folder under
+  ``lambda/<name>/`` as its code (``handler.handler``);
+- an EventBridge rule invokes it asynchronously; EventBridge retries delivery and Lambda retries
+  failed invocations; whatever still fails lands in one KMS-encrypted dead-letter queue;
+- two alarms tell the operators' SNS topic: any function error, and any message in the DLQ.
+
+Callers grant the function what its handler needs through ``function`` (CDK grants) and read
+``rule`` / ``dead_letter_queue`` / ``alarms`` for tests and dashboards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
+
+LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ENI_REASON = (
+    "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
+    "EC2 offers no resource-level permissions for the Describe actions, so AWS's own "
+    "AWSLambdaVPCAccessExecutionRole grants them on all resources too."
+)
+
+
+class EventFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler_folder: str,
+        description: str,
+        event_pattern: events.EventPattern,
+        environment: dict[str, str],
+        key: kms.IKey,
+        alarm_topic: sns.ITopic,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        log_retention_days: int,
+        reserved_concurrency: int,
+        retry_attempts: int,
+        retain_logs: bool,
+        timeout_seconds: int = 30,
+        memory_size: int = 256,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        code = LAMBDA_ROOT / handler_folder
+        if not (code / "handler.py").is_file():
+            raise ValueError(f"{code}/handler.py not found: each function is a folder under lambda/ with a handler.py")
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            {
+                "AwsSolutions-SQS3": "This queue is the dead-letter queue of the function and of its "
+                "EventBridge target; a DLQ of a DLQ would only move the messages one step further."
+            },
+        )
+        log_group = EncryptedLogGroup(
+            self, "Logs", key=key, retention_days=log_retention_days, retain=retain_logs
+        ).log_group
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (Lambda execution role)",
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+        acknowledge_grant_policy(self.role)
+        acknowledge(
+            self.role.node.find_child("DefaultPolicy"),
+            {"AwsSolutions-IAM5": ENI_REASON},
+            applies_to=["Resource::*"],
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{description}: HTTPS out only (the VPC has no route to the internet)",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC endpoints and the S3 gateway"
+        )
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(code), exclude=["__pycache__", "*.pyc"]),
+            role=self.role,
+            environment=environment,
+            environment_encryption=key,
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            retry_attempts=retry_attempts,
+            dead_letter_queue=self.dead_letter_queue,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+        )
+        self.function.node.add_dependency(self.role)
+
+        self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
+        self.rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=retry_attempts,
+                max_event_age=Duration.hours(2),
+            )
+        )
+
+        notify = actions.SnsAction(alarm_topic)
+        self.alarms = [
+            self.function.metric_errors(period=Duration.minutes(5), statistic="Sum").create_alarm(
+                self,
+                "ErrorsAlarm",
+                alarm_description=f"{description}: the function failed (see its logs); "
+                "events are retried, then sent to its DLQ",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ).create_alarm(
+                self,
+                "DeadLetterAlarm",
+                alarm_description=f"{description}: events gave up after retries and wait in the DLQ for a replay",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+        self.dead_letter_queue.apply_removal_policy(RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY)
