@@ -70,7 +70,7 @@ def dataset_specs() -> dict[str, Path]:
     module = load_dataset_spec_module()
     found = {}
     for path in sorted(DATASETS_DIR.glob("*.json")):
-        spec = module.load_spec(path.read_text(encoding="utf-8"), source=str(path.relative_to(ROOT)))
+        spec = module.load_spec(path.read_text(encoding="utf-8"), source=path.name)
         if spec.name != path.stem:
             raise module.SpecError(spec.name, None, f"the spec's file must be named {spec.name}.json, not {path.name}")
         found[spec.name] = path
@@ -171,7 +171,7 @@ class EtlStack(Stack):
             timeout=etl.timeout_minutes,
             max_retries=0,  # a failed run is reported, not silently repeated; start_etl owns retries
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=etl.max_concurrent_runs),
-            security_configuration=self.security_configuration.name,
+            security_configuration=self.security_configuration.ref,
             connections=glue.CfnJob.ConnectionsListProperty(connections=[self.connection.ref]),
             default_arguments={
                 "--extra-py-files": spec_module.s3_object_url,
@@ -251,7 +251,7 @@ class EtlStack(Stack):
             recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_EVERYTHING"),
             # One table per dataset: s3://bucket/raw/<dataset>/ and s3://bucket/prepared/<dataset>/.
             configuration='{"Version": 1.0, "Grouping": {"TableLevelConfiguration": 3}}',
-            crawler_security_configuration=self.security_configuration.name,
+            crawler_security_configuration=self.security_configuration.ref,
         )
         self.crawler.node.add_dependency(self.crawler_role)
         acknowledge_grant_policy(self.crawler_role)
@@ -327,7 +327,7 @@ class EtlStack(Stack):
         self.failure_rule = events.Rule(
             self,
             "JobFailedRule",
-            description="The preparation job or the crawler failed",
+            description="The preparation job failed",
             event_pattern=events.EventPattern(
                 source=["aws.glue"],
                 detail_type=["Glue Job State Change"],

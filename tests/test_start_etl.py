@@ -1,0 +1,208 @@
+"""lambda/start_etl against moto: real boto3 calls into an emulated S3 and Glue."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.conftest import ROOT
+
+EVENTS = Path(__file__).parent / "events"
+BUCKET = "ml-platform-data-bucket"
+JOB = "prepare-job"
+SPECS = {
+    "bank-marketing": "s3://cdk-assets/bank.json",
+    "car-evaluation": "s3://cdk-assets/car.json",
+}
+ENV = {
+    "JOB_NAME": JOB,
+    "DATA_BUCKET": BUCKET,
+    "RAW_PREFIX": "raw/",
+    "PREPARED_PREFIX": "prepared/",
+    "DATASET_SPECS": json.dumps(SPECS),
+    "SEED": "42",
+    "CLAIM_TIMEOUT_SECONDS": "900",
+}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        **ENV,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        glue = boto3.client("glue")
+        glue.create_job(Name=JOB, Role="arn:aws:iam::123456789012:role/glue", Command={"Name": "glueetl"})
+        yield s3, glue
+
+
+@pytest.fixture
+def module(aws):
+    """The handler module, loaded by path as Lambda loads it (clients created at import)."""
+    name = "start_etl_handler_under_test"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "lambda" / "start_etl" / "handler.py")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    yield loaded
+    del sys.modules[name]
+
+
+def event(key: str = "raw/bank-marketing/bank-additional.csv", **object_fields) -> dict:
+    data = json.loads((EVENTS / "s3_object_created.json").read_text())
+    data["detail"]["object"]["key"] = key
+    data["detail"]["object"].update(object_fields)
+    return data
+
+
+def job_runs(glue) -> list[dict]:
+    return glue.get_job_runs(JobName=JOB)["JobRuns"]
+
+
+def test_a_new_raw_file_starts_one_run_with_the_datasets_arguments(module, aws):
+    s3, glue = aws
+    result = module.handler(event(), None)
+
+    assert result["status"] == "started" and result["dataset"] == "bank-marketing"
+    [run] = job_runs(glue)
+    assert run["Id"] == result["job_run_id"]
+    run_id = result["run_id"]
+    assert run["Arguments"] == {
+        "--input": f"s3://{BUCKET}/raw/bank-marketing/",
+        "--spec": SPECS["bank-marketing"],
+        "--output": f"s3://{BUCKET}/prepared/bank-marketing/{run_id}/",
+        "--seed": "42",
+    }
+    assert run_id.startswith("20261112T093000Z-")
+    record = json.loads(s3.get_object(Bucket=BUCKET, Key=f"prepared/bank-marketing/{run_id}/_RUN.json")["Body"].read())
+    assert record["job_run_id"] == run["Id"]
+    assert record["source"] == f"s3://{BUCKET}/raw/bank-marketing/bank-additional.csv"
+
+
+def test_duplicate_event_starts_one_job(module, aws):
+    _, glue = aws
+    first = module.handler(event(), None)
+    second = module.handler(copy.deepcopy(event()), None)
+    assert second == {**first, "status": "duplicate"}
+    assert len(job_runs(glue)) == 1
+
+
+def test_a_new_version_of_the_same_key_is_a_new_run(module, aws):
+    _, glue = aws
+    first = module.handler(event(), None)
+    second = module.handler(event(**{"version-id": "v2", "sequencer": "0064D3901D00059999"}), None)
+    assert second["status"] == "started" and second["run_id"] != first["run_id"]
+    assert len(job_runs(glue)) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "fields", "reason"),
+    [
+        ("raw/bank-marketing/", {"size": 0}, "raw/bank-marketing/ is a folder marker"),
+        ("raw/bank-marketing/empty.csv", {"size": 0}, "raw/bank-marketing/empty.csv is empty"),
+        ("raw/loose.csv", {}, "raw/loose.csv is directly under raw/; expected raw/<dataset>/<file>"),
+        (
+            "raw/iris/iris.csv",
+            {},
+            "dataset 'iris' has no spec (datasets with specs: bank-marketing, car-evaluation)",
+        ),
+        ("prepared/bank-marketing/x/_SUCCESS", {}, "prepared/bank-marketing/x/_SUCCESS is not under raw/"),
+    ],
+)
+def test_objects_that_are_not_new_data_are_ignored_with_a_reason(module, aws, key, fields, reason, caplog):
+    s3, glue = aws
+    with caplog.at_level("INFO"):
+        result = module.handler(event(key, **fields), None)
+    assert result == {"status": "ignored", "reason": reason}
+    assert reason in caplog.text
+    assert job_runs(glue) == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+def test_other_buckets_are_ignored(module, aws):
+    data = event()
+    data["detail"]["bucket"]["name"] = "someone-elses-bucket"
+    assert module.handler(data, None)["status"] == "ignored"
+    assert job_runs(aws[1]) == []
+
+
+def test_an_event_that_is_not_object_created_fails_loudly(module):
+    data = json.loads((EVENTS / "glue_job_state_change_failed.json").read_text())
+    with pytest.raises(ValueError, match="not an S3 Object Created event"):
+        module.handler(data, None)
+
+
+def claim(s3, module, data: dict, claimed_at: datetime) -> str:
+    """Leave a claim as a delivery would that died after claiming, before starting."""
+    plan = module.plan(module.ObjectCreated.from_event(data), module.SETTINGS)
+    record = {"dataset": plan.dataset, "run_id": plan.run_id, "claimed_at": claimed_at.isoformat()}
+    s3.put_object(Bucket=BUCKET, Key=plan.record_key, Body=json.dumps(record).encode())
+    return plan.record_key
+
+
+def test_a_delivery_racing_an_unfinished_claim_asks_to_be_retried(module, aws):
+    s3, glue = aws
+    now = datetime(2026, 11, 12, 9, 31, tzinfo=UTC)
+    claim(s3, module, event(), claimed_at=now - timedelta(seconds=5))
+    with pytest.raises(module.RunStarting, match="not started yet; retrying later"):
+        module.start_etl(event(), glue, s3, module.SETTINGS, now=now)
+    assert job_runs(glue) == []
+
+
+def test_a_stale_claim_whose_job_never_started_is_taken_over(module, aws):
+    s3, glue = aws
+    now = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
+    key = claim(s3, module, event(), claimed_at=now - timedelta(hours=1))
+    result = module.start_etl(event(), glue, s3, module.SETTINGS, now=now)
+    assert result["status"] == "started"
+    assert len(job_runs(glue)) == 1
+    record = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert record["taken_over"] is True and record["job_run_id"] == result["job_run_id"]
+
+
+def test_a_run_started_but_not_recorded_is_found_and_not_started_again(module, aws):
+    s3, glue = aws
+    now = datetime(2026, 11, 12, 9, 31, tzinfo=UTC)
+    key = claim(s3, module, event(), claimed_at=now - timedelta(seconds=5))
+    plan = module.plan(module.ObjectCreated.from_event(event()), module.SETTINGS)
+    started = glue.start_job_run(JobName=JOB, Arguments=dict(plan.arguments))["JobRunId"]
+
+    result = module.start_etl(event(), glue, s3, module.SETTINGS, now=now)
+    assert result == {"status": "duplicate", "dataset": "bank-marketing", "run_id": plan.run_id, "job_run_id": started}
+    assert len(job_runs(glue)) == 1
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["job_run_id"] == started
+
+
+def test_glue_refusing_the_run_is_an_error_for_lambda_to_retry(module, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "ConcurrentRunsExceededException", "Message": "too many"}}, "StartJobRun")
+
+    monkeypatch.setattr(module.GLUE, "start_job_run", refuse)
+    with pytest.raises(ClientError, match="ConcurrentRunsExceededException"):
+        module.handler(event(), None)
+
+
+def test_missing_configuration_is_named_at_start(aws, monkeypatch):
+    monkeypatch.delenv("DATASET_SPECS")
+    spec = importlib.util.spec_from_file_location("start_etl_broken", ROOT / "lambda" / "start_etl" / "handler.py")
+    broken = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "start_etl_broken", broken)
+    with pytest.raises(RuntimeError, match="start_etl needs the environment variables DATASET_SPECS"):
+        spec.loader.exec_module(broken)
