@@ -1,7 +1,7 @@
 # The project's interface. Each target installs what it needs (once; offline afterwards).
 #   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
 #   make test                                      the whole test suite
-#   make bench                                     synth wall time and peak memory
+#   make bench                                     benchmarks: synth, and the ETL preparation
 #   make lint                                      ruff
 #   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
 #   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
@@ -56,8 +56,9 @@ test: setup java
 java:
 	@command -v java >/dev/null || { echo "Java not found: the ETL tests run Spark locally; install a JRE 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"; exit 1; }
 
-bench: setup
+bench: setup java
 	python bench/synth.py --stage $(STAGE) --runs 3
+	python bench/prepare.py --runs 3
 
 lint: setup
 	ruff check .
