@@ -23,6 +23,15 @@ OUTLIER_POLICIES = ("keep", "clip", "drop")
 DEFAULT_MISSING = ("", "?", "na", "n/a", "nan", "null")
 DEFAULT_SPLIT = {"train": 0.8, "validation": 0.1, "test": 0.1}
 IQR_WHISKER = 1.5
+ALGORITHMS = ("xgboost", "linear-learner", "knn")
+# Metrics the trainer reports, per problem; the first is the default objective.
+METRICS = {
+    "binary": ("auc", "accuracy", "f1", "precision", "recall", "log_loss"),
+    "multiclass": ("accuracy", "macro_f1"),
+    "regression": ("rmse", "mae", "mse", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse"})
+THRESHOLD_CRITERIA = ("f1", "youden")
 
 
 class SpecError(ValueError):
@@ -70,6 +79,33 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    max_jobs: int
+    max_parallel_jobs: int
+    ranges: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the dataset's model is trained and judged (the spec's optional ``training``)."""
+
+    algorithm: str = "xgboost"
+    objective_metric: str = ""  # empty: the problem's default
+    minimum: float | None = None  # the gate: the test metric must reach this
+    tolerance: float = 0.0  # ... and not fall below the approved model's by more than this
+    threshold_criterion: str = "f1"
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_runtime_minutes: int = 60
+    tuning: Tuning | None = None
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.objective_metric in LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     delimiter: str
@@ -81,6 +117,7 @@ class DatasetSpec:
     missing_values: tuple[str, ...]
     split: Mapping[str, float]
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    training: Training = field(default_factory=Training)
 
     def feature(self, name: str) -> Feature:
         return next(f for f in self.features if f.name == name)
@@ -159,7 +196,59 @@ def parse_spec(raw: Mapping[str, Any]) -> DatasetSpec:
         raise SpecError(name, None, f"split needs train, validation and test fractions above 0, not {split}")
     if abs(sum(split.values()) - 1.0) > 1e-9:
         raise SpecError(name, None, f"split fractions must add up to 1, not {sum(split.values())}")
-    return DatasetSpec(name, delimiter, header, columns, target, features, drop, missing, split, dict(raw))
+    training = _training(name, target.problem, raw.get("training", {}))
+    return DatasetSpec(name, delimiter, header, columns, target, features, drop, missing, split, dict(raw), training)
+
+
+def _training(dataset: str, problem: str, raw: Mapping[str, Any]) -> Training:
+    if not isinstance(raw, Mapping):
+        raise SpecError(dataset, None, "training must be an object")
+    known = set(Training.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise SpecError(dataset, None, f"training: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(known))}")
+    algorithm = raw.get("algorithm", "xgboost")
+    if algorithm not in ALGORITHMS:
+        raise SpecError(dataset, None, f"training.algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+    metric = raw.get("objective_metric") or METRICS[problem][0]
+    if metric not in METRICS[problem]:
+        allowed = ", ".join(METRICS[problem])
+        problem_text = f"training.objective_metric for a {problem} target is one of {allowed}, not {metric!r}"
+        raise SpecError(dataset, None, problem_text)
+    criterion = raw.get("threshold_criterion", "f1")
+    if criterion not in THRESHOLD_CRITERIA:
+        raise SpecError(dataset, None, f"training.threshold_criterion must be f1 or youden, not {criterion!r}")
+    count = raw.get("instance_count", 1)
+    if not isinstance(count, int) or count < 1:
+        raise SpecError(dataset, None, f"training.instance_count must be a whole number >= 1, not {count!r}")
+    tuning = None
+    if "tuning" in raw:
+        spec = raw["tuning"]
+        ranges = spec.get("ranges") or {}
+        jobs, parallel = spec.get("max_jobs", 10), spec.get("max_parallel_jobs", 2)
+        if not ranges:
+            raise SpecError(dataset, None, "training.tuning needs ranges of at least one hyperparameter")
+        if not (1 <= parallel <= jobs <= 100):
+            bounds_text = f"1 <= max_parallel_jobs <= max_jobs <= 100, not {parallel}/{jobs}"
+            raise SpecError(dataset, None, f"training.tuning needs {bounds_text}")
+        for name, bounds in ranges.items():
+            kind = bounds.get("type", "continuous")
+            if kind not in ("continuous", "integer") or not bounds.get("min", 0) < bounds.get("max", 0):
+                range_text = f"training.tuning.ranges.{name} needs type continuous or integer and min < max"
+                raise SpecError(dataset, None, range_text)
+        tuning = Tuning(jobs, parallel, ranges)
+    return Training(
+        algorithm=algorithm,
+        objective_metric=metric,
+        minimum=raw.get("minimum"),
+        tolerance=float(raw.get("tolerance", 0.0)),
+        threshold_criterion=criterion,
+        hyperparameters=dict(raw.get("hyperparameters", {})),
+        instance_type=raw.get("instance_type", "ml.m5.large"),
+        instance_count=count,
+        max_runtime_minutes=int(raw.get("max_runtime_minutes", 60)),
+        tuning=tuning,
+    )
 
 
 def _mapping(dataset: str, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:

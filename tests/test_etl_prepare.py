@@ -14,7 +14,7 @@ import pytest
 from dataset_spec import SpecError, normalise
 from schema_encoder import SchemaEncoder
 
-from tests.conftest import RAW_FILES, ROOT, SEED, Prepared, load_dataset_spec, run_prepare
+from tests.conftest import RAW_FILES, ROOT, SEED, load_dataset_spec, raw_records, run_prepare
 
 SPLITS = ("train", "validation", "test")
 DATASETS = sorted(RAW_FILES)
@@ -28,16 +28,6 @@ def split_rows(output: Path, split: str) -> list[list[str]]:
         with path.open(newline="") as handle:
             rows += list(csv.reader(handle))
     return rows
-
-
-def raw_records(prepared: Prepared) -> list[dict[str, str]]:
-    spec = prepared.spec
-    with prepared.raw.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=spec.delimiter, quotechar='"')
-        rows = list(reader)
-    header = [name.strip() for name in rows[0]] if spec.header else list(spec.columns)
-    body = rows[1:] if spec.header else rows
-    return [dict(zip(header, row, strict=True)) for row in body if row]
 
 
 def rounded(values) -> tuple[float, ...]:

@@ -1,0 +1,132 @@
+"""The XGBoost trainer through run_local.py on the real prepared datasets, and its contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import train
+
+from tests.conftest import QUALITY, RAW_FILES, ROOT, run_local
+
+DATASETS = sorted(RAW_FILES)
+BINARY_METRICS = {"auc", "accuracy", "precision", "recall", "specificity", "f1", "log_loss", "threshold"}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_model_quality_matches_the_reference_figures(trained, name):
+    metric, bar = QUALITY[name]
+    assert trained[name].evaluation["test"][metric] >= bar
+
+
+@pytest.mark.parametrize("name", ["bank-marketing", "vertebral-column", "wine-quality"])
+def test_binary_evaluation_has_every_metric_and_a_consistent_confusion_matrix(trained, name):
+    evaluation = trained[name].evaluation
+    test = evaluation["test"]
+    assert set(test) >= BINARY_METRICS
+    matrix = test["confusion_matrix"]
+    assert sum(matrix.values()) == evaluation["rows"]["test"]
+    tp, fp, fn, tn = matrix["tp"], matrix["fp"], matrix["fn"], matrix["tn"]
+    assert test["recall"] == pytest.approx(tp / (tp + fn))
+    assert test["specificity"] == pytest.approx(tn / (tn + fp))
+    assert test["accuracy"] == pytest.approx((tp + tn) / (tp + fp + fn + tn))
+    # The threshold is chosen on validation and used unchanged on test.
+    assert test["threshold"] == evaluation["validation"]["threshold"]
+    assert 0 < test["threshold"] < 1
+
+
+def test_multiclass_evaluation_has_accuracy_macro_f1_and_the_confusion_matrix(trained):
+    evaluation = trained["car-evaluation"].evaluation
+    test = evaluation["test"]
+    assert {"accuracy", "macro_f1", "confusion_matrix"} <= set(test)
+    matrix = test["confusion_matrix"]
+    assert len(matrix) == 4 and all(len(row) == 4 for row in matrix)
+    assert sum(map(sum, matrix)) == evaluation["rows"]["test"]
+    assert test["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(4)) / evaluation["rows"]["test"])
+
+
+def test_regression_metrics_are_computed(tmp_path):
+    import numpy as np
+
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.5, 2.0, 2.5, 4.0])
+    result = train.evaluate("regression", y, p, None, 0)
+    assert result["mse"] == pytest.approx(0.125)
+    assert result["rmse"] == pytest.approx(0.125**0.5)
+    assert result["mae"] == pytest.approx(0.25)
+    assert result["r2"] == pytest.approx(1 - 0.5 / 5.0)
+
+
+def test_model_dir_holds_model_schema_info_and_evaluation(trained):
+    model = trained["bank-marketing"].out / "model"
+    assert {p.name for p in model.iterdir()} == {
+        "xgboost-model.json",
+        "schema.json",
+        "model-info.json",
+        "evaluation.json",
+    }
+    assert json.loads((model / "schema.json").read_text()) == trained["bank-marketing"].prepared.schema
+    info = json.loads((model / "model-info.json").read_text())
+    assert (
+        info["classes"] == ["no", "yes"]
+        and info["threshold"] == trained["bank-marketing"].evaluation["test"]["threshold"]
+    )
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_metric_lines_parse_with_the_metric_definitions_regex(trained, name):
+    log = trained[name].log
+    evaluation = trained[name].evaluation
+    for channel in ("validation", "test"):
+        metric = evaluation["objective_metric"]
+        match = re.search(train.METRIC_REGEX.format(channel=channel, name=metric), log)
+        assert match, f"no {channel}:{metric} line in the log"
+        assert float(match.group(1)) == pytest.approx(evaluation[channel][metric], abs=1e-6)
+
+
+def test_hyperparameters_override_the_spec(prepared, tmp_path):
+    result = run_local(
+        prepared["car-evaluation"], tmp_path / "car", "--hyperparameters", '{"max_depth": 2, "num_round": 5}'
+    )
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "car" / "output" / "evaluation.json").read_text())
+    assert evaluation["hyperparameters"]["max_depth"] == 2 and evaluation["best_iteration"] <= 4
+
+
+def test_an_unknown_hyperparameter_is_refused_by_name(prepared, tmp_path):
+    result = run_local(prepared["car-evaluation"], tmp_path / "car", "--hyperparameters", '{"max_detph": 2}')
+    assert result.returncode == 2
+    assert "unknown hyperparameters ['--max_detph']" in result.stderr
+    assert not (tmp_path / "car").exists()
+
+
+def test_the_trainer_outside_a_training_contract_says_so():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "training_jobs" / "train.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": ""},
+    )
+    assert result.returncode == 2
+    assert "the SageMaker contract is not set up: missing SM_CHANNEL_TRAIN" in result.stderr
+
+
+def test_run_local_refuses_a_folder_that_is_not_a_prepared_run(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training_jobs" / "run_local.py"),
+            "--prepared",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "is not a prepared run" in result.stderr

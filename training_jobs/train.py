@@ -1,0 +1,255 @@
+"""Script-mode XGBoost trainer: SageMaker's XGBoost framework container, or a laptop, unchanged.
+
+The container contract (https://github.com/aws/sagemaker-training-toolkit, ENVIRONMENT_VARIABLES):
+
+- hyperparameters arrive as ``--name value`` arguments;
+- data in ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``, ``SM_CHANNEL_TEST`` (SageMaker CSV
+  from etl/prepare.py: no header, target first) and the prepared run's ``schema.json`` in
+  ``SM_CHANNEL_SCHEMA``;
+- the model goes to ``SM_MODEL_DIR``: ``xgboost-model.json``, ``schema.json`` and
+  ``model-info.json`` (problem, classes, decision threshold), what inference.py loads;
+- reports go to ``SM_OUTPUT_DATA_DIR``: ``evaluation.json`` (also copied beside the model).
+
+Training stops early on the validation channel. The metrics are printed as
+``metric <channel>:<name>=<value>`` lines, which the job's metric definitions (and a tuning
+job's objective) parse from the log. Evaluation on the test channel: for binary problems
+AUC-ROC, accuracy, precision, recall, specificity, F1, log loss, the decision threshold chosen
+on validation and the confusion matrix; for multiclass accuracy, macro F1 and the confusion
+matrix; for regression MSE, RMSE, MAE and R².
+
+``run_local.py`` sets this contract up in a temporary tree and runs this script in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn import metrics as skm
+
+MODEL_FILE = "xgboost-model.json"
+INFO_FILE = "model-info.json"
+EVALUATION_FILE = "evaluation.json"
+METRIC_LINE = "metric {channel}:{name}={value:.6f}"
+# The regular expression of the job's metric definitions, for a metric name and a channel.
+METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+# Booster parameters this trainer accepts, with their types. Anything else is refused by name.
+BOOSTER = {
+    "eta": float,
+    "max_depth": int,
+    "min_child_weight": float,
+    "subsample": float,
+    "colsample_bytree": float,
+    "gamma": float,
+    "alpha": float,
+    "lambda": float,
+    "max_bin": int,
+    "scale_pos_weight": float,
+    "tree_method": str,
+}
+DEFAULTS = {
+    "num_round": 300,
+    "early_stopping_rounds": 25,
+    "seed": 42,
+    "objective_metric": "",
+    "threshold_criterion": "f1",
+}
+
+
+def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description="XGBoost trainer (SageMaker script mode)")
+    parser.add_argument("--num_round", type=int, default=DEFAULTS["num_round"])
+    parser.add_argument("--early_stopping_rounds", type=int, default=DEFAULTS["early_stopping_rounds"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--objective_metric", default=DEFAULTS["objective_metric"])
+    parser.add_argument("--threshold_criterion", choices=["f1", "youden"], default=DEFAULTS["threshold_criterion"])
+    for name, kind in BOOSTER.items():
+        parser.add_argument(f"--{name}", type=kind, default=None)
+    args, unknown = parser.parse_known_args(argv)
+    # SageMaker may add its own sagemaker_* hyperparameters; anything else is a typo.
+    stray = [a for a in unknown if a.startswith("--") and not a.startswith("--sagemaker_")]
+    if stray:
+        parser.error(f"unknown hyperparameters {stray}; known: {', '.join(sorted([*DEFAULTS, *BOOSTER]))}")
+    return vars(args)
+
+
+def read_channel(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Every file of a channel (SageMaker CSV: target first, no header), in name order."""
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise SystemExit(f"error: channel {path} holds no file")
+    frames = [pd.read_csv(f, header=None, dtype=np.float64) for f in files if f.stat().st_size > 0]
+    data = pd.concat(frames, ignore_index=True).to_numpy()
+    return data[:, 1:], data[:, 0]
+
+
+def booster_params(hp: dict[str, Any], problem: str, classes: int) -> dict[str, Any]:
+    params: dict[str, Any] = {name: hp[name] for name in BOOSTER if hp.get(name) is not None}
+    params |= {"seed": hp["seed"], "nthread": os.cpu_count() or 1}
+    if problem == "binary":
+        params |= {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"]}
+    elif problem == "multiclass":
+        params |= {"objective": "multi:softprob", "num_class": classes, "eval_metric": ["mlogloss", "merror"]}
+    else:
+        params |= {"objective": "reg:squarederror", "eval_metric": ["rmse"]}
+    return params
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
+    """The decision threshold on validation: maximising F1, or Youden's J (TPR - FPR)."""
+    if criterion == "youden":
+        fpr, tpr, thresholds = skm.roc_curve(y, p)
+        best = int(np.argmax(tpr - fpr))
+        return float(min(thresholds[best], 1.0))
+    precision, recall, thresholds = skm.precision_recall_curve(y, p)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=precision + recall > 0
+    )
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return float(thresholds[best]) if len(thresholds) else 0.5
+
+
+def evaluate(problem: str, y: np.ndarray, p: np.ndarray, threshold: float | None, classes: int) -> dict[str, Any]:
+    if problem == "binary":
+        predicted = (p >= threshold).astype(int)
+        tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[0, 1]).ravel()
+        return {
+            "auc": float(skm.roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+            "accuracy": float(skm.accuracy_score(y, predicted)),
+            "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+            "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+            "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
+            "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+            "log_loss": float(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+            "threshold": float(threshold),
+            "confusion_matrix": {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)},
+        }
+    if problem == "multiclass":
+        predicted = p.argmax(axis=1)
+        return {
+            "accuracy": float(skm.accuracy_score(y, predicted)),
+            "macro_f1": float(
+                skm.f1_score(y, predicted, average="macro", labels=list(range(classes)), zero_division=0)
+            ),
+            "confusion_matrix": skm.confusion_matrix(y, predicted, labels=list(range(classes))).tolist(),
+        }
+    mse = float(skm.mean_squared_error(y, p))
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": float(skm.mean_absolute_error(y, p)),
+        "r2": float(skm.r2_score(y, p)),
+    }
+
+
+def print_metrics(channel: str, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            print(METRIC_LINE.format(channel=channel, name=name, value=value), flush=True)
+
+
+def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    schema_dir = Path(env["SM_CHANNEL_SCHEMA"])
+    schema = json.loads((schema_dir / "schema.json").read_text(encoding="utf-8"))
+    problem = schema["target"]["problem"]
+    classes = len(schema["target"]["classes"])
+    x_train, y_train = read_channel(env["SM_CHANNEL_TRAIN"])
+    x_val, y_val = read_channel(env["SM_CHANNEL_VALIDATION"])
+    x_test, y_test = read_channel(env["SM_CHANNEL_TEST"])
+    features = schema["feature_names"]
+    if x_train.shape[1] != len(features):
+        raise SystemExit(f"error: the train channel has {x_train.shape[1]} features, schema.json names {len(features)}")
+
+    dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=features)
+    dval = xgb.DMatrix(x_val, label=y_val, feature_names=features)
+    dtest = xgb.DMatrix(x_test, label=y_test, feature_names=features)
+    booster = xgb.train(
+        booster_params(hp, problem, classes),
+        dtrain,
+        num_boost_round=hp["num_round"],
+        evals=[(dtrain, "train"), (dval, "validation")],
+        early_stopping_rounds=hp["early_stopping_rounds"],
+        verbose_eval=False,
+    )
+    best = (0, booster.best_iteration + 1)
+
+    p_val = booster.predict(dval, iteration_range=best)
+    p_test = booster.predict(dtest, iteration_range=best)
+    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"]) if problem == "binary" else None
+    validation = evaluate(problem, y_val, p_val, threshold, classes)
+    test = evaluate(problem, y_test, p_test, threshold, classes)
+    print_metrics("validation", validation)
+    print_metrics("test", test)
+
+    objective = hp["objective_metric"] or {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[problem]
+    evaluation = {
+        "problem": problem,
+        "objective_metric": objective,
+        "test": test,
+        "validation": validation,
+        "best_iteration": int(booster.best_iteration),
+        "rows": {"train": len(y_train), "validation": len(y_val), "test": len(y_test)},
+        "hyperparameters": {k: v for k, v in hp.items() if v is not None},
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    model_dir = Path(env["SM_MODEL_DIR"])
+    output_dir = Path(env["SM_OUTPUT_DATA_DIR"])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    booster.save_model(model_dir / MODEL_FILE)
+    shutil.copyfile(schema_dir / "schema.json", model_dir / "schema.json")
+    info = {
+        "problem": problem,
+        "classes": schema["target"]["classes"],
+        "threshold": threshold,
+        "best_iteration": int(booster.best_iteration),
+        "feature_names": features,
+    }
+    (model_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    for folder in (output_dir, model_dir):
+        (folder / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    return evaluation
+
+
+def main(argv: list[str] | None = None) -> int:
+    hp = parse_hyperparameters(sys.argv[1:] if argv is None else argv)
+    missing = [
+        name
+        for name in (
+            "SM_CHANNEL_TRAIN",
+            "SM_CHANNEL_VALIDATION",
+            "SM_CHANNEL_TEST",
+            "SM_CHANNEL_SCHEMA",
+            "SM_MODEL_DIR",
+            "SM_OUTPUT_DATA_DIR",
+        )
+        if name not in os.environ
+    ]
+    if missing:
+        print(
+            f"error: the SageMaker contract is not set up: missing {', '.join(missing)} (use run_local.py)",
+            file=sys.stderr,
+        )
+        return 2
+    evaluation = train(dict(os.environ), hp)
+    objective = evaluation["objective_metric"]
+    print(
+        f"trained {evaluation['problem']} model: test {objective} = {evaluation['test'][objective]:.4f} "
+        f"in {evaluation['seconds']} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
