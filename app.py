@@ -22,6 +22,7 @@ from config import ConfigError, StageConfig, load_stage
 from stacks.data import DataStack
 from stacks.etl import EtlStack
 from stacks.network import NetworkStack
+from stacks.training import TrainingStack
 
 ROOT = Path(__file__).resolve().parent
 STAGE_CONTEXT_KEYS = ("stage", "account", "region")
@@ -65,9 +66,22 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
         **common,
     )
 
+    training = TrainingStack(
+        app,
+        f"{prefix}-Training",
+        key=data.key,
+        data=data.data_store,
+        artifacts=data.artifact_store,
+        alarm_topic=data.alarm_topic,
+        vpc=network.vpc,
+        subnets=network.subnets,
+        description="ML platform: SageMaker execution role, model registry, training and batch Lambdas",
+        **common,
+    )
+
     for key, value in config.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return {"data": data, "network": network, "etl": etl}
+    return {"data": data, "network": network, "etl": etl, "training": training}
 
 
 def main() -> None:

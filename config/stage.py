@@ -136,6 +136,17 @@ class EtlConfig(_Section):
         return value
 
 
+class TrainingConfig(_Section):
+    """How the stage runs SageMaker jobs (the datasets' specs say what to train)."""
+
+    # Managed spot training: cheaper, may wait for capacity (up to max_wait_minutes).
+    managed_spot: bool = False
+    max_wait_minutes: int = Field(default=120, ge=1, le=2880)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    batch_instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    batch_instance_count: int = Field(default=1, ge=1, le=100)
+
+
 class FunctionsConfig(_Section):
     """Settings shared by the platform's Lambda functions."""
 
@@ -169,6 +180,7 @@ class StageConfig(_Section):
     network: NetworkConfig = NetworkConfig()
     data: DataConfig = DataConfig()
     etl: EtlConfig = EtlConfig()
+    training: TrainingConfig = TrainingConfig()
     functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
 

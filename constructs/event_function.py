@@ -15,6 +15,7 @@ Callers grant the function what its handler needs through ``function`` (CDK gran
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -32,7 +33,10 @@ from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
 
-LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
+ROOT = Path(__file__).resolve().parents[1]
+LAMBDA_ROOT = ROOT / "lambda"
+# Where handlers that share runtime modules (etl/dataset_spec.py) are assembled before upload.
+BUILD_ROOT = ROOT / ".build" / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ENI_REASON = (
     "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
@@ -61,11 +65,14 @@ class EventFunction(Construct):
         retain_logs: bool,
         timeout_seconds: int = 30,
         memory_size: int = 256,
+        shared_modules: tuple[Path, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         code = LAMBDA_ROOT / handler_folder
         if not (code / "handler.py").is_file():
             raise ValueError(f"{code}/handler.py not found: each function is a folder under lambda/ with a handler.py")
+        if shared_modules:
+            code = _assemble(handler_folder, code, shared_modules)
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -190,3 +197,13 @@ class EventFunction(Construct):
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)
         self.dead_letter_queue.apply_removal_policy(RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY)
+
+
+def _assemble(name: str, source: Path, modules: tuple[Path, ...]) -> Path:
+    """The handler's folder plus shared runtime modules, in .build/lambda/<name>/."""
+    target = BUILD_ROOT / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for module in modules:
+        shutil.copyfile(module, target / module.name)
+    return target

@@ -222,6 +222,8 @@ def _training(dataset: str, problem: str, raw: Mapping[str, Any]) -> Training:
     if not isinstance(count, int) or count < 1:
         raise SpecError(dataset, None, f"training.instance_count must be a whole number >= 1, not {count!r}")
     tuning = None
+    if "tuning" in raw and algorithm != "xgboost":
+        raise SpecError(dataset, None, f"training.tuning is for the xgboost trainer, not {algorithm}")
     if "tuning" in raw:
         spec = raw["tuning"]
         ranges = spec.get("ranges") or {}

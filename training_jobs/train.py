@@ -7,7 +7,8 @@ The container contract (https://github.com/aws/sagemaker-training-toolkit, ENVIR
   from etl/prepare.py: no header, target first) and the prepared run's ``schema.json`` in
   ``SM_CHANNEL_SCHEMA``;
 - the model goes to ``SM_MODEL_DIR``: ``xgboost-model.json``, ``schema.json`` and
-  ``model-info.json`` (problem, classes, decision threshold), what inference.py loads;
+  ``model-info.json`` (problem, classes, decision threshold), what inference.py loads, and
+  ``code/`` with inference.py and schema_encoder.py for the serving container;
 - reports go to ``SM_OUTPUT_DATA_DIR``: ``evaluation.json`` (also copied beside the model).
 
 Training stops early on the validation channel. The metrics are printed as
@@ -37,6 +38,9 @@ import xgboost as xgb
 from sklearn import metrics as skm
 
 MODEL_FILE = "xgboost-model.json"
+# Inference code travels inside model.tar.gz (code/), as SageMaker's framework containers
+# expect with SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code: an isolated endpoint cannot fetch it.
+INFERENCE_CODE = ("inference.py", "schema_encoder.py")
 INFO_FILE = "model-info.json"
 EVALUATION_FILE = "evaluation.json"
 METRIC_LINE = "metric {channel}:{name}={value:.6f}"
@@ -209,6 +213,9 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(model_dir / MODEL_FILE)
     shutil.copyfile(schema_dir / "schema.json", model_dir / "schema.json")
+    (model_dir / "code").mkdir(exist_ok=True)
+    for name in INFERENCE_CODE:
+        shutil.copyfile(Path(__file__).resolve().parent / name, model_dir / "code" / name)
     info = {
         "problem": problem,
         "classes": schema["target"]["classes"],

@@ -1,0 +1,248 @@
+"""register_model: a finished platform training or tuning job is judged and registered.
+
+Fired by EventBridge on "SageMaker Training Job State Change" and "SageMaker HyperParameter
+Tuning Job State Change" events of the platform's jobs (tagged with the stage).
+
+- Completed: read the job's ``evaluation.json`` (the best training job's, for a tuning job),
+  then the metric gate: the dataset's objective metric on the test split must reach the spec's
+  ``training.minimum`` and must not fall behind the currently approved model by more than
+  ``training.tolerance``. The model package is created Approved, or Rejected with the reason in
+  its description; the metrics are attached either way (customer metadata, and evaluation.json
+  as the package's model quality statistics).
+- Failed or Stopped: the operators' topic hears the job name and SageMaker's failure reason.
+
+Training jobs launched by a tuning job are left to the tuning job's own event. A repeated
+event registers nothing new: the package of a job is found by its metadata first, and
+CreateModelPackage carries a client token derived from the job name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from dataset_spec import DatasetSpec, load_spec
+
+LOG = logging.getLogger(__name__)
+LOG.setLevel(logging.INFO)
+CONTENT_TYPES = ["text/csv", "application/json"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    artifacts_bucket: str
+    group_prefix: str
+    topic_arn: str
+    images: Mapping[str, str]
+    specs: Mapping[str, str]
+    stage: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            artifacts_bucket=env["ARTIFACTS_BUCKET"],
+            group_prefix=env["GROUP_PREFIX"],
+            topic_arn=env["TOPIC_ARN"],
+            images=json.loads(env["IMAGES"]),
+            specs=json.loads(env["DATASET_SPECS"]),
+            stage=env["STAGE"],
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    approved: bool
+    reason: str
+
+
+def gate(spec: DatasetSpec, value: float, current: float | None) -> Verdict:
+    """The metric gate, in the metric's own direction (lower is better for losses and errors)."""
+    training = spec.training
+    metric, lower = training.objective_metric, training.lower_is_better
+    if value != value:  # NaN: the metric could not be computed on this test split
+        return Verdict(False, f"test {metric} could not be computed")
+    if training.minimum is not None and (value > training.minimum if lower else value < training.minimum):
+        bound = "at most" if lower else "at least"
+        return Verdict(False, f"test {metric} {value:.4f} misses the bar: {bound} {training.minimum}")
+    if current is not None:
+        worse = value - current if lower else current - value
+        if worse > training.tolerance:
+            return Verdict(
+                False,
+                f"test {metric} {value:.4f} is {worse:.4f} worse than the approved model's {current:.4f} "
+                f"(tolerance {training.tolerance})",
+            )
+    against = f"; approved model: {current:.4f}" if current is not None else "; first approved model"
+    return Verdict(True, f"test {metric} {value:.4f} passes the gate{against}")
+
+
+def group_name(settings: Settings, dataset: str) -> str:
+    return f"{settings.group_prefix}-{dataset}"
+
+
+def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
+    detail = event["detail"]
+    if event["detail-type"] == "SageMaker HyperParameter Tuning Job State Change":
+        name, status = detail["HyperParameterTuningJobName"], detail["HyperParameterTuningJobStatus"]
+        tuning = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        tags = {
+            t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=tuning["HyperParameterTuningJobArn"])["Tags"]
+        }
+        if status != "Completed":
+            return _notify_failure(
+                sns, settings, "tuning job", name, status, tuning.get("FailureReason", "no reason given")
+            )
+        best = tuning.get("BestTrainingJob", {}).get("TrainingJobName")
+        if not best:
+            return _notify_failure(sns, settings, "tuning job", name, "Completed", "no training job completed")
+        job = sagemaker.describe_training_job(TrainingJobName=best)
+    else:
+        name, status = detail["TrainingJobName"], detail["TrainingJobStatus"]
+        job = sagemaker.describe_training_job(TrainingJobName=name)
+        if job.get("TuningJobArn"):
+            return {"status": "ignored", "reason": f"{name} belongs to a tuning job; its outcome is the tuning job's"}
+        tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
+        if status not in ("Completed",):
+            return _notify_failure(
+                sns, settings, "training job", name, status, job.get("FailureReason", "no reason given")
+            )
+
+    dataset = tags.get("ml-platform:dataset")
+    if tags.get("ml-platform:stage") != settings.stage or dataset not in settings.specs:
+        return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
+    spec = load_spec(_read(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    group = group_name(settings, dataset)
+    existing = _package_of(sagemaker, group, job["TrainingJobName"])
+    if existing:
+        LOG.info("duplicate event: %s is already registered as %s", job["TrainingJobName"], existing)
+        return {"status": "duplicate", "model_package": existing}
+
+    evaluation = _evaluation(s3, job)
+    metric = spec.training.objective_metric
+    value = float(evaluation["test"][metric])
+    current = _approved_value(sagemaker, group)
+    verdict = gate(spec, value, current)
+    evaluation_uri = _store_evaluation(s3, settings, dataset, job["TrainingJobName"], evaluation)
+    algorithm = spec.training.algorithm
+    container: dict[str, Any] = {
+        "Image": settings.images[algorithm],
+        "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+    }
+    if algorithm == "xgboost":  # the inference code travels in model.tar.gz under code/
+        container["Environment"] = {
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        }
+    metadata = {
+        "dataset": dataset,
+        "run_id": tags.get("ml-platform:run", ""),
+        "training_job": job["TrainingJobName"],
+        "objective_metric": metric,
+        "objective_value": f"{value:.6f}",
+        "verdict": verdict.reason[:256],
+        **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["test"].items() if isinstance(v, int | float)},
+    }
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=("Approved: " if verdict.approved else "Rejected: ") + verdict.reason,
+        InferenceSpecification={
+            "Containers": [container],
+            "SupportedContentTypes": CONTENT_TYPES,
+            "SupportedResponseMIMETypes": CONTENT_TYPES,
+        },
+        ModelApprovalStatus="Approved" if verdict.approved else "Rejected",
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
+        CustomerMetadataProperties=metadata,
+        ClientToken=hashlib.sha256(job["TrainingJobName"].encode()).hexdigest()[:32],
+    )["ModelPackageArn"]
+    if not verdict.approved:
+        sns.publish(
+            TopicArn=settings.topic_arn,
+            Subject=f"ML platform ({settings.stage}): model for {dataset} rejected",
+            Message=f"Model package {package} from {job['TrainingJobName']} was rejected: {verdict.reason}",
+        )
+    LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
+    return {
+        "status": "approved" if verdict.approved else "rejected",
+        "model_package": package,
+        "reason": verdict.reason,
+    }
+
+
+def _notify_failure(sns, settings: Settings, kind: str, name: str, status: str, reason: str) -> dict[str, Any]:
+    sns.publish(
+        TopicArn=settings.topic_arn,
+        Subject=f"ML platform ({settings.stage}): {kind} {status.lower()}"[:100],
+        Message=f"{kind.capitalize()} {name} ended {status}: {reason}",
+    )
+    LOG.warning("%s %s ended %s: %s", kind, name, status, reason)
+    return {"status": "notified", "job": name, "job_status": status, "reason": reason}
+
+
+def _package_of(sagemaker, group: str, training_job: str) -> str | None:
+    paginator = sagemaker.get_paginator("list_model_packages")
+    for page in paginator.paginate(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"):
+        for summary in page["ModelPackageSummaryList"]:
+            described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if described.get("CustomerMetadataProperties", {}).get("training_job") == training_job:
+                return summary["ModelPackageArn"]
+    return None
+
+
+def _approved_value(sagemaker, group: str) -> float | None:
+    packages = sagemaker.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    if not packages:
+        return None
+    described = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    value = described.get("CustomerMetadataProperties", {}).get("objective_value")
+    return float(value) if value is not None else None
+
+
+def _evaluation(s3, job: Mapping[str, Any]) -> dict[str, Any]:
+    """evaluation.json from the job's output.tar.gz (what SM_OUTPUT_DATA_DIR became)."""
+    base = job["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    bucket, _, prefix = base.removeprefix("s3://").partition("/")
+    key = f"{prefix}/{job['TrainingJobName']}/output/output.tar.gz"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            if member.name.rsplit("/", 1)[-1] == "evaluation.json" and member.isfile():
+                return json.loads(archive.extractfile(member).read())
+    raise ValueError(f"s3://{bucket}/{key} holds no evaluation.json")
+
+
+def _store_evaluation(s3, settings: Settings, dataset: str, job_name: str, evaluation: Mapping[str, Any]) -> str:
+    key = f"evaluations/{dataset}/{job_name}.json"
+    s3.put_object(
+        Bucket=settings.artifacts_bucket, Key=key, Body=json.dumps(evaluation).encode(), ContentType="application/json"
+    )
+    return f"s3://{settings.artifacts_bucket}/{key}"
+
+
+def _read(s3, uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+SETTINGS = Settings.from_env(os.environ)
+SAGEMAKER = boto3.client("sagemaker")
+S3 = boto3.client("s3")
+SNS = boto3.client("sns")
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return register_model(event, SAGEMAKER, S3, SNS, SETTINGS)

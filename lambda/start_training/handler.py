@@ -1,0 +1,305 @@
+"""start_training: prepared data arriving (the ETL job's _SUCCESS) trains the dataset's model.
+
+Fired by EventBridge on S3 "Object Created" for prepared/<dataset>/<run-id>/_SUCCESS. Starts a
+training job, or a Bayesian hyperparameter tuning job when the dataset's spec has
+``training.tuning``. Every job runs in the VPC's private subnets with network isolation,
+inter-container traffic encryption, KMS on volumes and output, a maximum runtime and, when the
+stage says so, managed spot capacity.
+
+The job name derives from dataset and run id, so a repeated event finds the job and starts
+nothing: the job is looked up first, and "already exists" from SageMaker counts as success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from dataset_spec import METRICS, DatasetSpec, load_spec
+
+LOG = logging.getLogger(__name__)
+LOG.setLevel(logging.INFO)
+CHANNELS = ("train", "validation", "test")
+# The trainer prints "metric <channel>:<name>=<value>" (training_jobs/train.py).
+METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+SUCCESS_KEY = re.compile(r"^(?P<prefix>.*?)(?P<dataset>[a-z0-9][a-z0-9-]*)/(?P<run>[A-Za-z0-9-]+)/_SUCCESS$")
+MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_bucket: str
+    prepared_prefix: str
+    artifacts_bucket: str
+    role_arn: str
+    kms_key_arn: str
+    subnets: list[str]
+    security_groups: list[str]
+    source_uri: str
+    images: Mapping[str, str]
+    specs: Mapping[str, str]
+    stage: str
+    managed_spot: bool
+    max_wait_minutes: int
+    volume_size_gb: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            data_bucket=env["DATA_BUCKET"],
+            prepared_prefix=env.get("PREPARED_PREFIX", "prepared/"),
+            artifacts_bucket=env["ARTIFACTS_BUCKET"],
+            role_arn=env["ROLE_ARN"],
+            kms_key_arn=env["KMS_KEY_ARN"],
+            subnets=json.loads(env["SUBNETS"]),
+            security_groups=json.loads(env["SECURITY_GROUPS"]),
+            source_uri=env["SOURCE_URI"],
+            images=json.loads(env["IMAGES"]),
+            specs=json.loads(env["DATASET_SPECS"]),
+            stage=env["STAGE"],
+            managed_spot=env.get("MANAGED_SPOT", "false") == "true",
+            max_wait_minutes=int(env.get("MAX_WAIT_MINUTES", "120")),
+            volume_size_gb=int(env.get("VOLUME_SIZE_GB", "30")),
+        )
+
+
+def job_name(dataset: str, run_id: str, limit: int) -> str:
+    """A valid SageMaker job name (letters, digits, hyphens) of at most ``limit`` characters,
+    the same for the same dataset and run."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{run_id}").strip("-")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: limit - 11].rstrip('-')}-{digest}"
+
+
+def parse(event: Mapping[str, Any], settings: Settings) -> tuple[str, str] | str:
+    """(dataset, run_id) for a run's _SUCCESS, or the reason to ignore the object."""
+    detail = event["detail"]
+    bucket, key = detail["bucket"]["name"], detail["object"]["key"]
+    if bucket != settings.data_bucket:
+        return f"bucket {bucket} is not the data bucket"
+    match = SUCCESS_KEY.match(key)
+    if not key.startswith(settings.prepared_prefix) or not match or match["prefix"] != settings.prepared_prefix:
+        return f"{key} is not {settings.prepared_prefix}<dataset>/<run-id>/_SUCCESS"
+    if match["dataset"] not in settings.specs:
+        return f"dataset {match['dataset']!r} has no spec"
+    return match["dataset"], match["run"]
+
+
+def training_definition(
+    spec: DatasetSpec, run_id: str, settings: Settings, schema: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a training job (or each job of a tuning job) needs, in SageMaker's request shape."""
+    training = spec.training
+    run = f"s3://{settings.data_bucket}/{settings.prepared_prefix}{spec.name}/{run_id}/"
+    sharded = training.instance_count > 1 and training.algorithm in ("xgboost", "linear-learner")
+
+    def channel(name: str, uri: str, content_type: str = "text/csv", shard: bool = False) -> dict[str, Any]:
+        return {
+            "ChannelName": name,
+            "ContentType": content_type,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": uri,
+                    "S3DataDistributionType": "ShardedByS3Key" if shard else "FullyReplicated",
+                }
+            },
+        }
+
+    if training.algorithm == "xgboost":
+        channels = [channel(c, run + c + "/", shard=sharded and c == "train") for c in CHANNELS]
+        channels += [
+            channel("schema", run + "schema.json", "application/json"),
+            channel("code", settings.source_uri, "application/x-tar"),
+        ]
+        hyperparameters = {
+            **{k: str(v) for k, v in training.hyperparameters.items()},
+            "objective_metric": training.objective_metric,
+            "threshold_criterion": training.threshold_criterion,
+            # Script mode under network isolation: the code comes in as a channel.
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": "/opt/ml/input/data/code/" + settings.source_uri.rsplit("/", 1)[-1],
+        }
+        metrics = [
+            {"Name": f"{c}:{m}", "Regex": METRIC_REGEX.format(channel=c, name=m)}
+            for c in ("validation", "test")
+            for m in METRICS[spec.target.problem]
+        ]
+    else:
+        channels = [channel("train", run + "train/", shard=sharded), channel("test", run + "test/")]
+        if training.algorithm == "linear-learner":
+            channels.insert(1, channel("validation", run + "validation/"))
+        hyperparameters = builtin_hyperparameters(spec, schema)
+        metrics = []
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": settings.images[training.algorithm], "TrainingInputMode": "File"},
+        "RoleArn": settings.role_arn,
+        "InputDataConfig": channels,
+        "OutputDataConfig": {
+            "S3OutputPath": f"s3://{settings.artifacts_bucket}/training/{spec.name}/",
+            "KmsKeyId": settings.kms_key_arn,
+        },
+        "ResourceConfig": {
+            "InstanceType": training.instance_type,
+            "InstanceCount": training.instance_count,
+            "VolumeSizeInGB": settings.volume_size_gb,
+            "VolumeKmsKeyId": settings.kms_key_arn,
+        },
+        "VpcConfig": {"SecurityGroupIds": settings.security_groups, "Subnets": settings.subnets},
+        "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_minutes * 60},
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+        "EnableManagedSpotTraining": settings.managed_spot,
+    }
+    if metrics:
+        definition["AlgorithmSpecification"]["MetricDefinitions"] = metrics
+    if settings.managed_spot:
+        wait = max(settings.max_wait_minutes, training.max_runtime_minutes) * 60
+        definition["StoppingCondition"]["MaxWaitTimeInSeconds"] = wait
+    return definition | {"HyperParameters": hyperparameters}
+
+
+def builtin_hyperparameters(spec: DatasetSpec, schema: Mapping[str, Any]) -> dict[str, str]:
+    """Linear Learner and k-NN take the problem's shape as hyperparameters."""
+    problem, classes = spec.target.problem, len(schema["target"]["classes"])
+    values: dict[str, Any] = {"feature_dim": len(schema["feature_names"])}
+    if spec.training.algorithm == "linear-learner":
+        values["predictor_type"] = {"binary": "binary_classifier", "multiclass": "multiclass_classifier"}.get(
+            problem, "regressor"
+        )
+        if problem == "multiclass":
+            values["num_classes"] = classes
+    else:
+        values |= {
+            "predictor_type": "regressor" if problem == "regression" else "classifier",
+            "k": 10,
+            "sample_size": 200000,
+        }
+    values |= spec.training.hyperparameters
+    return {k: str(v) for k, v in values.items()}
+
+
+def tags(spec: DatasetSpec, run_id: str, settings: Settings) -> list[dict[str, str]]:
+    return [
+        {"Key": "ml-platform:stage", "Value": settings.stage},
+        {"Key": "ml-platform:dataset", "Value": spec.name},
+        {"Key": "ml-platform:run", "Value": run_id},
+    ]
+
+
+def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) -> dict[str, Any]:
+    parsed = parse(event, settings)
+    if isinstance(parsed, str):
+        LOG.info("ignored: %s", parsed)
+        return {"status": "ignored", "reason": parsed}
+    dataset, run_id = parsed
+    spec = load_spec(_read(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    schema = json.loads(
+        _read(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
+    )
+    definition = training_definition(spec, run_id, settings, schema)
+    if spec.training.tuning:
+        return _tune(sagemaker, spec, run_id, definition, settings)
+    name = job_name(dataset, run_id, MAX_TRAINING_NAME)
+    if _exists(lambda: sagemaker.describe_training_job(TrainingJobName=name)):
+        LOG.info("duplicate event: training job %s exists", name)
+        return {"status": "duplicate", "job": name}
+    try:
+        sagemaker.create_training_job(TrainingJobName=name, Tags=tags(spec, run_id, settings), **definition)
+    except ClientError as error:
+        if not _already_exists(error):
+            raise
+        return {"status": "duplicate", "job": name}
+    LOG.info("started training job %s", name, extra={"dataset": dataset, "run_id": run_id})
+    return {"status": "started", "kind": "training", "job": name, "dataset": dataset, "run_id": run_id}
+
+
+def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    tuning = spec.training.tuning
+    name = job_name(spec.name, run_id, MAX_TUNING_NAME)
+    if _exists(lambda: sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)):
+        LOG.info("duplicate event: tuning job %s exists", name)
+        return {"status": "duplicate", "job": name}
+    static = {k: v for k, v in definition.pop("HyperParameters").items() if k not in tuning.ranges}
+    ranges: dict[str, list[dict[str, str]]] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": []}
+    for hp, bounds in tuning.ranges.items():
+        kind = "IntegerParameterRanges" if bounds.get("type") == "integer" else "ContinuousParameterRanges"
+        ranges[kind].append(
+            {
+                "Name": hp,
+                "MinValue": str(bounds["min"]),
+                "MaxValue": str(bounds["max"]),
+                "ScalingType": bounds.get("scaling", "Auto"),
+            }
+        )
+    config = {
+        "Strategy": "Bayesian",
+        "HyperParameterTuningJobObjective": {
+            "Type": "Minimize" if spec.training.lower_is_better else "Maximize",
+            "MetricName": f"validation:{spec.training.objective_metric}",
+        },
+        "ResourceLimits": {
+            "MaxNumberOfTrainingJobs": tuning.max_jobs,
+            "MaxParallelTrainingJobs": tuning.max_parallel_jobs,
+        },
+        "ParameterRanges": ranges,
+        "TrainingJobEarlyStoppingType": "Auto",
+    }
+    job = {**definition, "StaticHyperParameters": static}
+    try:
+        sagemaker.create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name,
+            HyperParameterTuningJobConfig=config,
+            TrainingJobDefinition=job,
+            Tags=tags(spec, run_id, settings),
+        )
+    except ClientError as error:
+        if not _already_exists(error):
+            raise
+        return {"status": "duplicate", "job": name}
+    LOG.info("started tuning job %s", name, extra={"dataset": spec.name, "run_id": run_id})
+    return {"status": "started", "kind": "tuning", "job": name, "dataset": spec.name, "run_id": run_id}
+
+
+def _exists(describe) -> bool:
+    try:
+        describe()
+        return True
+    except ClientError as error:
+        message = error.response["Error"].get("Message", "")
+        if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound") and (
+            "not found" in message.lower() or "does not exist" in message.lower() or "could not find" in message.lower()
+        ):
+            return False
+        raise
+
+
+def _already_exists(error: ClientError) -> bool:
+    message = error.response["Error"].get("Message", "").lower()
+    return error.response["Error"]["Code"] in ("ValidationException", "ResourceInUse") and (
+        "already exists" in message or "must be unique" in message
+    )
+
+
+def _read(s3, uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+SETTINGS = Settings.from_env(os.environ)
+SAGEMAKER = boto3.client("sagemaker")
+S3 = boto3.client("s3")
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return start_training(event, SAGEMAKER, S3, SETTINGS)
