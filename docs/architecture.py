@@ -73,8 +73,15 @@ STACKS = (
     ),
     Box(
         "Training",
-        "planned (issue 4)",
-        ("start_training on _SUCCESS", "register_model: metric gate", "model registry · batch transform"),
+        "built",
+        (
+            "start_training on _SUCCESS: training",
+            "  or Bayesian tuning, isolated, in VPC",
+            "register_model: metric gate →",
+            "  model registry (Approved/Rejected)",
+            "start_batch_transform: batch-input/",
+            "  → batch-output/ (joined to input)",
+        ),
         660,
         60,
     ),

@@ -60,14 +60,17 @@ def test_regression_metrics_are_computed(tmp_path):
     assert result["r2"] == pytest.approx(1 - 0.5 / 5.0)
 
 
-def test_model_dir_holds_model_schema_info_and_evaluation(trained):
+def test_model_dir_holds_model_schema_info_evaluation_and_inference_code(trained):
     model = trained["bank-marketing"].out / "model"
     assert {p.name for p in model.iterdir()} == {
         "xgboost-model.json",
         "schema.json",
         "model-info.json",
         "evaluation.json",
+        "code",
     }
+    # The serving container runs code/inference.py (SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code).
+    assert {p.name for p in (model / "code").iterdir()} == {"inference.py", "schema_encoder.py"}
     assert json.loads((model / "schema.json").read_text()) == trained["bank-marketing"].prepared.schema
     info = json.loads((model / "model-info.json").read_text())
     assert (
