@@ -160,7 +160,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         },
         ModelApprovalStatus="Approved" if verdict.approved else "Rejected",
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
-        CustomerMetadataProperties=metadata,
+        CustomerMetadataProperties={k: v for k, v in metadata.items() if v},
         ClientToken=hashlib.sha256(job["TrainingJobName"].encode()).hexdigest()[:32],
     )["ModelPackageArn"]
     if not verdict.approved:

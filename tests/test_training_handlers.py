@@ -1,0 +1,512 @@
+"""start_training, register_model and start_batch_transform against moto, with the event JSON
+that EventBridge sends. moto accepts a second job with a name in use (SageMaker refuses it), so
+the handlers look jobs up first; the race where SageMaker answers "already exists" is driven
+explicitly."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from tests.conftest import ROOT
+
+EVENTS = Path(__file__).parent / "events"
+REGION = "eu-west-1"
+DATA, ARTIFACTS, ASSETS = "ml-data", "ml-artifacts", "cdk-assets"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+IMAGES = {
+    "xgboost": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.2-0",
+    "linear-learner": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1",
+    "knn": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/knn:1",
+}
+RUN = "20261112T093000Z-0123456789"
+GROUP_PREFIX = "mlplatform-dev"
+
+
+def spec(name: str, **training) -> dict:
+    raw = json.loads((ROOT / "datasets" / f"{name}.json").read_text())
+    if training:
+        raw["training"] = {**{k: v for k, v in raw.get("training", {}).items() if k != "tuning"}, **training}
+    return raw
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (DATA, ARTIFACTS, ASSETS):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        sm = boto3.client("sagemaker")
+        for name in ("bank-marketing", "car-evaluation"):
+            sm.create_model_package_group(ModelPackageGroupName=f"{GROUP_PREFIX}-{name}")
+        topic = boto3.client("sns").create_topic(Name="operators")["TopicArn"]
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        yield {"s3": s3, "sagemaker": sm, "topic": topic, "sqs": sqs, "queue": queue}
+
+
+def put_spec(s3, name: str, raw: dict) -> str:
+    s3.put_object(Bucket=ASSETS, Key=f"{name}.json", Body=json.dumps(raw).encode())
+    return f"s3://{ASSETS}/{name}.json"
+
+
+def load(folder: str, env: dict, monkeypatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    name = f"{folder}_under_test"
+    module_spec = importlib.util.spec_from_file_location(name, ROOT / "lambda" / folder / "handler.py")
+    module = importlib.util.module_from_spec(module_spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def notifications(aws) -> list[dict]:
+    messages = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def s3_event(key: str, bucket: str = DATA) -> dict:
+    event = json.loads((EVENTS / "s3_object_created.json").read_text())
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"]["key"] = key
+    return event
+
+
+# --- start_training --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def start_training(aws, monkeypatch, prepared):
+    s3 = aws["s3"]
+    schema = prepared["bank-marketing"].schema
+    for name in ("bank-marketing", "car-evaluation"):
+        s3.put_object(
+            Bucket=DATA, Key=f"prepared/{name}/{RUN}/schema.json", Body=json.dumps(prepared[name].schema).encode()
+        )
+    assert schema
+    specs = {
+        "bank-marketing": put_spec(s3, "bank-marketing", spec("bank-marketing")),  # asks for tuning
+        "car-evaluation": put_spec(s3, "car-evaluation", spec("car-evaluation")),
+    }
+    env = {
+        "DATA_BUCKET": DATA,
+        "PREPARED_PREFIX": "prepared/",
+        "ARTIFACTS_BUCKET": ARTIFACTS,
+        "ROLE_ARN": ROLE,
+        "KMS_KEY_ARN": KEY,
+        "SUBNETS": json.dumps(["subnet-a", "subnet-b"]),
+        "SECURITY_GROUPS": json.dumps(["sg-jobs"]),
+        "SOURCE_URI": f"s3://{ASSETS}/sourcedir.tar.gz",
+        "IMAGES": json.dumps(IMAGES),
+        "DATASET_SPECS": json.dumps(specs),
+        "STAGE": "dev",
+        "MANAGED_SPOT": "true",
+        "MAX_WAIT_MINUTES": "120",
+        "VOLUME_SIZE_GB": "30",
+    }
+    return load("start_training", env, monkeypatch)
+
+
+def test_success_marker_starts_a_training_job_with_the_exact_request(start_training, aws):
+    result = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    assert result == {
+        "status": "started",
+        "kind": "training",
+        "job": f"car-evaluation-{RUN}",
+        "dataset": "car-evaluation",
+        "run_id": RUN,
+    }
+    job = aws["sagemaker"].describe_training_job(TrainingJobName=result["job"])
+    assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGES["xgboost"]
+    assert job["RoleArn"] == ROLE
+    channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "test", "schema", "code"}
+    assert (
+        channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{DATA}/prepared/car-evaluation/{RUN}/train/"
+    )
+    assert (
+        channels["schema"]["DataSource"]["S3DataSource"]["S3Uri"]
+        == f"s3://{DATA}/prepared/car-evaluation/{RUN}/schema.json"
+    )
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{ARTIFACTS}/training/car-evaluation/", "KmsKeyId": KEY}
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == KEY and job["ResourceConfig"]["InstanceCount"] == 1
+    assert job["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a", "subnet-b"]}
+    assert job["EnableNetworkIsolation"] is True and job["EnableInterContainerTrafficEncryption"] is True
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    hp = job["HyperParameters"]
+    assert (
+        hp["sagemaker_program"] == "train.py"
+        and hp["sagemaker_submit_directory"] == "/opt/ml/input/data/code/sourcedir.tar.gz"
+    )
+    assert hp["max_depth"] == "6" and hp["objective_metric"] == "accuracy"
+    # moto does not echo metric definitions back, so read them from the request itself.
+    parsed = start_training.load_spec(json.dumps(spec("car-evaluation")))
+    definition = start_training.training_definition(parsed, RUN, start_training.SETTINGS, {})
+    names = {m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert names >= {"validation:accuracy", "test:accuracy", "validation:macro_f1"}
+
+
+def test_metric_definitions_parse_the_trainers_lines(start_training):
+    import train
+
+    line = train.METRIC_LINE.format(channel="validation", name="auc", value=0.93125)
+    import re
+
+    assert re.search(start_training.METRIC_REGEX.format(channel="validation", name="auc"), line).group(1) == "0.931250"
+
+
+def test_duplicate_event_starts_no_second_job(start_training, aws):
+    first = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    second = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    assert first["status"] == "started" and second == {"status": "duplicate", "job": first["job"]}
+    assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
+
+
+def test_a_racing_create_that_sagemaker_refuses_counts_as_started(start_training, monkeypatch):
+    def refuse(**kwargs):
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "ValidationException",
+                    "Message": "Training job names must be unique within an AWS account",
+                }
+            },
+            "CreateTrainingJob",
+        )
+
+    monkeypatch.setattr(start_training.SAGEMAKER, "create_training_job", refuse)
+    result = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    assert result == {"status": "duplicate", "job": f"car-evaluation-{RUN}"}
+
+
+def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
+    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    assert result["kind"] == "tuning" and len(result["job"]) <= 32
+    tuning = aws["sagemaker"].describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=result["job"])
+    config = tuning["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "validation:auc"}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 12, "MaxParallelTrainingJobs": 3}
+    ranges = config["ParameterRanges"]
+    assert {r["Name"] for r in ranges["ContinuousParameterRanges"]} == {"eta", "min_child_weight"}
+    assert [r["Name"] for r in ranges["IntegerParameterRanges"]] == ["max_depth"]
+    definition = tuning["TrainingJobDefinition"]
+    assert (
+        "eta" not in definition["StaticHyperParameters"] and definition["StaticHyperParameters"]["num_round"] == "400"
+    )
+    assert definition["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (f"prepared/car-evaluation/{RUN}/train/_SUCCESS", "is not prepared/<dataset>/<run-id>/_SUCCESS"),
+        (f"prepared/iris/{RUN}/_SUCCESS", "dataset 'iris' has no spec"),
+        (f"raw/car-evaluation/{RUN}/_SUCCESS", "is not prepared/<dataset>/<run-id>/_SUCCESS"),
+    ],
+)
+def test_other_objects_are_ignored(start_training, aws, key, reason):
+    result = start_training.handler(s3_event(key), None)
+    assert result["status"] == "ignored" and reason in result["reason"]
+    assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_long_names_are_cut_to_sagemakers_limits_and_stay_stable(start_training):
+    long = "a-very-long-dataset-name-that-goes-on-and-on"
+    name = start_training.job_name(long, RUN, 63)
+    assert len(name) <= 63 and name == start_training.job_name(long, RUN, 63)
+    assert len(start_training.job_name(long, RUN, 32)) <= 32
+    assert start_training.job_name(long, RUN, 32) != start_training.job_name(long, RUN + "x", 32)
+
+
+@pytest.mark.parametrize("algorithm", ["linear-learner", "knn"])
+def test_builtin_algorithms_get_their_image_and_problem_hyperparameters(start_training, aws, algorithm, prepared):
+    raw = spec("car-evaluation", algorithm=algorithm, hyperparameters={})
+    parsed = start_training.load_spec(json.dumps(raw))
+    definition = start_training.training_definition(
+        parsed, RUN, start_training.SETTINGS, prepared["car-evaluation"].schema
+    )
+    assert definition["AlgorithmSpecification"]["TrainingImage"] == IMAGES[algorithm]
+    hp = definition["HyperParameters"]
+    assert hp["feature_dim"] == "6"
+    if algorithm == "linear-learner":
+        assert hp["predictor_type"] == "multiclass_classifier" and hp["num_classes"] == "4"
+        assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "validation", "test"]
+    else:
+        assert hp["predictor_type"] == "classifier" and hp["k"] == "10"
+        assert [c["ChannelName"] for c in definition["InputDataConfig"]] == ["train", "test"]
+    assert "sagemaker_program" not in hp
+
+
+def test_more_than_one_instance_shards_the_training_channel_by_s3_key(start_training, prepared):
+    parsed = start_training.load_spec(json.dumps(spec("car-evaluation", instance_count=3)))
+    definition = start_training.training_definition(
+        parsed, RUN, start_training.SETTINGS, prepared["car-evaluation"].schema
+    )
+    distribution = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in definition["InputDataConfig"]
+    }
+    assert distribution["train"] == "ShardedByS3Key" and distribution["validation"] == "FullyReplicated"
+    assert definition["ResourceConfig"]["InstanceCount"] == 3
+
+
+# --- register_model --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def register_model(aws, monkeypatch):
+    specs = {
+        "bank-marketing": put_spec(aws["s3"], "bank-marketing", spec("bank-marketing")),
+        "car-evaluation": put_spec(aws["s3"], "car-evaluation", spec("car-evaluation")),
+    }
+    env = {
+        "ARTIFACTS_BUCKET": ARTIFACTS,
+        "GROUP_PREFIX": GROUP_PREFIX,
+        "TOPIC_ARN": aws["topic"],
+        "IMAGES": json.dumps(IMAGES),
+        "DATASET_SPECS": json.dumps(specs),
+        "STAGE": "dev",
+    }
+    return load("register_model", env, monkeypatch)
+
+
+def finished_job(aws, name: str, dataset: str, evaluation: dict, stage: str = "dev") -> None:
+    """A training job as SageMaker leaves it: tagged, with its output.tar.gz in the artifacts bucket."""
+    aws["sagemaker"].create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": IMAGES["xgboost"], "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        OutputDataConfig={"S3OutputPath": f"s3://{ARTIFACTS}/training/{dataset}/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        Tags=[{"Key": "ml-platform:stage", "Value": stage}, {"Key": "ml-platform:dataset", "Value": dataset}],
+    )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = json.dumps(evaluation).encode()
+        info = tarfile.TarInfo("evaluation.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    aws["s3"].put_object(
+        Bucket=ARTIFACTS, Key=f"training/{dataset}/{name}/output/output.tar.gz", Body=buffer.getvalue()
+    )
+
+
+def state_change(name: str, status: str) -> dict:
+    return {
+        "version": "0",
+        "id": "e0b7f4c2-0000-4000-8000-000000000001",
+        "detail-type": "SageMaker Training Job State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-11-12T10:02:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}"],
+        "detail": {
+            "TrainingJobName": name,
+            "TrainingJobStatus": status,
+            "SecondaryStatus": status,
+            "Tags": {"ml-platform:stage": "dev"},
+        },
+    }
+
+
+def packages(aws, dataset: str) -> list[dict]:
+    group = f"{GROUP_PREFIX}-{dataset}"
+    summaries = aws["sagemaker"].list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    return [aws["sagemaker"].describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
+
+
+def test_a_model_that_passes_the_gate_is_approved_with_its_metrics(register_model, aws, trained):
+    evaluation = trained["car-evaluation"].evaluation
+    finished_job(aws, "car-run-1", "car-evaluation", evaluation)
+    result = register_model.handler(state_change("car-run-1", "Completed"), None)
+    assert result["status"] == "approved"
+    [package] = packages(aws, "car-evaluation")
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ModelPackageDescription"].startswith("Approved: test accuracy")
+    metadata = package["CustomerMetadataProperties"]
+    assert float(metadata["objective_value"]) == pytest.approx(evaluation["test"]["accuracy"], abs=1e-6)
+    assert metadata["training_job"] == "car-run-1" and "test_macro_f1" in metadata
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["Image"] == IMAGES["xgboost"]
+    stored = json.loads(
+        aws["s3"].get_object(Bucket=ARTIFACTS, Key="evaluations/car-evaluation/car-run-1.json")["Body"].read()
+    )
+    assert stored == evaluation
+
+
+def test_a_model_below_the_bar_is_rejected_with_the_reason_and_operators_told(register_model, aws):
+    finished_job(aws, "car-run-2", "car-evaluation", {"test": {"accuracy": 0.91, "macro_f1": 0.8}})
+    result = register_model.handler(state_change("car-run-2", "Completed"), None)
+    assert result["status"] == "rejected"
+    [package] = packages(aws, "car-evaluation")
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert package["ModelPackageDescription"] == "Rejected: test accuracy 0.9100 misses the bar: at least 0.95"
+    [message] = notifications(aws)
+    assert "rejected" in message["Subject"] and "misses the bar" in message["Message"]
+
+
+def test_a_model_worse_than_the_approved_one_beyond_tolerance_is_rejected(register_model, aws):
+    finished_job(aws, "car-run-3", "car-evaluation", {"test": {"accuracy": 0.99, "macro_f1": 0.9}})
+    register_model.handler(state_change("car-run-3", "Completed"), None)
+    finished_job(aws, "car-run-4", "car-evaluation", {"test": {"accuracy": 0.975, "macro_f1": 0.9}})
+    result = register_model.handler(state_change("car-run-4", "Completed"), None)
+    assert result["status"] == "rejected"
+    assert "0.0150 worse than the approved model's 0.9900 (tolerance 0.01)" in result["reason"]
+    finished_job(aws, "car-run-5", "car-evaluation", {"test": {"accuracy": 0.985, "macro_f1": 0.9}})
+    assert register_model.handler(state_change("car-run-5", "Completed"), None)["status"] == "approved"
+
+
+def test_a_repeated_completion_event_registers_one_package(register_model, aws):
+    finished_job(aws, "car-run-6", "car-evaluation", {"test": {"accuracy": 0.97, "macro_f1": 0.9}})
+    first = register_model.handler(state_change("car-run-6", "Completed"), None)
+    second = register_model.handler(state_change("car-run-6", "Completed"), None)
+    assert second == {"status": "duplicate", "model_package": first["model_package"]}
+    assert len(packages(aws, "car-evaluation")) == 1
+
+
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_failed_or_stopped_jobs_reach_the_operators(register_model, aws, status):
+    finished_job(aws, "car-run-7", "car-evaluation", {"test": {}})
+    result = register_model.handler(state_change("car-run-7", status), None)
+    assert result["status"] == "notified"
+    [message] = notifications(aws)
+    assert f"Training job car-run-7 ended {status}" in message["Message"]
+    assert packages(aws, "car-evaluation") == []
+
+
+def test_jobs_of_another_stage_are_ignored(register_model, aws):
+    finished_job(aws, "prod-run", "car-evaluation", {"test": {"accuracy": 0.99}}, stage="prod")
+    assert register_model.handler(state_change("prod-run", "Completed"), None)["status"] == "ignored"
+
+
+def test_gate_directions(register_model):
+    parsed = register_model.load_spec(
+        json.dumps(spec("car-evaluation", objective_metric="accuracy", minimum=0.9, tolerance=0.0))
+    )
+    assert register_model.gate(parsed, 0.92, None).approved
+    assert not register_model.gate(parsed, 0.92, 0.93).approved
+    regression = json.loads((ROOT / "datasets" / "wine-quality.json").read_text())
+    regression["target"] = {"column": "quality", "problem": "regression"}
+    regression["training"] = {"objective_metric": "rmse", "minimum": 0.7, "tolerance": 0.05}
+    parsed = register_model.load_spec(json.dumps(regression))
+    assert register_model.gate(parsed, 0.6, 0.62).approved  # lower is better: 0.6 beats 0.62
+    assert not register_model.gate(parsed, 0.75, None).approved
+    assert "at most 0.7" in register_model.gate(parsed, 0.75, None).reason
+
+
+# --- start_batch_transform -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def start_batch_transform(aws, monkeypatch):
+    env = {
+        "DATA_BUCKET": DATA,
+        "BATCH_INPUT_PREFIX": "batch-input/",
+        "BATCH_OUTPUT_PREFIX": "batch-output/",
+        "GROUP_PREFIX": GROUP_PREFIX,
+        "ROLE_ARN": ROLE,
+        "KMS_KEY_ARN": KEY,
+        "SUBNETS": json.dumps(["subnet-a"]),
+        "SECURITY_GROUPS": json.dumps(["sg-jobs"]),
+        "DATASETS": json.dumps(["bank-marketing", "car-evaluation"]),
+        "TOPIC_ARN": aws["topic"],
+        "STAGE": "dev",
+        "INSTANCE_TYPE": "ml.m5.large",
+        "INSTANCE_COUNT": "1",
+    }
+    return load("start_batch_transform", env, monkeypatch)
+
+
+def approved_package(aws, dataset: str) -> str:
+    return aws["sagemaker"].create_model_package(
+        ModelPackageGroupName=f"{GROUP_PREFIX}-{dataset}",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": IMAGES["xgboost"],
+                    "ModelDataUrl": f"s3://{ARTIFACTS}/training/{dataset}/j/output/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+
+
+def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_transform, aws):
+    package = approved_package(aws, "car-evaluation")
+    sent = {}  # the requests as boto3 sends them (moto does not echo every field back)
+    start_batch_transform.SAGEMAKER.meta.events.register(
+        "provide-client-params.sagemaker.CreateModel", lambda params, **_: sent.setdefault("CreateModel", params)
+    )
+    result = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars-2026-11.csv"), None)
+    assert result["status"] == "started" and result["model_package"] == package
+    job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
+    assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == "text/csv"
+    assert (
+        job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        == f"s3://{DATA}/batch-input/car-evaluation/cars-2026-11.csv"
+    )
+    assert job["TransformOutput"]["S3OutputPath"] == f"s3://{DATA}/batch-output/car-evaluation/"
+    assert job["TransformOutput"]["KmsKeyId"] == KEY
+    assert job["DataProcessing"]["JoinSource"] == "Input"
+    model = aws["sagemaker"].describe_model(ModelName=job["ModelName"])
+    assert model["ExecutionRoleArn"] == ROLE
+    assert model["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a"]}
+    assert sent["CreateModel"]["Containers"] == [{"ModelPackageName": package}]
+    assert sent["CreateModel"]["EnableNetworkIsolation"] is True
+
+
+def test_a_repeated_batch_event_starts_one_transform(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+    first = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars.csv"), None)
+    second = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars.csv"), None)
+    assert second == {"status": "duplicate", "job": first["job"]}
+
+
+def test_no_approved_model_means_no_job_and_a_message(start_batch_transform, aws, caplog):
+    with caplog.at_level("WARNING"):
+        result = start_batch_transform.handler(s3_event("batch-input/bank-marketing/calls.csv"), None)
+    assert result == {"status": "no-model", "dataset": "bank-marketing"}
+    assert "No approved model for bank-marketing" in caplog.text
+    [message] = notifications(aws)
+    assert "was not transformed" in message["Message"]
+    assert aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("batch-input/iris/x.csv", "dataset 'iris' has no spec"),
+        ("batch-input/loose.csv", "is directly under batch-input/"),
+        ("batch-output/car-evaluation/x.csv.out", "is not under the data bucket's batch-input/"),
+    ],
+)
+def test_other_batch_objects_are_ignored(start_batch_transform, key, reason):
+    result = start_batch_transform.handler(s3_event(key), None)
+    assert result["status"] == "ignored" and reason in result["reason"]
