@@ -1,7 +1,7 @@
 # The project's interface. Each target installs what it needs (once; offline afterwards).
 #   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
 #   make test                                      the whole test suite
-#   make bench                                     benchmarks: synth, and the ETL preparation
+#   make bench                                     benchmarks: synth, ETL, training, handler imports
 #   make lint                                      ruff
 #   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
 #   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
@@ -59,6 +59,8 @@ java:
 bench: setup java
 	python bench/synth.py --stage $(STAGE) --runs 3
 	python bench/prepare.py --runs 3
+	python bench/train.py --runs 3
+	python bench/handlers.py
 
 lint: setup
 	ruff check .

@@ -221,6 +221,13 @@ def _training(dataset: str, problem: str, raw: Mapping[str, Any]) -> Training:
     count = raw.get("instance_count", 1)
     if not isinstance(count, int) or count < 1:
         raise SpecError(dataset, None, f"training.instance_count must be a whole number >= 1, not {count!r}")
+    if algorithm == "xgboost" and count > 1:
+        raise SpecError(
+            dataset,
+            None,
+            "training.instance_count above 1 needs an algorithm that trains on shards "
+            "(linear-learner, knn); the script-mode XGBoost trainer runs on one instance",
+        )
     tuning = None
     if "tuning" in raw and algorithm != "xgboost":
         raise SpecError(dataset, None, f"training.tuning is for the xgboost trainer, not {algorithm}")

@@ -430,7 +430,10 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
     remove(join(output_uri, SUCCESS))
     names = [c for c in prepared.columns if c not in (_KEY, _SPLIT)]
     for name in SPLITS:
-        part = prepared.where(F.col(_SPLIT) == name).repartition(1).sortWithinPartitions(_KEY)
+        # One file per training instance for train (SageMaker shards a channel by S3 key), so
+        # a multi-instance job gets a share each; ranges of the shuffle key keep it reproducible.
+        files = spec.training.instance_count if name == "train" else 1
+        part = prepared.where(F.col(_SPLIT) == name).repartitionByRange(files, _KEY).sortWithinPartitions(_KEY)
         part.select(*[F.col(f"`{c}`") for c in names]).write.mode("overwrite").option("header", "false").csv(
             join(output_uri, name)
         )

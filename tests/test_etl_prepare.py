@@ -253,6 +253,17 @@ def test_drop_removes_training_outliers_and_clips_everywhere_else(spark, tmp_pat
     assert evaluation > 0  # evaluation outliers are kept, clipped, as inference will see them
 
 
+def test_train_split_is_written_in_one_file_per_training_instance(spark, tmp_path):
+    import prepare
+
+    raw = write_crafted(tmp_path / "crafted.csv", crafted_rows())
+    spec = crafted_spec(training={"algorithm": "linear-learner", "instance_count": 3})
+    prepare.prepare(spark, str(raw), spec, str(tmp_path / "out"), SEED)
+    files = sorted((tmp_path / "out" / "train").glob("*.csv"))
+    assert len(files) == 3 and all(f.stat().st_size > 0 for f in files)
+    assert len(list((tmp_path / "out" / "test").glob("*.csv"))) == 1
+
+
 def test_unseen_category_encodes_as_zeros_and_ordinal_variants_resolve(prepared):
     encoder = SchemaEncoder(prepared["bank-marketing"].schema)
     record = {column: "" for column in encoder.input_columns}

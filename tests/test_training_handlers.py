@@ -260,7 +260,9 @@ def test_builtin_algorithms_get_their_image_and_problem_hyperparameters(start_tr
 
 
 def test_more_than_one_instance_shards_the_training_channel_by_s3_key(start_training, prepared):
-    parsed = start_training.load_spec(json.dumps(spec("car-evaluation", instance_count=3)))
+    parsed = start_training.load_spec(
+        json.dumps(spec("car-evaluation", algorithm="linear-learner", hyperparameters={}, instance_count=3))
+    )
     definition = start_training.training_definition(
         parsed, RUN, start_training.SETTINGS, prepared["car-evaluation"].schema
     )
@@ -270,6 +272,13 @@ def test_more_than_one_instance_shards_the_training_channel_by_s3_key(start_trai
     }
     assert distribution["train"] == "ShardedByS3Key" and distribution["validation"] == "FullyReplicated"
     assert definition["ResourceConfig"]["InstanceCount"] == 3
+
+
+def test_the_script_mode_trainer_is_refused_more_than_one_instance(start_training):
+    from dataset_spec import SpecError
+
+    with pytest.raises(SpecError, match="runs on one instance"):
+        start_training.load_spec(json.dumps(spec("car-evaluation", instance_count=2)))
 
 
 # --- register_model --------------------------------------------------------------------------------

@@ -101,7 +101,8 @@ def training_definition(
     """What a training job (or each job of a tuning job) needs, in SageMaker's request shape."""
     training = spec.training
     run = f"s3://{settings.data_bucket}/{settings.prepared_prefix}{spec.name}/{run_id}/"
-    sharded = training.instance_count > 1 and training.algorithm in ("xgboost", "linear-learner")
+    # Built-ins that train on shards get one share of train/ per instance (one file each).
+    sharded = training.instance_count > 1 and training.algorithm in ("linear-learner", "knn")
 
     def channel(name: str, uri: str, content_type: str = "text/csv", shard: bool = False) -> dict[str, Any]:
         return {
