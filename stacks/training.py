@@ -296,7 +296,14 @@ class TrainingStack(Stack):
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Training Job State Change", "SageMaker HyperParameter Tuning Job State Change"],
-                detail={"Tags": {"ml-platform:stage": [config.name]}},
+                # Terminal states only. Not every event carries the job's tags, so the handler
+                # reads them (ListTags) and ignores jobs of other stages and teams.
+                detail={
+                    "$or": [
+                        {"TrainingJobStatus": JOB_STATES},
+                        {"HyperParameterTuningJobStatus": JOB_STATES},
+                    ]
+                },
             ),
             environment={
                 "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,

@@ -519,3 +519,20 @@ def test_no_approved_model_means_no_job_and_a_message(start_batch_transform, aws
 def test_other_batch_objects_are_ignored(start_batch_transform, key, reason):
     result = start_batch_transform.handler(s3_event(key), None)
     assert result["status"] == "ignored" and reason in result["reason"]
+
+
+def test_a_failed_job_of_another_team_is_not_reported(register_model, aws):
+    finished_job(aws, "their-job", "car-evaluation", {"test": {}}, stage="someone-else")
+    assert register_model.handler(state_change("their-job", "Failed"), None)["status"] == "ignored"
+    assert notifications(aws) == []
+
+
+def test_a_failed_tuning_job_reaches_the_operators(register_model, start_training, aws):
+    started = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    event = state_change("unused", "Failed")
+    event["detail-type"] = "SageMaker HyperParameter Tuning Job State Change"
+    event["detail"] = {"HyperParameterTuningJobName": started["job"], "HyperParameterTuningJobStatus": "Failed"}
+    result = register_model.handler(event, None)
+    assert result["status"] == "notified" and result["job"] == started["job"]
+    [message] = notifications(aws)
+    assert f"Tuning job {started['job']} ended Failed" in message["Message"]

@@ -107,20 +107,23 @@ def test_start_training_fires_on_a_runs_success_marker_only(stage):
     assert not rule.matches_event(s3_event("raw/bank-marketing/_SUCCESS"))
 
 
-def test_register_model_fires_on_this_stages_job_state_changes(stage):
+def test_register_model_fires_when_a_training_or_tuning_job_ends(stage):
     rule = pattern(stage, "RegisterModelRule")
-    event = {
+    training_event = {
         "source": "aws.sagemaker",
         "detail-type": "SageMaker Training Job State Change",
-        "detail": {
-            "TrainingJobName": "j",
-            "TrainingJobStatus": "Completed",
-            "Tags": {"ml-platform:stage": stage.config.name},
-        },
+        "detail": {"TrainingJobName": "j", "TrainingJobStatus": "Completed", "Tags": {}},
     }
-    assert rule.matches_event(event)
-    assert rule.matches_event({**event, "detail-type": "SageMaker HyperParameter Tuning Job State Change"})
-    assert not rule.matches_event({**event, "detail": {**event["detail"], "Tags": {"ml-platform:stage": "another"}}})
+    tuning_event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker HyperParameter Tuning Job State Change",
+        "detail": {"HyperParameterTuningJobName": "t", "HyperParameterTuningJobStatus": "Failed"},
+    }
+    assert rule.matches_event(training_event)
+    assert rule.matches_event(tuning_event)
+    in_progress = {**training_event, "detail": {**training_event["detail"], "TrainingJobStatus": "InProgress"}}
+    assert not rule.matches_event(in_progress)
+    assert not rule.matches_event({**training_event, "detail-type": "SageMaker Endpoint State Change"})
 
 
 def test_batch_transform_fires_under_batch_input(stage):

@@ -1,7 +1,8 @@
 """register_model: a finished platform training or tuning job is judged and registered.
 
-Fired by EventBridge on "SageMaker Training Job State Change" and "SageMaker HyperParameter
-Tuning Job State Change" events of the platform's jobs (tagged with the stage).
+Fired by EventBridge when a training or tuning job ends (Completed, Failed, Stopped). Jobs are
+recognised by their tags (``ml-platform:stage`` and ``ml-platform:dataset``, set by
+start_training); any other job in the account is ignored.
 
 - Completed: read the job's ``evaluation.json`` (the best training job's, for a tuning job),
   then the metric gate: the dataset's objective metric on the test split must reach the spec's
@@ -90,34 +91,33 @@ def group_name(settings: Settings, dataset: str) -> str:
 
 def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
     detail = event["detail"]
-    if event["detail-type"] == "SageMaker HyperParameter Tuning Job State Change":
+    tuning_event = event["detail-type"] == "SageMaker HyperParameter Tuning Job State Change"
+    if tuning_event:
         name, status = detail["HyperParameterTuningJobName"], detail["HyperParameterTuningJobStatus"]
-        tuning = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        tags = {
-            t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=tuning["HyperParameterTuningJobArn"])["Tags"]
-        }
-        if status != "Completed":
-            return _notify_failure(
-                sns, settings, "tuning job", name, status, tuning.get("FailureReason", "no reason given")
-            )
-        best = tuning.get("BestTrainingJob", {}).get("TrainingJobName")
-        if not best:
-            return _notify_failure(sns, settings, "tuning job", name, "Completed", "no training job completed")
-        job = sagemaker.describe_training_job(TrainingJobName=best)
+        described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        arn = described["HyperParameterTuningJobArn"]
     else:
         name, status = detail["TrainingJobName"], detail["TrainingJobStatus"]
-        job = sagemaker.describe_training_job(TrainingJobName=name)
-        if job.get("TuningJobArn"):
+        described = sagemaker.describe_training_job(TrainingJobName=name)
+        arn = described["TrainingJobArn"]
+        if described.get("TuningJobArn"):
             return {"status": "ignored", "reason": f"{name} belongs to a tuning job; its outcome is the tuning job's"}
-        tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
-        if status not in ("Completed",):
-            return _notify_failure(
-                sns, settings, "training job", name, status, job.get("FailureReason", "no reason given")
-            )
-
+    # The rule passes every job's end in the account; only this stage's jobs are ours.
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
     dataset = tags.get("ml-platform:dataset")
     if tags.get("ml-platform:stage") != settings.stage or dataset not in settings.specs:
         return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
+    kind = "tuning job" if tuning_event else "training job"
+    if status != "Completed":
+        return _notify_failure(sns, settings, kind, name, status, described.get("FailureReason", "no reason given"))
+    if tuning_event:
+        best = described.get("BestTrainingJob", {}).get("TrainingJobName")
+        if not best:
+            return _notify_failure(sns, settings, kind, name, status, "no training job of it completed")
+        job = sagemaker.describe_training_job(TrainingJobName=best)
+    else:
+        job = described
+
     spec = load_spec(_read(s3, settings.specs[dataset]), source=settings.specs[dataset])
     group = group_name(settings, dataset)
     existing = _package_of(sagemaker, group, job["TrainingJobName"])
