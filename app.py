@@ -20,7 +20,8 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagReportFormat, NI
 
 from config import ConfigError, StageConfig, load_stage
 from stacks.data import DataStack
-from stacks.etl import EtlStack
+from stacks.etl import EtlStack, dataset_specs
+from stacks.hosting import HostingStack
 from stacks.network import NetworkStack
 from stacks.training import TrainingStack
 
@@ -79,9 +80,33 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
         **common,
     )
 
+    stacks: dict[str, cdk.Stack] = {"data": data, "network": network, "etl": etl, "training": training}
+    known = dataset_specs()
+    for dataset in config.hosting.datasets:
+        if dataset not in known:
+            raise ConfigError(
+                f"stage {config.name!r}: hosting.datasets has {dataset!r}, which has no spec; "
+                f"allowed: {', '.join(sorted(known))}"
+            )
+        stacks[f"hosting-{dataset}"] = HostingStack(
+            app,
+            f"{prefix}-Hosting-{dataset}",
+            dataset=dataset,
+            key=data.key,
+            data=data.data_store,
+            alarm_topic=data.alarm_topic,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            execution_role=training.execution_role,
+            security_group=training.security_group,
+            model_package_group=training.model_package_groups[dataset].model_package_group_name,
+            description=f"ML platform: the {dataset} endpoint, rolled forward on approved models",
+            **common,
+        )
+
     for key, value in config.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return {"data": data, "network": network, "etl": etl, "training": training}
+    return stacks
 
 
 def main() -> None:

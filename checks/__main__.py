@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     acknowledged = Counter(f.stack for f in findings if f.compliance == "Suppressed")
     open_findings = Counter(f.stack for f in findings if f.compliance != "Compliant" and f.compliance != "Suppressed")
 
-    print(f"{'stack':<34} {'resources':>9}  {'cdk-nag open/acknowledged':>26}  {'cfn-lint errors/warnings':>24}")
+    print(f"{'stack':<40} {'resources':>9}  {'cdk-nag open/acknowledged':>26}  {'cfn-lint errors/warnings':>24}")
     lint_errors = lint_warnings = 0
     for stack in stacks:
         template = stack.template
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         lint_warnings += len(lint.warnings)
         nag = f"{open_findings[stack.name]}/{acknowledged[stack.name]}"
         lint_counts = f"{len(lint.errors)}/{len(lint.warnings)}"
-        print(f"{stack.name:<34} {len(template.get('Resources', {})):>9}  {nag:>26}  {lint_counts:>24}")
+        print(f"{stack.name:<40} {len(template.get('Resources', {})):>9}  {nag:>26}  {lint_counts:>24}")
 
     print(
         f"cdk-nag ({', '.join(PACKS)}): {sum(open_findings.values())} open, "

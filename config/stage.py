@@ -147,6 +147,33 @@ class TrainingConfig(_Section):
     batch_instance_count: int = Field(default=1, ge=1, le=100)
 
 
+class HostingConfig(_Section):
+    """The real-time endpoints: one per served dataset."""
+
+    datasets: tuple[str, ...] = ()
+    instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    # At least 2 in production, so that SageMaker spreads the instances over the zones.
+    instance_count: int = Field(default=1, ge=1, le=100)
+    min_capacity: int = Field(default=1, ge=1, le=100)
+    max_capacity: int = Field(default=2, ge=1, le=100)
+    target_invocations_per_instance: int = Field(default=200, ge=1)
+    capture_sampling_percentage: int = Field(default=20, ge=0, le=100)
+    # Blue/green: this share of capacity takes traffic first, for this long, watched by alarms.
+    canary_percentage: int = Field(default=10, ge=1, le=50)
+    canary_wait_minutes: int = Field(default=10, ge=1, le=60)
+    # True: a model that passes the gate waits in the registry for a person to approve it.
+    manual_approval: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HostingConfig:
+        if not self.min_capacity <= self.instance_count <= self.max_capacity:
+            raise ValueError(
+                f"min_capacity {self.min_capacity} <= instance_count {self.instance_count} <= "
+                f"max_capacity {self.max_capacity}"
+            )
+        return self
+
+
 class FunctionsConfig(_Section):
     """Settings shared by the platform's Lambda functions."""
 
@@ -181,6 +208,7 @@ class StageConfig(_Section):
     data: DataConfig = DataConfig()
     etl: EtlConfig = EtlConfig()
     training: TrainingConfig = TrainingConfig()
+    hosting: HostingConfig = HostingConfig()
     functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
 
@@ -212,6 +240,13 @@ class StageConfig(_Section):
                 )
             if self.data.destroy_on_delete:
                 _fail(self.name, "data.destroy_on_delete", True, "false (a production stage always retains its data)")
+            if self.hosting.datasets and min(self.hosting.instance_count, self.hosting.min_capacity) < 2:
+                _fail(
+                    self.name,
+                    "hosting.instance_count/min_capacity",
+                    [self.hosting.instance_count, self.hosting.min_capacity],
+                    "2 or more in a production stage (instances spread over availability zones)",
+                )
         if (self.account is None) != (self.region is None):
             missing = "region" if self.region is None else "account"
             _fail(self.name, missing, None, "account and region are set together, or neither")

@@ -87,8 +87,15 @@ STACKS = (
     ),
     Box(
         "Hosting",
-        "planned (issue 5)",
-        ("endpoint ≥2 instances, multi-AZ", "autoscaling · data capture", "blue/green + auto-rollback"),
+        "built",
+        (
+            "one stack per served dataset:",
+            "endpoint (≥2 instances in prod, multi-AZ)",
+            "  autoscaling · data capture → capture/",
+            "deploy_model: Approved package →",
+            "  CloudFormation update → blue/green",
+            "  canary, auto-rollback on alarms",
+        ),
         660,
         240,
     ),

@@ -309,6 +309,7 @@ class TrainingStack(Stack):
                 "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
                 "GROUP_PREFIX": self.group_prefix,
                 "TOPIC_ARN": alarm_topic.topic_arn,
+                "PASS_STATUS": "PendingManualApproval" if config.hosting.manual_approval else "Approved",
                 "IMAGES": inference_images,
                 "DATASET_SPECS": spec_uris,
                 "STAGE": config.name,

@@ -50,8 +50,10 @@ def _synthesize(stage: str, outdir: Path) -> Synthesized:
     context = STAGE_CONTEXTS[stage]
     app = build_app(context, outdir=str(outdir))
     app.synth()
+    prefix = load_stage(context).stack_prefix + "-"
+    # "data", "network", "etl", "training", "hosting-bank-marketing", ...
     stacks = {
-        child.stack_name.rsplit("-", 1)[-1].lower(): child
+        child.stack_name.removeprefix(prefix).lower(): child
         for child in app.node.children
         if isinstance(child, cdk.Stack)
     }

@@ -536,3 +536,17 @@ def test_a_failed_tuning_job_reaches_the_operators(register_model, start_trainin
     assert result["status"] == "notified" and result["job"] == started["job"]
     [message] = notifications(aws)
     assert f"Tuning job {started['job']} ended Failed" in message["Message"]
+
+
+def test_with_manual_approval_a_passing_model_waits_for_a_person(register_model, aws, monkeypatch):
+    monkeypatch.setattr(
+        register_model,
+        "SETTINGS",
+        register_model.Settings(**{**register_model.SETTINGS.__dict__, "pass_status": "PendingManualApproval"}),
+    )
+    finished_job(aws, "car-run-8", "car-evaluation", {"test": {"accuracy": 0.97, "macro_f1": 0.9}})
+    result = register_model.handler(state_change("car-run-8", "Completed"), None)
+    assert result["status"] == "pending-approval"
+    [package] = packages(aws, "car-evaluation")
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["ModelPackageDescription"].startswith("Passed the gate, awaiting approval: test accuracy 0.9700")

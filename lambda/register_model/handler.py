@@ -45,6 +45,8 @@ class Settings:
     images: Mapping[str, str]
     specs: Mapping[str, str]
     stage: str
+    # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
+    pass_status: str = "Approved"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -55,6 +57,7 @@ class Settings:
             images=json.loads(env["IMAGES"]),
             specs=json.loads(env["DATASET_SPECS"]),
             stage=env["STAGE"],
+            pass_status=env.get("PASS_STATUS", "Approved"),
         )
 
 
@@ -152,13 +155,13 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
     }
     package = sagemaker.create_model_package(
         ModelPackageGroupName=group,
-        ModelPackageDescription=("Approved: " if verdict.approved else "Rejected: ") + verdict.reason,
+        ModelPackageDescription=(_label(verdict, settings) + ": ") + verdict.reason,
         InferenceSpecification={
             "Containers": [container],
             "SupportedContentTypes": CONTENT_TYPES,
             "SupportedResponseMIMETypes": CONTENT_TYPES,
         },
-        ModelApprovalStatus="Approved" if verdict.approved else "Rejected",
+        ModelApprovalStatus=settings.pass_status if verdict.approved else "Rejected",
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
         CustomerMetadataProperties={k: v for k, v in metadata.items() if v},
         ClientToken=hashlib.sha256(job["TrainingJobName"].encode()).hexdigest()[:32],
@@ -170,11 +173,14 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
             Message=f"Model package {package} from {job['TrainingJobName']} was rejected: {verdict.reason}",
         )
     LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
-    return {
-        "status": "approved" if verdict.approved else "rejected",
-        "model_package": package,
-        "reason": verdict.reason,
-    }
+    passed = {"Approved": "approved", "PendingManualApproval": "pending-approval"}[settings.pass_status]
+    return {"status": passed if verdict.approved else "rejected", "model_package": package, "reason": verdict.reason}
+
+
+def _label(verdict: Verdict, settings: Settings) -> str:
+    if not verdict.approved:
+        return "Rejected"
+    return "Approved" if settings.pass_status == "Approved" else "Passed the gate, awaiting approval"
 
 
 def _notify_failure(sns, settings: Settings, kind: str, name: str, status: str, reason: str) -> dict[str, Any]:
