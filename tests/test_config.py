@@ -157,3 +157,24 @@ def test_cdk_synth_with_a_bad_stage_fails_with_one_clear_line():
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("configuration error: stage = 'qa' is not a known stage; allowed: dev, prod")
     assert "Traceback" not in result.stderr
+
+
+def test_production_hosting_needs_two_instances():
+    raw = {
+        "production": True,
+        "account": TEST_ACCOUNT,
+        "region": "eu-west-1",
+        "network": {"availability_zones": ["eu-west-1a", "eu-west-1b"]},
+        "hosting": {"datasets": ["bank-marketing"], "instance_count": 1, "min_capacity": 1, "max_capacity": 2},
+    }
+    with pytest.raises(
+        ConfigError, match=r"hosting\.instance_count/min_capacity = \[1, 1\] is not allowed; allowed: 2 or more"
+    ):
+        parse_stage("variant", raw)
+
+
+def test_hosting_capacities_must_be_ordered():
+    with pytest.raises(
+        ConfigError, match=r"hosting = .* allowed: min_capacity 3 <= instance_count 2 <= max_capacity 4"
+    ):
+        parse_stage("variant", {"hosting": {"instance_count": 2, "min_capacity": 3, "max_capacity": 4}})
