@@ -1,7 +1,7 @@
 # The project's interface. Each target installs what it needs (once; offline afterwards).
 #   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
 #   make test                                      the whole test suite
-#   make bench                                     benchmarks: synth, ETL, training, handler imports
+#   make bench                                     benchmarks: synth, ETL, training, imports, serving
 #   make lint                                      ruff
 #   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
 #   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
@@ -61,6 +61,7 @@ bench: setup java
 	python bench/prepare.py --runs 3
 	python bench/train.py --runs 3
 	python bench/handlers.py
+	python bench/serve.py
 
 lint: setup
 	ruff check .

@@ -57,6 +57,11 @@ class SchemaEncoder:
             for f in self.features
             if f["kind"] == "ordinal"
         }
+        self._one_hot = {
+            f["column"]: {value: index for index, value in enumerate(f["categories"])}
+            for f in self.features
+            if f["kind"] == "one-hot"
+        }
 
     def _text(self, value: Any) -> str | None:
         if value is None:
@@ -92,7 +97,12 @@ class SchemaEncoder:
                 order = self._ordinal[column]
                 encoded.append(float(order.get(value, order[feature["impute"]])))
             else:
-                encoded.extend(1.0 if value == category else 0.0 for category in feature["categories"])
+                positions = self._one_hot[column]
+                block = [0.0] * len(positions)
+                position = positions.get(value)
+                if position is not None:  # a value never seen in training stays all zeros
+                    block[position] = 1.0
+                encoded.extend(block)
         return encoded
 
     def _number(self, feature: Mapping[str, Any], text: str | None, row: int) -> float:
