@@ -23,6 +23,7 @@ from stacks.data import DataStack
 from stacks.etl import EtlStack, dataset_specs
 from stacks.hosting import HostingStack
 from stacks.network import NetworkStack
+from stacks.studio import StudioStack
 from stacks.training import TrainingStack
 
 ROOT = Path(__file__).resolve().parent
@@ -81,6 +82,20 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
     )
 
     stacks: dict[str, cdk.Stack] = {"data": data, "network": network, "etl": etl, "training": training}
+    if config.workspace.kind != "none":
+        stacks["studio"] = StudioStack(
+            app,
+            f"{prefix}-Studio",
+            key=data.key,
+            data=data.data_store,
+            artifacts=data.artifact_store,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            execution_role=training.execution_role,
+            model_package_group_prefix=training.group_prefix,
+            description=f"ML platform: the data scientists' {config.workspace.kind} workspace in the VPC",
+            **common,
+        )
     known = dataset_specs()
     for dataset in config.hosting.datasets:
         if dataset not in known:

@@ -174,6 +174,42 @@ class HostingConfig(_Section):
         return self
 
 
+# The interface endpoints each kind of workspace cannot work without (VpcOnly: no other path).
+WORKSPACE_ENDPOINTS = {
+    "studio": ("sagemaker.api", "sagemaker.runtime", "sagemaker.studio", "sts", "logs"),
+    "notebook": ("sagemaker.api", "sagemaker.runtime", "sts", "logs"),
+    "none": (),
+}
+_USER = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+class WorkspaceConfig(_Section):
+    """Where data scientists work: a Studio domain, one notebook instance, or neither."""
+
+    kind: Literal["studio", "notebook", "none"] = "studio"
+    users: tuple[str, ...] = ()
+    # True: each user gets an execution role of their own; False: one shared role, each user's
+    # sandbox told apart by the user profile name (Studio's source identity).
+    per_user_roles: bool = False
+    # Studio notebook sharing: "off", or snapshots to the artifacts bucket under the platform key.
+    sharing: Literal["off", "artifacts"] = "off"
+    idle_minutes: int = Field(default=60, ge=5, le=1440)
+    notebook_instance_type: str = Field(default="ml.t3.medium", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    notebook_volume_gb: int = Field(default=20, ge=5, le=16384)
+    # True: the team may approve or reject models in the registry from the workspace.
+    team_approves_models: bool = False
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not _USER.match(user):
+                raise ValueError(f"{user!r} is not a user profile name (lower-case letters, digits, '-'; 1-31)")
+        if len(set(value)) != len(value):
+            raise ValueError("each user once")
+        return value
+
+
 class FunctionsConfig(_Section):
     """Settings shared by the platform's Lambda functions."""
 
@@ -209,6 +245,7 @@ class StageConfig(_Section):
     etl: EtlConfig = EtlConfig()
     training: TrainingConfig = TrainingConfig()
     hosting: HostingConfig = HostingConfig()
+    workspace: WorkspaceConfig = WorkspaceConfig()
     functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
 
@@ -247,6 +284,16 @@ class StageConfig(_Section):
                     [self.hosting.instance_count, self.hosting.min_capacity],
                     "2 or more in a production stage (instances spread over availability zones)",
                 )
+        needed = WORKSPACE_ENDPOINTS[self.workspace.kind]
+        missing = [name for name in needed if name not in self.network.interface_endpoints]
+        if missing:
+            _fail(
+                self.name,
+                "network.interface_endpoints",
+                list(self.network.interface_endpoints),
+                f"a {self.workspace.kind} workspace in a VPC without internet needs {', '.join(needed)}; "
+                f"add {', '.join(missing)} (or set workspace.kind)",
+            )
         if (self.account is None) != (self.region is None):
             missing = "region" if self.region is None else "account"
             _fail(self.name, missing, None, "account and region are set together, or neither")

@@ -101,8 +101,15 @@ STACKS = (
     ),
     Box(
         "Studio",
-        "planned (issue 6)",
-        ("Studio domain, VpcOnly", "or notebook instance", "no internet, no root"),
+        "built",
+        (
+            "Studio domain (VpcOnly, IAM, KMS),",
+            "  user profiles, idle shutdown",
+            "or a notebook instance (no internet,",
+            "  no root, KMS, idle stop)",
+            "data scientists: read data, own",
+            "  sandbox, jobs as the platform role",
+        ),
         340,
         240,
     ),

@@ -177,7 +177,7 @@ def test_network_stack_is_termination_protected_in_prod_only(dev, prod):
 @pytest.mark.parametrize("endpoints", [("sagemaker.api", "sagemaker.runtime"), ()])
 def test_a_stage_can_choose_fewer_endpoints(endpoints, stage_config, lone_app):
     app = lone_app()
-    config = stage_config(network={"interface_endpoints": list(endpoints)})
+    config = stage_config(network={"interface_endpoints": list(endpoints)}, workspace={"kind": "none"})
     keys = Stack(app, "Keys")
     stack = NetworkStack(app, "Network", config=config, key=kms.Key(keys, "Key"))
     interface = [
