@@ -29,6 +29,7 @@ from constructs.nag_acknowledgements import (
     nag_arn,
 )
 from constructs.secure_bucket import SecureBucket
+from constructs.workload_security_group import WorkloadSecurityGroup
 
 from config import StageConfig
 from stacks.data import PREPARED_PREFIX, RAW_PREFIX
@@ -370,17 +371,13 @@ class EtlStack(Stack):
 
     def _network_connection(self, prefix: str, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> glue.CfnConnection:
         """Runs the job and crawler inside the VPC: their traffic stays on the endpoints."""
-        self.glue_security_group = ec2.SecurityGroup(
+        self.glue_security_group = WorkloadSecurityGroup(
             self,
             "GlueSecurityGroup",
             vpc=vpc,
             description="Glue job and crawler: workers talk to each other, and HTTPS to the endpoints",
-            allow_all_outbound=False,
-        )
+        ).security_group
         group = self.glue_security_group
-        group.add_ingress_rule(group, ec2.Port.all_tcp(), "Spark workers of one run talk to each other")
-        group.add_egress_rule(group, ec2.Port.all_tcp(), "Spark workers of one run talk to each other")
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC endpoints and the S3 gateway")
         subnet = vpc.select_subnets(subnet_type=subnets.subnet_type).subnets[0]
         return glue.CfnConnection(
             self,

@@ -27,6 +27,7 @@ from constructs.nag_acknowledgements import (
     nag_arn,
 )
 from constructs.secure_bucket import SecureBucket
+from constructs.workload_security_group import WorkloadSecurityGroup
 
 from config import StageConfig
 from stacks.data import PREPARED_PREFIX, RAW_PREFIX
@@ -60,16 +61,12 @@ class StudioStack(Stack):
         self.config = config
         self._key, self._data, self._artifacts = key, data, artifacts
         self._execution_role, self._group_prefix = execution_role, model_package_group_prefix
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = WorkloadSecurityGroup(
             self,
             "WorkspaceSecurityGroup",
             vpc=vpc,
             description="Data scientists workspace: its apps talk to each other; HTTPS to the endpoints",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_ingress_rule(self.security_group, ec2.Port.all_tcp(), "Studio apps of the domain")
-        self.security_group.add_egress_rule(self.security_group, ec2.Port.all_tcp(), "Studio apps of the domain")
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC endpoints")
+        ).security_group
         subnet_ids = vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids
         retain = RemovalPolicy.RETAIN if not config.data.destroy_on_delete else RemovalPolicy.DESTROY
 

@@ -30,6 +30,7 @@ from constructs.nag_acknowledgements import (
 )
 from constructs.sagemaker_images import Image, SageMakerImages
 from constructs.secure_bucket import SecureBucket
+from constructs.workload_security_group import WorkloadSecurityGroup
 
 from config import StageConfig
 from stacks.data import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX, PREPARED_PREFIX
@@ -55,6 +56,9 @@ SAGEMAKER_LOGS_REASON = "SageMaker jobs and endpoints log to groups they create 
 SAGEMAKER_METRICS_REASON = (
     "cloudwatch:PutMetricData has no resource-level permissions; a condition limits it to the "
     "/aws/sagemaker/ namespaces."
+)
+REGISTRY_REASON = (
+    "The platform's model package groups are named <stage prefix>-<dataset>; the packages are versions inside them."
 )
 JOB_ARN_REASON = (
     "Job, model and package names are made per dataset and run at run time; Create actions are "
@@ -104,16 +108,12 @@ class TrainingStack(Stack):
         artifacts_id = self.get_logical_id(artifacts.bucket.node.default_child)
 
         # --- what SageMaker jobs and models run as ---
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = WorkloadSecurityGroup(
             self,
             "JobSecurityGroup",
             vpc=vpc,
             description="SageMaker jobs and models: instances of one job talk to each other; HTTPS out",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_ingress_rule(self.security_group, ec2.Port.all_tcp(), "Instances of one job")
-        self.security_group.add_egress_rule(self.security_group, ec2.Port.all_tcp(), "Instances of one job")
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC endpoints")
+        ).security_group
         self.execution_role = iam.Role(
             self,
             "ExecutionRole",
@@ -351,11 +351,7 @@ class TrainingStack(Stack):
                     "Resource::" + nag_arn(self, "sagemaker", "training-job/*"),
                     "Resource::" + nag_arn(self, "sagemaker", "hyper-parameter-tuning-job/*"),
                 ],
-                "The platform's model package groups are named <stage prefix>-<dataset>; the packages "
-                "are versions inside them.": [
-                    "Resource::" + nag_arn(self, "sagemaker", f"model-package-group/{self.group_prefix}-*"),
-                    "Resource::" + nag_arn(self, "sagemaker", f"model-package/{self.group_prefix}-*/*"),
-                ],
+                REGISTRY_REASON: self._registry_items(),
                 "register_model reads the jobs' outputs under training/ and writes their "
                 "evaluation.json under evaluations/ of the artifacts bucket.": [
                     f"Resource::<{artifacts_id}.Arn>/training/*",
@@ -422,13 +418,15 @@ class TrainingStack(Stack):
                     "Resource::" + nag_arn(self, "sagemaker", "model/*"),
                     "Resource::" + nag_arn(self, "sagemaker", "transform-job/*"),
                 ],
-                "The platform's model package groups are named <stage prefix>-<dataset>; the packages "
-                "are versions inside them.": [
-                    "Resource::" + nag_arn(self, "sagemaker", f"model-package-group/{self.group_prefix}-*"),
-                    "Resource::" + nag_arn(self, "sagemaker", f"model-package/{self.group_prefix}-*/*"),
-                ],
+                REGISTRY_REASON: self._registry_items(),
             },
         )
+
+    def _registry_items(self) -> list[str]:
+        return [
+            "Resource::" + nag_arn(self, "sagemaker", f"model-package-group/{self.group_prefix}-*"),
+            "Resource::" + nag_arn(self, "sagemaker", f"model-package/{self.group_prefix}-*/*"),
+        ]
 
     def _acknowledge_function(self, event_function: EventFunction, reasons: dict[str, list[str]]) -> None:
         acknowledge_wildcards(
