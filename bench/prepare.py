@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared" / "data" / "bank-marketing" / "bank-additional.csv"
-SPEC = ROOT / "datasets" / "bank-marketing.json"
+from common import SOURCE, prepare
+
 TARGETS = {"bank-marketing": 20.0, "bank-marketing x100": 60.0}
 
 
@@ -41,18 +39,8 @@ def replicate(source: Path, factor: int, target: Path) -> Path:
 
 
 def one_run(raw: Path, output: Path) -> tuple[float, float]:
-    command = [
-        sys.executable,
-        str(ROOT / "etl" / "prepare.py"),
-        "--input",
-        str(raw),
-        "--spec",
-        str(SPEC),
-        "--output",
-        str(output),
-    ]
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    prepare(raw, output)
     wall = time.perf_counter() - started
     report = json.loads((output / "report.json").read_text())
     return wall, report["seconds"]

@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared" / "data" / "bank-marketing" / "bank-additional.csv"
-SPEC = ROOT / "datasets" / "bank-marketing.json"
+from common import ROOT, SOURCE, prepare, train
+
 sys.path.insert(0, str(ROOT / "training_jobs"))
 
-from serve_local import make_server  # noqa: E402
+from serve_local import make_server
 
 
 def main() -> int:
@@ -35,28 +33,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         prepared, out = Path(tmp) / "prepared", Path(tmp) / "model"
-        run = [
-            sys.executable,
-            str(ROOT / "etl" / "prepare.py"),
-            "--input",
-            str(SOURCE),
-            "--spec",
-            str(SPEC),
-            "--output",
-            str(prepared),
-        ]
-        subprocess.run(run, check=True, capture_output=True)
-        train = [
-            sys.executable,
-            str(ROOT / "training_jobs" / "run_local.py"),
-            "--prepared",
-            str(prepared),
-            "--out",
-            str(out),
-            "--spec",
-            str(SPEC),
-        ]
-        subprocess.run(train, check=True, capture_output=True)
+        prepare(SOURCE, prepared)
+        train(prepared, out)
 
         lines = SOURCE.read_text().splitlines()[1:]
         # The raw columns without the target; the 21 rows with a "#####" number are left out

@@ -16,15 +16,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT.parent / "shared" / "data" / "bank-marketing" / "bank-additional.csv"
-SPEC = ROOT / "datasets" / "bank-marketing.json"
+from common import SOURCE, prepare, train
+
 TARGET_LARGE = 30.0
 
 
@@ -38,19 +36,9 @@ def replicate(prepared: Path, factor: int, target: Path) -> Path:
     return target
 
 
-def run(prepared: Path, out: Path) -> tuple[float, dict]:
-    command = [
-        sys.executable,
-        str(ROOT / "training_jobs" / "run_local.py"),
-        "--prepared",
-        str(prepared),
-        "--out",
-        str(out),
-        "--spec",
-        str(SPEC),
-    ]
+def timed_training(prepared: Path, out: Path) -> tuple[float, dict]:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    train(prepared, out)
     return time.perf_counter() - started, json.loads((out / "output" / "evaluation.json").read_text())
 
 
@@ -61,20 +49,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         prepared = Path(tmp) / "prepared"
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "etl" / "prepare.py"),
-                "--input",
-                str(SOURCE),
-                "--spec",
-                str(SPEC),
-                "--output",
-                str(prepared),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        prepare(SOURCE, prepared)
         large = replicate(prepared, args.factor, Path(tmp) / "large")
         rows = sum(json.loads((prepared / "schema.json").read_text())["splits"].values())
         for label, folder, size in (
@@ -83,7 +58,7 @@ def main() -> int:
         ):
             walls, evaluation = [], {}
             for number in range(1, args.runs + 1):
-                wall, evaluation = run(folder, Path(tmp) / f"out-{label}-{number}")
+                wall, evaluation = timed_training(folder, Path(tmp) / f"out-{label}-{number}")
                 walls.append(wall)
                 print(f"{label} run {number}: {wall:.2f} s wall (trainer {evaluation['seconds']:.2f} s)")
             test = evaluation["test"]
