@@ -2,8 +2,9 @@
 
 Requests carry raw records, the dataset's own columns, not prepared features:
 
-- ``text/csv``: one record per line, values in ``schema.json``'s ``input_columns`` order
-  (a first line equal to those column names is taken as a header and skipped);
+- ``text/csv``: one record per line, values in ``schema.json``'s ``input_columns`` order, no
+  header (serve_local.py, which hands input_fn the model, also skips a first line equal to
+  those column names; SageMaker's container calls input_fn without the model);
 - ``application/json``: ``{"instances": [{column: value, ...}, ...]}``, a list of such
   objects, or a single object.
 
