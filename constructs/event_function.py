@@ -27,6 +27,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -43,6 +44,16 @@ ENI_REASON = (
     "EC2 offers no resource-level permissions for the Describe actions, so AWS's own "
     "AWSLambdaVPCAccessExecutionRole grants them on all resources too."
 )
+
+
+def object_created(bucket: s3.IBucket, key: dict[str, str]) -> events.EventPattern:
+    """S3 "Object Created" events of ``bucket`` (EventBridge notifications on) whose key matches
+    ``key``, an EventBridge matcher such as ``{"prefix": "raw/"}`` or ``{"wildcard": ...}``."""
+    return events.EventPattern(
+        source=["aws.s3"],
+        detail_type=["Object Created"],
+        detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [key]}},
+    )
 
 
 class EventFunction(Construct):

@@ -17,7 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs.event_function import EventFunction
+from constructs.event_function import EventFunction, object_created
 from constructs.nag_acknowledgements import (
     KMS_DATA_KEY_REASON,
     KMS_GRANT_ACTIONS,
@@ -276,11 +276,7 @@ class EtlStack(Stack):
             "StartEtl",
             handler_folder="start_etl",
             description="start_etl: new raw data starts the Glue preparation job",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": RAW_PREFIX}]}},
-            ),
+            event_pattern=object_created(bucket, {"prefix": RAW_PREFIX}),
             environment={
                 "JOB_NAME": self.job.ref,
                 "DATA_BUCKET": bucket.bucket_name,

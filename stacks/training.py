@@ -18,7 +18,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs.event_function import EventFunction
+from constructs.event_function import EventFunction, object_created
 from constructs.nag_acknowledgements import (
     KMS_DATA_KEY_REASON,
     KMS_GRANT_ACTIONS,
@@ -231,14 +231,7 @@ class TrainingStack(Stack):
             "StartTraining",
             handler_folder="start_training",
             description="start_training: prepared data starts a training or tuning job",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [data.bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{PREPARED_PREFIX}*/*/_SUCCESS"}]},
-                },
-            ),
+            event_pattern=object_created(data.bucket, {"wildcard": f"{PREPARED_PREFIX}*/*/_SUCCESS"}),
             environment={
                 "DATA_BUCKET": data.bucket.bucket_name,
                 "PREPARED_PREFIX": PREPARED_PREFIX,
@@ -366,14 +359,7 @@ class TrainingStack(Stack):
             "StartBatchTransform",
             handler_folder="start_batch_transform",
             description="start_batch_transform: a file under batch-input/ gets predictions",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [data.bucket.bucket_name]},
-                    "object": {"key": [{"prefix": BATCH_INPUT_PREFIX}]},
-                },
-            ),
+            event_pattern=object_created(data.bucket, {"prefix": BATCH_INPUT_PREFIX}),
             environment={
                 "DATA_BUCKET": data.bucket.bucket_name,
                 "BATCH_INPUT_PREFIX": BATCH_INPUT_PREFIX,
