@@ -37,6 +37,7 @@ from stacks.data import PREPARED_PREFIX, RAW_PREFIX
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS_DIR = ROOT / "datasets"
 ETL_DIR = ROOT / "etl"
+SPEC_MODULE = "dataset_spec.py"
 GLUE_VERSION = "5.0"
 FAILED_JOB_STATES = ["FAILED", "TIMEOUT", "STOPPED", "ERROR"]
 # Files the crawler must not take for data (the job's and start_etl's bookkeeping).
@@ -134,7 +135,12 @@ class EtlStack(Stack):
 
         # --- the preparation job ---
         script = assets.Asset(self, "PrepareScript", path=str(ETL_DIR / "prepare.py"))
-        spec_module = assets.Asset(self, "DatasetSpecModule", path=str(ETL_DIR / "dataset_spec.py"))
+        # Glue puts each --extra-py-files object on the path under its object name, and an asset's
+        # object is named by its hash: a lone .py would import as <hash>, never as dataset_spec.
+        # A zip (a folder asset) keeps the module's name inside it.
+        spec_module = assets.Asset(
+            self, "DatasetSpecModule", path=str(ETL_DIR), exclude=["*", f"!{SPEC_MODULE}"]
+        )
         self.spec_assets = {
             name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in dataset_specs().items()
         }

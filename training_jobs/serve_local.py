@@ -18,26 +18,29 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # inference.py and schema_encoder.py sit beside this file
     sys.path.insert(0, str(HERE))
 
-from inference import (  # noqa: E402
-    JSON,
-    UnsupportedMediaType,
-    input_fn,
-    model_fn,
-    output_fn,
-    predict_fn,
-)
-from schema_encoder import RecordError  # noqa: E402
+import inference as bundled_inference  # noqa: E402
 
 MAX_BODY = 6 * 1024 * 1024  # SageMaker's real-time payload limit
 
 
-def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
-    model = model_fn(str(model_dir))
+def make_server(
+    model_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, inference: ModuleType | None = None
+) -> ThreadingHTTPServer:
+    """A server for the model in ``model_dir``. ``inference`` is the module with model_fn,
+    input_fn, predict_fn and output_fn: by default the one beside this file; the local platform
+    passes the one the model carries in ``code/``, as the XGBoost container loads
+    ``SAGEMAKER_PROGRAM`` from ``SAGEMAKER_SUBMIT_DIRECTORY``."""
+    module = inference or bundled_inference
+    JSON, UnsupportedMediaType = module.JSON, module.UnsupportedMediaType
+    input_fn, predict_fn, output_fn = module.input_fn, module.predict_fn, module.output_fn
+    RecordError = module.RecordError
+    model = module.model_fn(str(model_dir))
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connection

@@ -1,0 +1,111 @@
+"""python -m local: run the platform's chain on the twin from a synthesized cloud assembly.
+
+    python -m local [--assembly cdk.out] [--dataset bank-marketing] [--data FILE] [--state .local]
+
+Stands the twin up from the assembly, uploads the dataset's raw file under ``raw/<dataset>/``,
+runs the chain until nothing is pending, asks the endpoint for a prediction and runs a batch
+file through ``batch-input/``. One line per step as it goes, a summary at the end; the run is
+written to ``<state>/report.json`` and everything the twin saw to ``<state>/trace.json``.
+Exit status 0 when every step succeeded, 1 when the chain stopped, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from local.assembly import AssemblyError, load
+from local.scenario import Scenario, Step
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# The raw file of each dataset that ships with a spec, under ../shared/data.
+DATA_FILES = {
+    "bank-marketing": "bank-marketing/bank-additional.csv",
+    "vertebral-column": "vertebral-column/column_2C.dat",
+    "car-evaluation": "car-evaluation/car.data",
+    "wine-quality": "wine-quality/winequality-red.csv",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assembly", type=Path, default=ROOT / "cdk.out", help="the cloud assembly (cdk.out)")
+    parser.add_argument("--dataset", default="bank-marketing", help="a dataset with a spec in the assembly")
+    parser.add_argument(
+        "--data", type=Path, help="the raw file to upload (default: the dataset's file in ../shared/data)"
+    )
+    parser.add_argument("--state", type=Path, default=ROOT / ".local", help="where the twin keeps its state and report")
+    args = parser.parse_args(argv)
+
+    try:
+        assembly = load(args.assembly)
+    except AssemblyError as error:
+        return _refuse(str(error))
+    data = args.data or (SHARED_DATA / DATA_FILES[args.dataset] if args.dataset in DATA_FILES else None)
+    if data is None:
+        return _refuse(f"dataset {args.dataset!r} ships no data file; give one with --data (DATA=FILE)")
+    if not data.is_file():
+        return _refuse(f"{data} is not a file")
+
+    from local.platform import Twin  # moto and the jobs' libraries load here, after the arguments are checked
+
+    started = time.perf_counter()
+    twin = Twin(assembly, args.state / "twin")
+    print(f"local platform: {args.assembly} ({len(assembly.stacks)} stacks) -> {args.state}", flush=True)
+    try:
+        twin.start()
+        known = _known_datasets(twin)
+        if args.dataset not in known:
+            return _refuse(f"dataset {args.dataset!r} has no spec in the assembly; known: {', '.join(sorted(known))}")
+        deployed = time.perf_counter() - started
+        _print(Step("deploy", "ok", round(deployed, 2), f"{len(twin.cloudformation.stacks)} stacks, assets published"))
+        run = Scenario(twin, args.dataset, data, progress=_print).execute()
+    finally:
+        args.state.mkdir(parents=True, exist_ok=True)
+        twin.trace.write(args.state / "trace.json")
+        twin.jobs.stop()
+        twin.stop()
+    report = run.report() | {"seconds": round(time.perf_counter() - started, 2)}
+    (args.state / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _summary(report, args.state)
+    return 0 if not run.failures else 1
+
+
+def _known_datasets(twin) -> set[str]:
+    for function in twin.functions:
+        if "DATASET_SPECS" in function.variables and "JOB_NAME" in function.variables:
+            return set(json.loads(function.variables["DATASET_SPECS"]))
+    return set()
+
+
+def _refuse(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print(step: Step) -> None:
+    mark = "ok  " if step.status == "ok" else "FAIL"
+    print(f"  {mark} {step.name:<16} {step.seconds:7.2f} s  {step.detail}", flush=True)
+
+
+def _summary(report: dict, state: Path) -> None:
+    print()
+    if report["failures"]:
+        print(f"The chain stopped: {report['failures'][0]}")
+        print(f"See {state / 'trace.json'} for every event, invocation, call and job.")
+        return
+    prediction = report["prediction"]
+    print(f"{report['dataset']}: upload to prediction in {report['seconds']} s")
+    print(f"  model package   {report['model_package_status']}: {report['gate']}")
+    print(f"  prediction      {json.dumps({k: v for k, v in prediction.items() if k != 'record'})}")
+    print(f"  batch output    {report['batch_output_rows']} rows in {report['outputs']['batch_output']}")
+    print(f"  prepared data   {report['outputs']['prepared']}")
+    print(f"  report          {state / 'report.json'}; trace {state / 'trace.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

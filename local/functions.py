@@ -1,0 +1,286 @@
+"""The twin's Lambda: each function runs from its published asset, as Lambda runs it.
+
+The code is the object the template names (``Code.S3Bucket``/``S3Key`` in the emulated bootstrap
+bucket), unzipped into the function's own folder; the module is imported from there with the
+template's environment variables and Lambda's reserved ones
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime),
+once per function (a warm container), and the handler named by ``Handler`` is called with the
+event and a context object. Each function's modules are private to it: two functions that both
+ship ``dataset_spec.py`` each import their own copy.
+
+Asynchronous invocation follows Lambda's documented behaviour
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html): an error is retried up to
+``MaximumRetryAttempts`` times (the function's EventInvokeConfig, 2 by default), then the event
+goes to the function's dead-letter queue with the RequestID, ErrorCode and ErrorMessage
+attributes. Lambda waits a minute and then two between attempts; the twin retries at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+import uuid
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from local.trace import acting_as
+
+if TYPE_CHECKING:
+    from local.platform import Twin
+
+
+class FunctionError(RuntimeError):
+    """The twin cannot run the function at all (not an error raised by its handler)."""
+
+
+@contextlib.contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """os.environ as ``variables`` on top of the process's own, restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def private_imports(folder: Path) -> Iterator[None]:
+    """Import from ``folder`` first, and leave no module of it behind in sys.modules (so another
+    function, job or model with a module of the same name gets its own)."""
+    names = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in names}
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in [n for n in sys.modules if n.split(".")[0] in names]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def load_module(path: Path, alias: str) -> ModuleType:
+    """``path`` imported as a module named ``alias``, with its folder's modules private to it."""
+    spec = importlib.util.spec_from_file_location(alias, path)
+    if spec is None or spec.loader is None:
+        raise FunctionError(f"{path} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module  # dataclasses and pickling look a module up by its name
+    with private_imports(path.parent):
+        spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Context:
+    """The context object Lambda passes to a Python handler (the attributes the platform reads)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_seconds * 1000
+
+
+class _Capture(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+
+
+@dataclass
+class LocalFunction:
+    twin: Twin
+    name: str
+    arn: str
+    stack: str
+    logical_id: str
+    properties: dict[str, Any]
+    maximum_retry_attempts: int = 2  # Lambda's default for asynchronous invocation
+    maximum_event_age_seconds: int = 21600
+    on_failure: str | None = None
+    permissions: list[dict[str, Any]] = field(default_factory=list)
+    _module: ModuleType | None = None
+
+    @property
+    def role_arn(self) -> str:
+        return self.properties["Role"]
+
+    @property
+    def dead_letter_queue(self) -> str | None:
+        return self.properties.get("DeadLetterConfig", {}).get("TargetArn")
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return dict(self.properties.get("Environment", {}).get("Variables", {}))
+
+    @property
+    def log_group(self) -> str:
+        return self.properties.get("LoggingConfig", {}).get("LogGroup", f"/aws/lambda/{self.name}")
+
+    def runtime_environment(self) -> dict[str, str]:
+        properties = self.properties
+        reserved = {
+            "_HANDLER": properties["Handler"],
+            "AWS_REGION": self.twin.region,
+            "AWS_DEFAULT_REGION": self.twin.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{properties['Runtime']}",
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 128)),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "TZ": ":UTC",
+        }
+        return {**self.variables, **reserved}
+
+    @property
+    def code_dir(self) -> Path:
+        return self.twin.state / "functions" / self.name
+
+    def _load(self) -> ModuleType:
+        if self._module is not None:
+            return self._module
+        runtime = self.properties["Runtime"]
+        if not runtime.startswith("python"):
+            raise FunctionError(f"{self.name}: runtime {runtime} cannot run on the twin (Python functions only)")
+        code = self.properties["Code"]
+        if "ZipFile" in code:
+            raise FunctionError(f"{self.name}: inline code is not used by the platform")
+        with acting_as("lambda.amazonaws.com"):  # Lambda's service fetches the code at create time
+            body = self.twin.client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
+        folder = self.code_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            archive.extractall(folder)
+        module_name, _, self._function = self.properties["Handler"].rpartition(".")
+        alias = "lambda_" + re.sub(r"\W", "_", self.name)
+        with environment(self.runtime_environment()), acting_as(self.role_arn):
+            self._module = load_module(folder / f"{module_name.replace('.', '/')}.py", alias)
+        return self._module
+
+    def invoke(self, event: Mapping[str, Any], request_id: str | None = None) -> Any:
+        """One synchronous invocation: the handler's result, or its exception raised."""
+        module = self._load()
+        context = Context(
+            function_name=self.name,
+            invoked_function_arn=self.arn,
+            memory_limit_in_mb=int(self.properties.get("MemorySize", 128)),
+            aws_request_id=request_id or str(uuid.uuid4()),
+            log_group_name=self.log_group,
+            timeout_seconds=int(self.properties.get("Timeout", 3)),
+        )
+        level = self.properties.get("LoggingConfig", {}).get("ApplicationLogLevel", "INFO")
+        capture = _Capture(getattr(logging, level, logging.INFO))
+        root = logging.getLogger()
+        root.addHandler(capture)
+        try:
+            with environment(self.runtime_environment()), acting_as(self.role_arn):
+                return getattr(module, self._function)(json.loads(json.dumps(event)), context)
+        finally:
+            root.removeHandler(capture)
+            self.last_logs = capture.records
+
+
+class Functions:
+    """The twin's Lambda service: functions by name and ARN, and asynchronous invocation."""
+
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self._by_arn: dict[str, LocalFunction] = {}
+
+    def register(self, *, name: str, arn: str, stack: str, logical_id: str, properties: dict[str, Any]) -> None:
+        self._by_arn[arn] = LocalFunction(self.twin, name, arn, stack, logical_id, properties)
+
+    def by_name(self, name: str) -> LocalFunction:
+        for function in self._by_arn.values():
+            if function.name == name:
+                return function
+        raise FunctionError(f"no function named {name}")
+
+    def by_name_or_arn(self, name_or_arn: str) -> LocalFunction:
+        return self._by_arn[name_or_arn] if name_or_arn in self._by_arn else self.by_name(name_or_arn)
+
+    def by_arn(self, arn: str) -> LocalFunction:
+        if arn not in self._by_arn:
+            raise FunctionError(f"no function {arn}")
+        return self._by_arn[arn]
+
+    def __iter__(self) -> Iterator[LocalFunction]:
+        return iter(self._by_arn.values())
+
+    def invoke_async(self, function: LocalFunction, event: Mapping[str, Any], source: str) -> dict[str, Any]:
+        """Lambda's asynchronous invocation: attempts, then the dead-letter queue."""
+        trace = self.twin.trace
+        request_id = str(uuid.uuid4())
+        attempts = 1 + function.maximum_retry_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                result = function.invoke(event, request_id)
+            except Exception as error:  # the handler failed: Lambda records it and retries
+                trace.add(
+                    "invoke",
+                    function=function.name,
+                    source=source,
+                    attempt=attempt,
+                    status="error",
+                    error=f"{type(error).__name__}: {error}",
+                    logs=getattr(function, "last_logs", []),
+                    traceback=traceback.format_exc(limit=6),
+                )
+                last = error
+                continue
+            trace.add(
+                "invoke",
+                function=function.name,
+                source=source,
+                attempt=attempt,
+                status="ok",
+                result=result,
+                logs=function.last_logs,
+            )
+            return {"status": "ok", "result": result}
+        self._dead_letter(function, event, request_id, last)
+        return {"status": "failed", "error": f"{type(last).__name__}: {last}"}
+
+    def _dead_letter(
+        self, function: LocalFunction, event: Mapping[str, Any], request_id: str, error: Exception
+    ) -> None:
+        queue_arn = function.dead_letter_queue
+        if not queue_arn:
+            self.twin.trace.add("dead-letter", function=function.name, queue=None, note="no dead-letter queue: dropped")
+            return
+        # Lambda sends the event as the message body with these attributes (invocation-async.html).
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": f"{type(error).__name__}: {error}"[:256]},
+        }
+        with acting_as(function.role_arn):  # the function's role sends to its DLQ
+            sqs = self.twin.client("sqs")
+            url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event), MessageAttributes=attributes)
+        self.twin.trace.add("dead-letter", function=function.name, queue=queue_arn, request_id=request_id)

@@ -1,0 +1,199 @@
+"""The twin's SageMaker hosting: a model's container behind the serving contract on 127.0.0.1,
+for endpoints and batch transform.
+
+A model is resolved as SageMaker resolves it: the model's container (or the approved model
+package it names, whose inference specification gives image, ``ModelDataUrl`` and environment),
+``model.tar.gz`` fetched with the model's execution role and unpacked as ``/opt/ml/model``, and
+for the XGBoost framework container the entry point ``SAGEMAKER_PROGRAM`` loaded from
+``SAGEMAKER_SUBMIT_DIRECTORY`` inside it (https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost.html).
+The container's web server is played by ``training_jobs/serve_local.py`` (GET /ping, POST
+/invocations); the model's own code, not the repository's, answers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import re
+import shutil
+import tarfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+
+from local.functions import load_module
+from local.trace import acting_as
+
+if TYPE_CHECKING:
+    from local.platform import Twin
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "training_jobs" / "serve_local.py"  # the framework container's server, played locally
+MODEL_ROOT = "/opt/ml/model"
+
+
+class HostingError(RuntimeError):
+    """A model the twin cannot serve."""
+
+
+@dataclass
+class Container:
+    name: str
+    role: str
+    image: str
+    model_dir: Path
+    server: Any
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def invoke(self, body: bytes | str, content_type: str, accept: str) -> tuple[int, str]:
+        data = body.encode() if isinstance(body, str) else body
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            headers = {"Content-Type": content_type, "Accept": accept or "*/*", "Content-Length": str(len(data))}
+            connection.request("POST", "/invocations", body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read().decode("utf-8")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+class Hosting:
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self.endpoints: dict[str, Container] = {}
+        self._server_module = None
+
+    def hosts(self, endpoint: str) -> bool:
+        return endpoint in self.endpoints
+
+    def container_for_model(self, model_name: str, label: str) -> Container:
+        """Start the container of a SageMaker model (by name), as SageMaker provisions it."""
+        twin = self.twin
+        with acting_as("twin"):
+            model = twin.client("sagemaker").describe_model(ModelName=model_name)
+        containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
+        if len(containers) != 1:
+            raise HostingError(f"model {model_name}: the twin serves single-container models only")
+        container = dict(containers[0])
+        role = model["ExecutionRoleArn"]
+        if "ModelPackageName" in container:
+            with acting_as(role):  # SageMaker reads the package with the model's role
+                package = twin.client("sagemaker").describe_model_package(
+                    ModelPackageName=container["ModelPackageName"]
+                )
+            status = package.get("ModelApprovalStatus")
+            if status != "Approved":
+                raise HostingError(
+                    f"model {model_name}: package {container['ModelPackageName']} is {status}, not Approved"
+                )
+            spec = package["InferenceSpecification"]["Containers"][0]
+            container = {**spec, **container}
+        return self._start(label, role, container)
+
+    def _start(self, label: str, role: str, container: dict[str, Any]) -> Container:
+        twin = self.twin
+        image = container["Image"]
+        model_dir = twin.state / "models" / re.sub(r"[^A-Za-z0-9_.-]", "-", label) / "model"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        model_dir.mkdir(parents=True)
+        if container.get("ModelDataUrl"):
+            bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+            with acting_as(role):
+                body = twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+                archive.extractall(model_dir, filter="data")
+        environment = container.get("Environment", {})
+        repository = image.rsplit("/", 1)[-1].split(":")[0]
+        if repository != "sagemaker-xgboost" or "SAGEMAKER_PROGRAM" not in environment:
+            raise HostingError(
+                f"{label}: the twin has no stand-in for {image} (serves the XGBoost container's script mode)"
+            )
+        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", MODEL_ROOT + "/code")
+        if not submit.startswith(MODEL_ROOT):
+            raise HostingError(f"{label}: SAGEMAKER_SUBMIT_DIRECTORY {submit} is not inside {MODEL_ROOT}")
+        program = model_dir / submit.removeprefix(MODEL_ROOT).lstrip("/") / environment["SAGEMAKER_PROGRAM"]
+        if not program.is_file():
+            raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
+        inference = load_module(program, "model_" + re.sub(r"\W", "_", label))
+        server = self._server().make_server(model_dir, "127.0.0.1", 0, inference=inference)
+        thread = threading.Thread(target=server.serve_forever, name=f"container {label}", daemon=True)
+        thread.start()
+        twin.trace.add(
+            "container", label=label, image=image, port=server.server_address[1], model=container.get("ModelDataUrl")
+        )
+        return Container(label, role, image, model_dir, server, thread)
+
+    def _server(self):
+        if self._server_module is None:
+            self._server_module = load_module(SERVER, "twin_serve_local")
+        return self._server_module
+
+    # --- endpoints ---
+
+    def serve(self, endpoint: str, config_name: str) -> None:
+        """An endpoint created or updated with ``config_name``: its variant's model goes live."""
+        twin = self.twin
+        with acting_as("twin"):
+            config = twin.client("sagemaker").describe_endpoint_config(EndpointConfigName=config_name)
+        variants = config["ProductionVariants"]
+        if len(variants) != 1:
+            raise HostingError(f"{endpoint}: the twin serves one production variant")
+        container = self.container_for_model(variants[0]["ModelName"], f"endpoint-{endpoint}-{config_name}")
+        old = self.endpoints.pop(endpoint, None)
+        self.endpoints[endpoint] = container
+        if old is not None:
+            old.stop()
+        self._set_status(endpoint, "InService")
+        twin.trace.add(
+            "endpoint", endpoint=endpoint, config=config_name, status="InService", model=variants[0]["ModelName"]
+        )
+
+    def _set_status(self, endpoint: str, status: str) -> None:
+        from moto.sagemaker.models import sagemaker_backends
+
+        sagemaker_backends[self.twin.account][self.twin.region].endpoints[endpoint].endpoint_status = status
+
+    def invoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        """InvokeEndpoint: the container's answer, or ModelError as SageMaker Runtime reports it."""
+        container = self.endpoints[params["EndpointName"]]
+        body = params["Body"]
+        body = body.read() if hasattr(body, "read") else body
+        status, text = container.invoke(body, params.get("ContentType", "application/json"), params.get("Accept", ""))
+        if status >= 400:
+            # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html#API_runtime_InvokeEndpoint_Errors
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ModelError",
+                        "Message": f"Received client error ({status}) from primary: {text}",
+                    },
+                    "OriginalStatusCode": status,
+                    "OriginalMessage": text,
+                    "ResponseMetadata": {"HTTPStatusCode": 424},
+                },
+                "InvokeEndpoint",
+            )
+        data = text.encode("utf-8")
+        return {
+            "Body": StreamingBody(io.BytesIO(data), len(data)),
+            "ContentType": params.get("Accept") or "application/json",
+            "InvokedProductionVariant": "AllTraffic",
+        }
+
+    def stop(self) -> None:
+        for container in self.endpoints.values():
+            container.stop()
+        self.endpoints.clear()

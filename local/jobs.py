@@ -1,0 +1,642 @@
+"""The jobs the platform's functions start, run with the platform's own code under each
+service's contract, then reported as the service reports them (state in the emulated account,
+and the service's EventBridge event).
+
+- Glue (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html):
+  the script is the job's ``ScriptLocation`` object and ``--extra-py-files`` the objects it
+  names, fetched by object name into the run's folder and put on the path as Glue does (a
+  ``.py`` file keeps its object name, a ``.zip`` is a library). Arguments are the job's
+  defaults with the run's on top, plus ``--JOB_ID``, ``--JOB_RUN_ID`` and ``--JOB_NAME``.
+  Spark runs locally; where Glue's Spark reads and writes ``s3://`` itself (EMRFS), the twin
+  mirrors each ``s3://`` argument into a local folder before the run and writes what the run
+  left there back to S3 after it, oldest file first, under the job's security configuration.
+- SageMaker training (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html):
+  ``/opt/ml`` is a folder of the job: ``input/config/*.json``, every channel under
+  ``input/data/<channel>/``; the framework container's script mode (the SageMaker training
+  toolkit's contract: ``sagemaker_program`` and ``sagemaker_submit_directory``, hyperparameters
+  as ``--name value``, ``SM_*`` variables) runs the entry point in a subprocess without AWS
+  credentials (network isolation); ``model.tar.gz`` and ``output.tar.gz`` go where SageMaker puts
+  them and the final metrics are parsed from the log with the job's ``MetricDefinitions``.
+- Tuning: ``MaxNumberOfTrainingJobs`` training jobs named as SageMaker names them, their
+  hyperparameters drawn from the ranges by a seeded random search (a stand-in for the Bayesian
+  strategy, said in the trace), the best by the objective metric.
+- Batch transform (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html): the
+  model's container behind the serving contract, records split by line, batched up to
+  ``MaxPayloadInMB``, each input line joined to its prediction (``JoinSource: Input``),
+  ``<input file>.out`` under the output path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import traceback
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from local import events
+from local.functions import load_module
+from local.trace import acting_as
+
+if TYPE_CHECKING:
+    from local.platform import Twin
+
+SCRIPT_MODE_IMAGES = ("sagemaker-xgboost",)  # framework containers that run a script in script mode
+CONTAINER_ROOT = "/opt/ml"
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Jobs:
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self._spark = None
+        self._children: set[str] = set()  # training jobs a tuning job runs itself
+
+    # --- what starts a job ---
+
+    def after_call(self, service: str, operation: str, params: Mapping[str, Any], parsed: Mapping[str, Any]) -> None:
+        twin = self.twin
+        if service == "glue" and operation == "StartJobRun":
+            run_id = parsed["JobRunId"]
+            twin.schedule(
+                f"glue run {run_id}", lambda: self.run_glue(params["JobName"], run_id, params.get("Arguments", {}))
+            )
+        elif service == "sagemaker" and operation == "CreateTrainingJob":
+            name = params["TrainingJobName"]
+            if name not in self._children:
+                self._training_job(name).training_job_status = "InProgress"
+                twin.schedule(f"training job {name}", lambda: self.run_training(name, dict(params)))
+        elif service == "sagemaker" and operation == "CreateHyperParameterTuningJob":
+            name = params["HyperParameterTuningJobName"]
+            self._tuning_job(name).hyper_parameter_tuning_job_status = "InProgress"
+            twin.schedule(f"tuning job {name}", lambda: self.run_tuning(name, dict(params)))
+        elif service == "sagemaker" and operation == "CreateTransformJob":
+            name = params["TransformJobName"]
+            self._backend().transform_jobs[name].transform_job_status = "InProgress"
+            twin.schedule(f"transform job {name}", lambda: self.run_transform(name, dict(params)))
+        elif service == "sagemaker" and operation in ("CreateModelPackage", "UpdateModelPackage"):
+            arn = parsed["ModelPackageArn"]
+            twin.schedule(f"model package {arn}", lambda: self._package_event(arn))
+
+    # --- moto's records of the jobs (the twin keeps them true to what ran) ---
+
+    def _backend(self):
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[self.twin.account][self.twin.region]
+
+    def _training_job(self, name: str):
+        return self._backend().training_jobs[name]
+
+    def _tuning_job(self, name: str):
+        return self._backend().hyper_parameter_tuning_jobs[name]
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.twin.put_event(event)
+
+    # --- Glue ---
+
+    def run_glue(self, job_name: str, run_id: str, run_arguments: Mapping[str, str]) -> None:
+        twin = self.twin
+        with acting_as("twin"):
+            job = twin.client("glue").get_job(JobName=job_name)["Job"]
+        role = job["Role"]
+        work = twin.state / "glue" / run_id
+        code, mirror = work / "code", work / "s3"
+        code.mkdir(parents=True)
+        arguments = {**job.get("DefaultArguments", {}), **run_arguments}
+        twin.trace.add("job", service="glue", job=job_name, run=run_id, status="RUNNING", arguments=arguments)
+        key_arn = self._glue_s3_key(job)
+        state, message = "SUCCEEDED", None
+        with acting_as(role):
+            try:
+                script = self._fetch(job["Command"]["ScriptLocation"], code)
+                for uri in filter(None, arguments.get("--extra-py-files", "").split(",")):
+                    library = self._fetch(uri.strip(), code)
+                    if library.suffix == ".zip":
+                        shutil.unpack_archive(library, code)
+                local_arguments = {k: self._mirror_down(v, mirror) for k, v in arguments.items()}
+                argv = [
+                    item
+                    for name, value in local_arguments.items()
+                    if name != "--extra-py-files"
+                    for item in (name, value)
+                ]
+                argv += ["--JOB_ID", f"j_{job_name}", "--JOB_RUN_ID", run_id, "--JOB_NAME", job_name]
+                fetched = _snapshot(mirror)
+                module = load_module(script, "glue_" + re.sub(r"\W", "_", run_id))
+                # Glue hands the script its Spark; here the script's own local session, kept warm.
+                with contextlib.redirect_stdout(io.StringIO()) as log:
+                    code_result = module.main(argv, session=lambda in_glue: self._session(module))
+                twin.trace.add("job-log", service="glue", run=run_id, log=log.getvalue())
+                if code_result not in (0, None):
+                    raise RuntimeError(f"the script exited with {code_result}")
+                self._mirror_up(mirror, fetched, key_arn)
+            except BaseException as error:  # a job run fails with the script's error as its message
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                state, message = "FAILED", f"{type(error).__name__}: {error}"
+                twin.trace.add("job-log", service="glue", run=run_id, traceback=traceback.format_exc(limit=8))
+        run = next(r for r in self._glue_runs(job_name) if r.job_run_id == run_id)
+        run.status = state
+        if message:
+            run.error_message = message
+        twin.trace.add("job", service="glue", job=job_name, run=run_id, status=state, error=message)
+        # https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html
+        self._emit(
+            events.glue_job_state_change(
+                job_name=job_name,
+                job_run_id=run_id,
+                state=state,
+                message=message or "Job run succeeded",
+                account=twin.account,
+                region=twin.region,
+            )
+        )
+
+    def _glue_runs(self, job_name: str):
+        from moto.glue.models import glue_backends
+
+        return glue_backends[self.twin.account][self.twin.region].jobs[job_name].job_runs
+
+    def _glue_s3_key(self, job: Mapping[str, Any]) -> str | None:
+        """The KMS key of the job's security configuration for what it writes to S3."""
+        name = job.get("SecurityConfiguration")
+        if not name:
+            return None
+        with acting_as("twin"):
+            configuration = self.twin.client("glue").get_security_configuration(Name=name)["SecurityConfiguration"]
+        for encryption in configuration["EncryptionConfiguration"].get("S3Encryption", []):
+            if encryption.get("S3EncryptionMode") == "SSE-KMS":
+                return encryption["KmsKeyArn"]
+        return None
+
+    def _session(self, module):
+        if self._spark is None:
+            self._spark = module.spark_session(False)
+        return self._spark
+
+    def stop(self) -> None:
+        if self._spark is not None:
+            self._spark.stop()
+            self._spark = None
+
+    def _fetch(self, uri: str, folder: Path) -> Path:
+        """An object saved under its object name (as Glue and SageMaker fetch code)."""
+        bucket, key = split_uri(uri)
+        target = folder / key.rsplit("/", 1)[-1]
+        target.write_bytes(self.twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return target
+
+    def _mirror_down(self, value: str, mirror: Path) -> str:
+        if not isinstance(value, str) or not value.startswith("s3://"):
+            return value
+        bucket, key = split_uri(value)
+        s3 = self.twin.client("s3")
+        local = mirror / bucket / key
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for item in page.get("Contents", []):
+                if item["Key"] == key or key.endswith("/"):
+                    target = mirror / bucket / item["Key"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        if key.endswith("/"):
+            local.mkdir(parents=True, exist_ok=True)
+            return str(local) + "/"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        return str(local)
+
+    def _mirror_up(self, mirror: Path, fetched: dict[Path, tuple[int, int]], key_arn: str | None) -> None:
+        """Write back what the run created or changed (not what it only read), oldest first."""
+        written = [p for p, stamp in _snapshot(mirror).items() if fetched.get(p) != stamp]
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn} if key_arn else {}
+        s3 = self.twin.client("s3")
+        for path in sorted(written, key=lambda p: (p.stat().st_mtime_ns, str(p))):
+            bucket, _, key = str(path.relative_to(mirror)).partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **encryption)
+
+    # --- SageMaker training ---
+
+    def run_training(self, name: str, request: dict[str, Any], tuning_arn: str | None = None) -> dict[str, Any]:
+        twin = self.twin
+        job = self._training_job(name)
+        job.algorithm_specification = dict(request["AlgorithmSpecification"])  # moto rewrites MetricDefinitions
+        job.training_start_time = _now()
+        twin.trace.add(
+            "job", service="sagemaker", job_type="training", job=name, status="InProgress", tuning=tuning_arn
+        )
+        try:
+            log = self._train(name, request)
+            metrics = parse_metrics(request["AlgorithmSpecification"].get("MetricDefinitions", []), log)
+            job.training_job_status, job.secondary_status = "Completed", "Completed"
+            job.final_metric_data_list = [
+                {"MetricName": k, "Value": v, "Timestamp": _now()} for k, v in metrics.items()
+            ]
+            job.failure_reason = None
+        except JobFailed as error:
+            job.training_job_status, job.secondary_status = "Failed", "Failed"
+            job.failure_reason = str(error)
+            job.final_metric_data_list = []
+            metrics = {}
+        job.training_end_time = job.last_modified_time = _now()
+        if tuning_arn:
+            job.tuning_job_arn = tuning_arn
+        status = job.training_job_status
+        twin.trace.add(
+            "job", service="sagemaker", job_type="training", job=name, status=status, metrics=metrics,
+            failure=job.failure_reason, tuning=tuning_arn,
+        )  # fmt: skip
+        with acting_as("twin"):
+            description = twin.client("sagemaker").describe_training_job(TrainingJobName=name)
+        self._emit(events.sagemaker_training_job_state_change(description, account=twin.account, region=twin.region))
+        return {"status": status, "metrics": metrics, "failure": job.failure_reason}
+
+    def _train(self, name: str, request: Mapping[str, Any]) -> str:
+        """Run one training container; the log, or JobFailed with SageMaker's kind of reason."""
+        twin = self.twin
+        role = request["RoleArn"]
+        root = twin.state / "sagemaker" / name / "opt" / "ml"
+        shutil.rmtree(root.parent.parent, ignore_errors=True)
+        image = request["AlgorithmSpecification"]["TrainingImage"]
+        repository = image.rsplit("/", 1)[-1].split(":")[0]
+        hyperparameters = dict(request.get("HyperParameters", {}))
+        with acting_as(role):  # SageMaker downloads the channels as the execution role
+            try:
+                channels = self._download_channels(request.get("InputDataConfig", []), root / "input" / "data")
+            except Exception as error:
+                raise JobFailed(f"ClientError: Data download failed: {error}") from error
+        config = root / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        )
+        for folder in ("model", "output/data", "code"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        if repository not in SCRIPT_MODE_IMAGES or "sagemaker_program" not in hyperparameters:
+            why = "script mode needs sagemaker_program" if repository in SCRIPT_MODE_IMAGES else "a built-in algorithm"
+            raise JobFailed(f"AlgorithmError: the twin has no stand-in for {image} ({why})")
+        log = self._script_mode(root, hyperparameters, channels, request)
+        output = request["OutputDataConfig"]
+        base = output["S3OutputPath"].rstrip("/") + f"/{name}/output/"
+        with acting_as(role):
+            self._upload_tar(root / "model", base + "model.tar.gz", output.get("KmsKeyId"))
+            self._upload_tar(root / "output" / "data", base + "output.tar.gz", output.get("KmsKeyId"))
+        return log
+
+    def _download_channels(self, channels: list[Mapping[str, Any]], data: Path) -> dict[str, Any]:
+        s3 = self.twin.client("s3")
+        config = {}
+        for channel in channels:
+            source = channel["DataSource"]["S3DataSource"]
+            if source["S3DataType"] != "S3Prefix":
+                raise JobFailed(f"ClientError: the twin reads S3Prefix channels only, not {source['S3DataType']}")
+            bucket, prefix = split_uri(source["S3Uri"])
+            base = prefix[: prefix.rfind("/") + 1]
+            folder = data / channel["ChannelName"]
+            folder.mkdir(parents=True, exist_ok=True)
+            found = 0
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/"):
+                        continue
+                    target = folder / item["Key"][len(base) :]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                    found += 1
+            if not found:
+                raise JobFailed(f"ClientError: no objects under {source['S3Uri']} (channel {channel['ChannelName']})")
+            config[channel["ChannelName"]] = {
+                "ContentType": channel.get("ContentType", ""),
+                "TrainingInputMode": "File",
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": "None",
+            }
+        return config
+
+    def _script_mode(self, root: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Any], request) -> str:
+        """The framework container's script mode, as the SageMaker training toolkit runs it."""
+        submit = _decoded(hyperparameters["sagemaker_submit_directory"])
+        program = _decoded(hyperparameters["sagemaker_program"])
+        archive = self._container_path(root, submit)
+        code = root / "code"
+        if archive.is_dir():
+            shutil.copytree(archive, code, dirs_exist_ok=True)
+        else:
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    tar.extractall(code, filter="data")
+            except (OSError, tarfile.TarError) as error:
+                raise JobFailed(f"ClientError: cannot extract {submit}: {error}") from error
+        if not (code / program).is_file():
+            raise JobFailed(f"AlgorithmError: {program} is not in {submit}")
+        user = {k: _decoded(v) for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
+        argv = [item for k, v in user.items() for item in (f"--{k}", v if isinstance(v, str) else json.dumps(v))]
+        data = root / "input" / "data"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(root.parent),
+            "LANG": "C.UTF-8",
+            "SM_MODEL_DIR": str(root / "model"),
+            "SM_INPUT_DIR": str(root / "input"),
+            "SM_INPUT_CONFIG_DIR": str(root / "input" / "config"),
+            "SM_OUTPUT_DIR": str(root / "output"),
+            "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(user),
+            "SM_USER_ARGS": json.dumps(argv),
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_NUM_GPUS": "0",
+            "SM_MODULE_NAME": program.removesuffix(".py"),
+            "SM_INPUT_DATA_CONFIG": json.dumps(channels),
+            "SM_RESOURCE_CONFIG": json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}),
+            **{f"SM_CHANNEL_{name.upper()}": str(data / name) for name in channels},
+            **{f"SM_HP_{k.upper()}": str(v) for k, v in user.items()},
+        }
+        limit = int(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+        try:
+            result = subprocess.run(
+                [sys.executable, program, *argv], cwd=code, env=env, capture_output=True, text=True, timeout=limit
+            )
+        except subprocess.TimeoutExpired as error:
+            raise JobFailed(f"MaxRuntimeExceeded: training ran longer than {limit} s") from error
+        log = result.stdout + result.stderr
+        (root.parent / "log.txt").write_text(log)
+        if result.returncode != 0:
+            failure = root / "output" / "failure"
+            detail = (
+                failure.read_text().strip() if failure.exists() else (result.stderr.strip().splitlines() or ["?"])[-1]
+            )
+            raise JobFailed(f"AlgorithmError: {detail} (exit code {result.returncode})")
+        return log
+
+    def _container_path(self, root: Path, path: str) -> Path:
+        if not path.startswith(CONTAINER_ROOT + "/"):
+            raise JobFailed(f"ClientError: {path} is not a path inside the container (/opt/ml/...)")
+        return root / path.removeprefix(CONTAINER_ROOT + "/")
+
+    def _upload_tar(self, folder: Path, uri: str, key_arn: str | None) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for path in sorted(folder.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+        bucket, key = split_uri(uri)
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn} if key_arn else {}
+        self.twin.client("s3").put_object(Bucket=bucket, Key=key, Body=buffer.getvalue(), **encryption)
+
+    # --- tuning ---
+
+    def run_tuning(self, name: str, request: dict[str, Any]) -> None:
+        twin = self.twin
+        tuning = self._tuning_job(name)
+        config = request["HyperParameterTuningJobConfig"]
+        definition = request["TrainingJobDefinition"]
+        objective = config["HyperParameterTuningJobObjective"]
+        limit = config["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+        rng = random.Random(name)
+        twin.trace.add(
+            "job", service="sagemaker", job_type="tuning", job=name, status="InProgress",
+            note=f"{config['Strategy']} strategy played by a seeded random search of {limit} jobs (the twin)",
+        )  # fmt: skip
+        results = []
+        for index in range(1, limit + 1):
+            tuned = sample(config["ParameterRanges"], rng)
+            child = f"{name}-{index:03d}-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}"
+            child_request = {
+                **{k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "DefinitionName")},
+                "TrainingJobName": child,
+                "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned},
+                "Tags": request.get("Tags", []),
+            }
+            self._children.add(child)
+            with acting_as("sagemaker.amazonaws.com"):
+                twin.client("sagemaker").create_training_job(**child_request)
+            outcome = self.run_training(child, child_request, tuning_arn=tuning.arn)
+            value = outcome["metrics"].get(objective["MetricName"])
+            results.append((child, tuned, outcome, value))
+        scored = [r for r in results if r[3] is not None and r[2]["status"] == "Completed"]
+        counters = {
+            "Completed": sum(r[2]["status"] == "Completed" for r in results),
+            "InProgress": 0,
+            "RetryableError": 0,
+            "NonRetryableError": sum(r[2]["status"] == "Failed" for r in results),
+            "Stopped": 0,
+        }
+        tuning.training_job_status_counters = counters
+        tuning.objective_status_counters = {
+            "Succeeded": len(scored),
+            "Pending": 0,
+            "Failed": len(results) - len(scored),
+        }
+        tuning.hyper_parameter_tuning_end_time = tuning.last_modified_time = _now()
+        if scored:
+            pick = min if objective["Type"] == "Minimize" else max
+            best, tuned, _, value = pick(scored, key=lambda r: r[3])
+            job = self._training_job(best)
+            tuning.best_training_job = {
+                "TrainingJobName": best,
+                "TrainingJobArn": job.arn,
+                "TuningJobName": name,
+                "CreationTime": job.creation_time,
+                "TrainingStartTime": job.training_start_time,
+                "TrainingEndTime": job.training_end_time,
+                "TrainingJobStatus": "Completed",
+                "TunedHyperParameters": tuned,
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "Type": objective["Type"], "MetricName": objective["MetricName"], "Value": value,
+                },
+                "ObjectiveStatus": "Succeeded",
+            }  # fmt: skip
+            tuning.OverallBestTrainingJob = tuning.best_training_job
+            tuning.hyper_parameter_tuning_job_status, tuning.failure_reason = "Completed", ""
+        else:
+            tuning.best_training_job = tuning.OverallBestTrainingJob = None
+            tuning.hyper_parameter_tuning_job_status = "Failed"
+            tuning.failure_reason = "No training job succeeded with an objective metric"
+        twin.trace.add(
+            "job", service="sagemaker", job_type="tuning", job=name, status=tuning.hyper_parameter_tuning_job_status,
+            best=(tuning.best_training_job or {}).get("TrainingJobName"),
+            objective=(tuning.best_training_job or {}).get("FinalHyperParameterTuningJobObjectiveMetric"),
+        )  # fmt: skip
+        with acting_as("twin"):
+            description = twin.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        self._emit(events.sagemaker_tuning_job_state_change(description, account=twin.account, region=twin.region))
+
+    # --- batch transform ---
+
+    def run_transform(self, name: str, request: dict[str, Any]) -> None:
+        twin = self.twin
+        job = self._backend().transform_jobs[name]
+        twin.trace.add("job", service="sagemaker", job_type="transform", job=name, status="InProgress")
+        try:
+            written = self._transform(name, request)
+            job.transform_job_status, job.failure_reason = "Completed", ""
+        except JobFailed as error:
+            job.transform_job_status, job.failure_reason = "Failed", str(error)
+            written = []
+        except Exception as error:  # the twin's own failure shows as the job's, with the trace
+            job.transform_job_status, job.failure_reason = "Failed", f"InternalServerError: {error}"
+            twin.trace.add("job-log", service="sagemaker", job=name, traceback=traceback.format_exc(limit=8))
+            written = []
+        job.transform_end_time = job.last_modified_time = _now()
+        twin.trace.add(
+            "job", service="sagemaker", job_type="transform", job=name, status=job.transform_job_status,
+            outputs=written, failure=job.failure_reason or None,
+        )  # fmt: skip
+        with acting_as("twin"):
+            description = twin.client("sagemaker").describe_transform_job(TransformJobName=name)
+        self._emit(events.sagemaker_transform_job_state_change(description, account=twin.account, region=twin.region))
+
+    def _transform(self, name: str, request: Mapping[str, Any]) -> list[str]:
+        twin = self.twin
+        server = twin.hosting.container_for_model(request["ModelName"], f"transform-{name}")
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        output = request["TransformOutput"]
+        split = request["TransformInput"].get("SplitType", "None")
+        join = request.get("DataProcessing", {}).get("JoinSource", "None")
+        content_type = request["TransformInput"].get("ContentType", "")
+        limit = int(request.get("MaxPayloadInMB", 6)) * 1024 * 1024
+        multi = request.get("BatchStrategy", "SingleRecord") == "MultiRecord"
+        role = server.role
+        written = []
+        try:
+            with acting_as(role):
+                s3 = twin.client("s3")
+                bucket, prefix = split_uri(source["S3Uri"])
+                base = prefix[: prefix.rfind("/") + 1]
+                keys = [
+                    item["Key"]
+                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                    for item in page.get("Contents", [])
+                    if not item["Key"].endswith("/")
+                ]
+                for key in keys:
+                    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+                    records = body.splitlines() if split == "Line" else [body]
+                    records = [r for r in records if r.strip()]
+                    outputs: list[str] = []
+                    for batch in batches(records, limit, multi):
+                        status, text = server.invoke("\n".join(batch) + "\n", content_type, output.get("Accept", ""))
+                        if status >= 400:
+                            raise JobFailed(
+                                f"ClientError: the model answered {status} for s3://{bucket}/{key}: {text[:300]}"
+                            )
+                        lines = text.splitlines()
+                        if len(lines) != len(batch):
+                            raise JobFailed(
+                                f"ClientError: {len(batch)} records in, {len(lines)} predictions out (s3://{bucket}/{key})"
+                            )
+                        outputs += lines
+                    if join == "Input":
+                        outputs = [
+                            f"{record},{prediction}" for record, prediction in zip(records, outputs, strict=True)
+                        ]
+                    out_bucket, out_prefix = split_uri(output["S3OutputPath"].rstrip("/") + "/")
+                    out_key = out_prefix + key[len(base) :] + ".out"
+                    encryption = (
+                        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]}
+                        if output.get("KmsKeyId")
+                        else {}
+                    )
+                    joiner = "\n" if output.get("AssembleWith") == "Line" else ""
+                    s3.put_object(
+                        Bucket=out_bucket, Key=out_key, Body=(joiner.join(outputs) + joiner).encode(), **encryption
+                    )
+                    written.append(f"s3://{out_bucket}/{out_key}")
+        finally:
+            server.stop()
+        return written
+
+    # --- the registry ---
+
+    def _package_event(self, arn: str) -> None:
+        twin = self.twin
+        with acting_as("twin"):
+            description = twin.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        self._emit(events.sagemaker_model_package_state_change(description, account=twin.account, region=twin.region))
+
+
+def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
+
+
+class JobFailed(RuntimeError):
+    """The job ends Failed with this reason (SageMaker's FailureReason style)."""
+
+
+def _decoded(value: str) -> Any:
+    """A hyperparameter as the training toolkit reads it: JSON where it parses, else the text."""
+    try:
+        return json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return value
+
+
+def parse_metrics(definitions: list[Mapping[str, str]], log: str) -> dict[str, float]:
+    """The last value each metric definition's regular expression finds in the log."""
+    metrics = {}
+    for definition in definitions:
+        found = re.findall(definition["Regex"], log)
+        if found:
+            value = found[-1] if isinstance(found[-1], str) else found[-1][0]
+            metrics[definition["Name"]] = float(value)
+    return metrics
+
+
+def sample(ranges: Mapping[str, list[Mapping[str, str]]], rng: random.Random) -> dict[str, str]:
+    """One draw from the tuning ranges (uniform, or log-uniform for Logarithmic scaling)."""
+    values: dict[str, str] = {}
+    for kind in ("ContinuousParameterRanges", "IntegerParameterRanges"):
+        for item in ranges.get(kind, []):
+            low, high = float(item["MinValue"]), float(item["MaxValue"])
+            if item.get("ScalingType") in ("Logarithmic", "ReverseLogarithmic") and low > 0:
+                value = math.exp(rng.uniform(math.log(low), math.log(high)))
+            else:
+                value = rng.uniform(low, high)
+            values[item["Name"]] = str(round(value)) if kind == "IntegerParameterRanges" else f"{value:.6g}"
+    for item in ranges.get("CategoricalParameterRanges", []):
+        values[item["Name"]] = rng.choice(item["Values"])
+    return values
+
+
+def batches(records: list[str], limit: int, multi: bool) -> list[list[str]]:
+    """Mini-batches of whole records up to ``limit`` bytes (one record each for SingleRecord)."""
+    if not multi:
+        return [[r] for r in records]
+    out: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for record in records:
+        length = len(record.encode()) + 1
+        if current and size + length > limit:
+            out.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += length
+    if current:
+        out.append(current)
+    return out

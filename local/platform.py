@@ -1,0 +1,314 @@
+"""The twin: an emulated account (moto, in process) stood up from the cloud assembly, with the
+services moto does not run (Lambda, EventBridge delivery, CloudFormation for these templates,
+Glue and SageMaker jobs, endpoints) played by the twin with the platform's own code.
+
+Every AWS call anybody makes inside the twin goes through one botocore session, whose hooks
+record the call with its principal (a function's role, a job's role, the deployer) and let the
+twin react the way AWS would: an object written to a bucket with EventBridge notifications on
+emits S3's "Object Created"; a job created is a job to run; a CloudFormation update of a stack
+the twin deployed is applied by the twin; an endpoint invocation reaches the model's server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import random
+import shutil
+import uuid
+import zipfile
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from local import events
+from local.assembly import Assembly, FileAsset
+from local.bus import Bus
+from local.functions import Functions
+from local.hosting import Hosting
+from local.jobs import Jobs
+from local.stacks import CloudFormation, StackError
+from local.trace import PRINCIPAL, Trace, acting_as, plain
+
+ACCOUNT = "123456789012"  # moto's default account; the twin has no other
+REGION = "eu-west-1"
+BOOTSTRAP_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier, as the assembly names it
+BOOTSTRAP_VERSION = "30"
+OBJECT_CREATED = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
+
+
+class Twin:
+    def __init__(
+        self,
+        assembly: Assembly,
+        state: Path,
+        *,
+        account: str = ACCOUNT,
+        region: str = REGION,
+        duplicate_events: bool = False,
+        shuffle_seed: int | None = None,
+    ) -> None:
+        self.assembly = assembly
+        self.state = state
+        self.account = account
+        self.region = region
+        self.duplicate_events = duplicate_events
+        self._random = random.Random(shuffle_seed) if shuffle_seed is not None else None
+        self.trace = Trace()
+        self.functions = Functions(self)
+        self.bus = Bus(self)
+        self.cloudformation = CloudFormation(self)
+        self.jobs = Jobs(self)
+        self.hosting = Hosting(self)
+        self.s3_events: set[str] = set()  # buckets with EventBridge notifications on
+        self._pending: deque[tuple[str, Callable[[], None]]] = deque()
+        self._sequencer = 0
+        self._clients: dict[str, Any] = {}
+        self._mock = None
+        self.availability_zones: list[str] = []
+
+    # --- lifecycle ---
+
+    def start(self) -> Twin:
+        from moto import mock_aws
+
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True)
+        # Roles may attach AWS managed policies; moto knows them only when asked to load them.
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        self._mock = mock_aws()
+        self._mock.start()
+        # moto evaluates bucket policies without their conditions: the platform's TLS-only Deny
+        # (aws:SecureTransport false) would refuse every request. Policies are judged by the
+        # permission proof against the recorded calls, with a real evaluator, not here.
+        from moto.iam.access_control import PermissionResult
+        from moto.s3.models import FakeBucket
+
+        self._patches = [mock.patch.object(FakeBucket, "get_permission", return_value=PermissionResult.NEUTRAL)]
+        for patch in self._patches:
+            patch.start()
+        boto3.setup_default_session(region_name=self.region)
+        session = boto3.DEFAULT_SESSION._session
+        session.register("before-parameter-build", self._before_call)
+        session.register("before-call", self._answer)
+        session.register("after-call", self._after_call)
+        self.availability_zones = [
+            zone["ZoneName"]
+            for zone in self.client("ec2").describe_availability_zones()["AvailabilityZones"]
+            if zone["State"] == "available"
+        ]
+        self._bootstrap()
+        self._publish_assets()
+        for stack in self.assembly.stacks:
+            self.cloudformation.deploy(stack)
+        return self
+
+    def stop(self) -> None:
+        self.hosting.stop()
+        for patch in getattr(self, "_patches", []):
+            patch.stop()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        boto3.DEFAULT_SESSION = None
+
+    def __enter__(self) -> Twin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)
+        return self._clients[service]
+
+    # --- cdk bootstrap and cdk deploy's asset publishing ---
+
+    @property
+    def assets_bucket(self) -> str:
+        return f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{self.account}-{self.region}"
+
+    def _bootstrap(self) -> None:
+        """What ``cdk bootstrap`` leaves that the templates use: the assets bucket (SSE-KMS with
+        the AWS managed key, as the default bootstrap template) and the version parameter."""
+        with acting_as("deployer"):
+            s3 = self.client("s3")
+            s3.create_bucket(Bucket=self.assets_bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+            s3.put_bucket_encryption(
+                Bucket=self.assets_bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+                },
+            )
+            self.client("ssm").put_parameter(
+                Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String"
+            )
+        self.trace.add("bootstrap", bucket=self.assets_bucket, version=BOOTSTRAP_VERSION)
+
+    def _publish_assets(self) -> None:
+        with acting_as("deployer"):
+            for asset in self.assembly.assets.values():
+                bucket = asset.bucket.replace("${AWS::AccountId}", self.account).replace("${AWS::Region}", self.region)
+                self.client("s3").put_object(Bucket=bucket, Key=asset.key, Body=_asset_bytes(asset))
+        self.trace.add("assets", published=len(self.assembly.assets), bucket=self.assets_bucket)
+
+    def stack(self, suffix: str):
+        """A deployed stack by its name's last part ("Data", "Hosting-bank-marketing", ...)."""
+        for stack in self.cloudformation.stacks.values():
+            if stack.name.endswith("-" + suffix):
+                return stack
+        raise KeyError(suffix)
+
+    def resource(self, stack_suffix: str, logical_prefix: str, resource_type: str) -> str:
+        """The physical name (Ref) of the one resource of a type whose logical id starts with ``logical_prefix``."""
+        stack = self.stack(stack_suffix)
+        resources = stack.template["Resources"]
+        found = [
+            p.ref
+            for lid, p in stack.physical.items()
+            if lid.startswith(logical_prefix) and resources[lid]["Type"] == resource_type
+        ]
+        if len(found) != 1:
+            raise KeyError(f"{stack.name}: {len(found)} resources start with {logical_prefix}")
+        return found[0]
+
+    # --- the event loop: events, invocations, jobs and updates, one at a time ---
+
+    def schedule(self, description: str, task: Callable[[], None]) -> None:
+        self._pending.append((description, task))
+
+    def run_until_idle(self, limit: int = 10_000) -> int:
+        steps = 0
+        while self._pending:
+            if steps >= limit:
+                raise RuntimeError(f"the twin did not settle after {limit} steps")
+            if self._random is not None:  # out of order: any pending step may go next
+                index = self._random.randrange(len(self._pending))
+                self._pending.rotate(-index)
+            _, task = self._pending.popleft()
+            task()
+            steps += 1
+        return steps
+
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        self.trace.add("event", source=event["source"], detail_type=event["detail-type"], id=event["id"], event=event)
+        for _ in range(2 if self.duplicate_events else 1):
+            self.bus.put(event)
+
+    # --- botocore hooks ---
+
+    def _before_call(self, params: dict[str, Any], model, context: dict[str, Any], **_: Any) -> None:
+        context["twin"] = {"params": dict(params), "principal": PRINCIPAL.get()}
+
+    def _answer(self, model, context: dict[str, Any], **_: Any):
+        """Requests the twin answers instead of moto (stacks it deployed, endpoints it hosts)."""
+        call = context.get("twin")
+        if call is None:
+            return None
+        service, operation, params = model.service_model.service_name, model.name, call["params"]
+        try:
+            if service == "cloudformation" and operation == "DescribeStacks":
+                return _response(self.cloudformation.describe_stacks(params))
+            if service == "cloudformation" and operation == "UpdateStack":
+                return _response(self.cloudformation.update_stack(params, call["principal"]))
+            if (
+                service == "sagemaker-runtime"
+                and operation == "InvokeEndpoint"
+                and self.hosting.hosts(params["EndpointName"])
+            ):
+                return _response(self.hosting.invoke(params))
+        except StackError as error:
+            return _response({"Error": {"Code": error.code, "Message": str(error), "Type": "Sender"}}, status=400)
+        except ClientError as error:
+            return _response(error.response, status=error.response["ResponseMetadata"].get("HTTPStatusCode", 400))
+        return None
+
+    def _after_call(self, http_response, parsed: dict[str, Any], model, context: dict[str, Any], **_: Any) -> None:
+        call = context.get("twin")
+        if call is None:
+            return
+        service, operation, params = model.service_model.service_name, model.name, call["params"]
+        error = parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None
+        self.trace.add(
+            "call",
+            principal=call["principal"],
+            service=service,
+            operation=operation,
+            params=params,
+            error=error,
+        )
+        if error:
+            return
+        if service == "s3" and operation in OBJECT_CREATED and params["Bucket"] in self.s3_events:
+            self._object_created(params["Bucket"], params["Key"], operation, parsed, call["principal"])
+        self.jobs.after_call(service, operation, params, parsed)
+
+    def _object_created(self, bucket: str, key: str, operation: str, parsed: Mapping[str, Any], principal: str) -> None:
+        from moto.s3.models import s3_backends
+
+        stored = s3_backends[self.account]["aws"].get_object(bucket, key)
+        self._sequencer += 1
+        self.put_event(
+            events.s3_object_created(
+                bucket=bucket,
+                key=key,
+                size=stored.size,
+                etag=stored.etag.strip('"'),
+                version_id=parsed.get("VersionId"),
+                sequencer=events.sequencer(self._sequencer),
+                requester=self.account if principal.startswith("arn:") or principal == "deployer" else principal,
+                reason=operation,
+                account=self.account,
+                region=self.region,
+            )
+        )
+
+    # --- what AWS checks on the way ---
+
+    def check_role_trusts(self, role_arn: str, service: str) -> None:
+        """A service can act as a role only if the role's trust policy names the service."""
+        name = role_arn.rsplit("/", 1)[-1]
+        with acting_as("twin"):
+            document = self.client("iam").get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        if isinstance(document, str):
+            document = json.loads(document)
+        for statement in document.get("Statement", []):
+            services = statement.get("Principal", {}).get("Service", [])
+            services = [services] if isinstance(services, str) else services
+            if statement.get("Effect") == "Allow" and service in services:
+                return
+        raise StackError("ValidationError", f"Role {role_arn} is invalid or cannot be assumed by {service}")
+
+
+def _asset_bytes(asset: FileAsset) -> bytes:
+    """A file asset as is; a folder zipped as ``cdk deploy`` zips it (entries sorted, fixed times)."""
+    if asset.packaging == "file":
+        return asset.path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in asset.path.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(str(path.relative_to(asset.path)), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def _response(parsed: dict[str, Any], status: int = 200):
+    parsed = {**parsed, "ResponseMetadata": {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": status}}
+    return AWSResponse("https://twin.local", status, {}, None), parsed
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+__all__ = ["Twin", "plain"]

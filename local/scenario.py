@@ -1,0 +1,268 @@
+"""The chain, run on the twin: a dataset uploaded under ``raw/`` to a prediction from the
+endpoint, and a batch file through ``batch-input/`` to ``batch-output/``.
+
+Each step is timed and judged from what the twin recorded (the job's state, the package's
+status, the stack's status), never from what the functions returned about themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.platform import Twin
+from local.trace import acting_as
+
+BATCH_ROWS = 20
+USER = "data-scientist"  # who uploads: a person of the account, outside the platform's roles
+
+
+class ScenarioError(RuntimeError):
+    """The chain stopped; the message says where."""
+
+
+@dataclass
+class Step:
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Run:
+    dataset: str
+    steps: list[Step] = field(default_factory=list)
+    model_package_status: str | None = None
+    gate: str | None = None
+    prediction: Any = None
+    batch_output_rows: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "steps": [
+                {"name": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail} for s in self.steps
+            ],
+            "model_package_status": self.model_package_status,
+            "gate": self.gate,
+            "prediction": self.prediction,
+            "batch_output_rows": self.batch_output_rows,
+            "outputs": self.outputs,
+            "failures": self.failures,
+        }
+
+
+class Scenario:
+    def __init__(self, twin: Twin, dataset: str, data: Path, progress: Callable[[Step], None] | None = None) -> None:
+        self.twin = twin
+        self.dataset = dataset
+        self.data = data
+        self.run = Run(dataset)
+        self.progress = progress or (lambda step: None)
+        self._trained_at = 0.0
+
+    def step(self, name: str, action: Callable[[], str | tuple[str, float]]) -> str:
+        """Run a step; its time is what the action says (from the trace) or the wall clock."""
+        started = time.perf_counter()
+        try:
+            outcome = action()
+        except ScenarioError as error:
+            step = Step(name, "failed", round(time.perf_counter() - started, 2), str(error))
+            self.run.steps.append(step)
+            self.run.failures.append(f"{name}: {error}")
+            self.progress(step)
+            raise
+        detail, seconds = outcome if isinstance(outcome, tuple) else (outcome, time.perf_counter() - started)
+        step = Step(name, "ok", round(seconds, 2), detail)
+        self.run.steps.append(step)
+        self.progress(step)
+        return detail
+
+    # --- the whole chain ---
+
+    def execute(self) -> Run:
+        try:
+            self.step("upload", self.upload)
+            self.step("prepare", self.prepare)
+            self.step("train", self.train)
+            self.step("register", self.register)
+            self.step("roll out", self.roll_out)
+            self.step("predict", self.predict)
+            self.step("batch transform", self.batch)
+        except ScenarioError:
+            pass
+        return self.run
+
+    @property
+    def data_bucket(self) -> str:
+        return self.twin.resource("Data", "DataBucket", "AWS::S3::Bucket")
+
+    def upload(self) -> str:
+        key = f"raw/{self.dataset}/{self.data.name}"
+        with acting_as(USER):
+            self.twin.client("s3").put_object(Bucket=self.data_bucket, Key=key, Body=self.data.read_bytes())
+        return f"s3://{self.data_bucket}/{key}"
+
+    def settle(self) -> None:
+        self.twin.run_until_idle()
+
+    def prepare(self) -> str:
+        self.settle()
+        runs = [e for e in self.twin.trace.of("job", service="glue") if e["status"] != "RUNNING"]
+        if not runs:
+            raise ScenarioError(f"no preparation job ran: {self._why_not('start_etl')}")
+        final = runs[-1]
+        if final["status"] != "SUCCEEDED":
+            raise ScenarioError(f"the preparation job {final['run']} ended {final['status']}: {final.get('error')}")
+        [started] = self.twin.trace.of("job", service="glue", run=final["run"], status="RUNNING")
+        output = started["arguments"]["--output"]
+        self.run.outputs["prepared"] = output
+        return output, final["at"] - started["at"]
+
+    def train(self) -> str:
+        jobs = [e for e in self.twin.trace.of("job", service="sagemaker") if e["job_type"] in ("training", "tuning")]
+        finished = [e for e in jobs if e["status"] not in ("InProgress",)]
+        top = [e for e in finished if e["job_type"] == "tuning"] or [e for e in finished if not e.get("tuning")]
+        if not top:
+            raise ScenarioError(f"no training or tuning job ran: {self._why_not('start_training')}")
+        job = top[-1]
+        if job["status"] != "Completed":
+            raise ScenarioError(f"{job['job_type']} job {job['job']} ended {job['status']}: {job.get('failure')}")
+        self._trained_at = job["at"]
+        seconds = job["at"] - next(e["at"] for e in jobs if e["job"] == job["job"])
+        if job["job_type"] == "tuning":
+            children = [e for e in finished if e.get("tuning")]
+            objective = job["objective"]
+            best = f"{objective['MetricName']} {objective['Value']:.4f}"
+            return f"tuning job {job['job']}: {len(children)} training jobs, best {job['best']} ({best})", seconds
+        return f"training job {job['job']}", seconds
+
+    def register(self) -> str:
+        sagemaker = self.twin.client("sagemaker")
+        with acting_as("twin"):
+            groups = [
+                g["ModelPackageGroupName"]
+                for g in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+            ]
+            group = next((g for g in groups if g.endswith("-" + self.dataset)), None)
+            packages = (
+                sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"] if group else []
+            )
+        if not packages:
+            raise ScenarioError(f"no model package was registered: {self._why_not('register_model')}")
+        with acting_as("twin"):
+            package = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+        self.run.model_package_status = package["ModelApprovalStatus"]
+        self.run.gate = package.get("ModelPackageDescription", "")
+        self.run.outputs["model_package"] = package["ModelPackageArn"]
+        if package["ModelApprovalStatus"] != "Approved":
+            raise ScenarioError(f"the model was not approved: {self.run.gate}")
+        registered = [
+            e for e in self.twin.trace.of("invoke", status="ok") if (e.get("result") or {}).get("model_package")
+        ]
+        return self.run.gate, (registered[-1]["at"] - self._trained_at) if registered else 0.0
+
+    def roll_out(self) -> str:
+        try:
+            stack = self.twin.stack(f"Hosting-{self.dataset}")
+        except KeyError:
+            raise ScenarioError(f"the stage serves no endpoint for {self.dataset} (hosting.datasets)") from None
+        if stack.status != "UPDATE_COMPLETE":
+            raise ScenarioError(f"{stack.name} is {stack.status}: {self._why_not('deploy_model')}")
+        endpoint = next(iter(self.twin.hosting.endpoints), None)
+        if endpoint is None:
+            raise ScenarioError(f"{stack.name} was updated but no endpoint is in service")
+        self.run.outputs["endpoint"] = endpoint
+        updates = self.twin.trace.of("stack", stack=stack.name)
+        seconds = updates[-1]["at"] - next(e["at"] for e in updates if e["status"] == "UPDATE_IN_PROGRESS")
+        return f"{stack.name} {stack.status}: {stack.parameters.get('ModelPackageArn')} live on {endpoint}", seconds
+
+    def predict(self) -> str:
+        endpoint = self.run.outputs["endpoint"]
+        record = raw_records(self.data, self.twin, self.dataset)[0]
+        with acting_as(USER):
+            try:
+                answer = self.twin.client("sagemaker-runtime").invoke_endpoint(
+                    EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=record
+                )
+            except Exception as error:
+                raise ScenarioError(f"InvokeEndpoint failed: {error}") from None
+        prediction = json.loads(answer["Body"].read())["predictions"][0]
+        self.run.prediction = {"record": record, **prediction}
+        return f"{record[:60]}... -> {prediction}"
+
+    def batch(self) -> str:
+        records = raw_records(self.data, self.twin, self.dataset)[:BATCH_ROWS]
+        key = f"batch-input/{self.dataset}/sample.csv"
+        with acting_as(USER):
+            self.twin.client("s3").put_object(
+                Bucket=self.data_bucket, Key=key, Body=("\n".join(records) + "\n").encode()
+            )
+        self.settle()
+        jobs = [e for e in self.twin.trace.of("job", service="sagemaker") if e["job_type"] == "transform"]
+        done = [e for e in jobs if e["status"] != "InProgress"]
+        if not done:
+            raise ScenarioError(f"no transform job ran: {self._why_not('start_batch_transform')}")
+        if done[-1]["status"] != "Completed":
+            raise ScenarioError(
+                f"transform job {done[-1]['job']} ended {done[-1]['status']}: {done[-1].get('failure')}"
+            )
+        [output] = done[-1]["outputs"]
+        bucket, _, out_key = output.removeprefix("s3://").partition("/")
+        with acting_as("twin"):
+            text = self.twin.client("s3").get_object(Bucket=bucket, Key=out_key)["Body"].read().decode()
+        self.run.batch_output_rows = len(text.splitlines())
+        self.run.outputs["batch_output"] = output
+        if self.run.batch_output_rows != len(records):
+            raise ScenarioError(f"{len(records)} records in, {self.run.batch_output_rows} rows out")
+        return f"{output}: {self.run.batch_output_rows} rows"
+
+    def _why_not(self, function: str) -> str:
+        """What the trace says about the function that should have acted."""
+        invocations = [
+            e
+            for e in self.twin.trace.of("invoke")
+            if function in e["function"].lower().replace("-", "_") or function.replace("_", "") in e["function"].lower()
+        ]
+        if not invocations:
+            return f"{function} was never invoked"
+        last = invocations[-1]
+        if last["status"] == "error":
+            return f"{function} failed: {last['error']}"
+        return f"{function} answered {last.get('result')}"
+
+
+def raw_records(data: Path, twin: Twin, dataset: str) -> list[str]:
+    """Rows of the raw file as the endpoint and batch transform take them: CSV lines of the
+    spec's feature columns in the spec's order, no header, no target."""
+    spec = dataset_spec(twin, dataset)
+    text = data.read_text(encoding="utf-8")
+    layout = spec.get("csv", {})
+    rows = [row for row in csv.reader(io.StringIO(text), delimiter=layout.get("delimiter", ",")) if row]
+    if layout.get("header", False):
+        header, rows = [name.strip() for name in rows[0]], rows[1:]
+    else:
+        header = list(layout["columns"])
+    positions = [header.index(name) for name in spec["features"]]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([[row[i].strip() for i in positions] for row in rows])
+    return out.getvalue().splitlines()
+
+
+def dataset_spec(twin: Twin, dataset: str) -> dict[str, Any]:
+    """The dataset's spec as the platform deployed it (the asset start_etl names)."""
+    function = next(f for f in twin.functions if "DATASET_SPECS" in f.variables and "JOB_NAME" in f.variables)
+    uri = json.loads(function.variables["DATASET_SPECS"])[dataset]
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    with acting_as("twin"):
+        return json.loads(twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
