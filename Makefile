@@ -1,4 +1,5 @@
 # The project's interface. Each target installs what it needs (once; offline afterwards).
+#   make local [DATASET=name] [SPEC=file] [DATA=file]   the dev stage end to end on the local platform (.local/)
 #   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
 #   make test                                      the whole test suite
 #   make bench                                     benchmarks: synth, ETL, training, imports, serving
@@ -25,7 +26,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_CONTEXT := -c stage=$(STAGE) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION))
 
-.PHONY: help setup java synth test bench lint format bootstrap deploy diff destroy clean
+# make local: the dev stage's assembly, with the chosen dataset served and a user's spec added.
+LOCAL := .local
+DATASET ?=
+SPEC ?=
+DATA ?=
+LOCAL_CONTEXT := -c stage=dev $(if $(DATASET),-c serve=$(DATASET)) $(if $(SPEC),-c extra_specs=$(abspath $(SPEC)))
+LOCAL_ARGS := $(if $(DATASET),--dataset $(DATASET)) $(if $(SPEC),--spec $(abspath $(SPEC))) $(if $(DATA),--data $(abspath $(DATA)))
+
+.PHONY: help setup java local synth test bench lint format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -43,6 +52,12 @@ $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS) && touch $@
 
 setup: $(STAMPS)/python $(STAMPS)/node
+
+local: setup java
+	rm -rf $(LOCAL)/cdk.out
+	cdk synth --quiet -o $(LOCAL)/cdk.out $(LOCAL_CONTEXT)
+	python -m checks $(LOCAL)/cdk.out
+	python -m local --assembly $(LOCAL)/cdk.out --state $(LOCAL) $(LOCAL_ARGS)
 
 synth: setup
 	rm -rf cdk.out
@@ -62,6 +77,7 @@ bench: setup java
 	python bench/train.py --runs 3
 	python bench/handlers.py
 	python bench/serve.py
+	python bench/local.py
 
 lint: setup
 	ruff check .
@@ -84,4 +100,4 @@ destroy: setup
 	cdk destroy --all $(CDK_CONTEXT)
 
 clean:
-	rm -rf cdk.out $(STAMPS) .pytest_cache .ruff_cache
+	rm -rf cdk.out $(LOCAL) $(STAMPS) .pytest_cache .ruff_cache

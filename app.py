@@ -28,6 +28,9 @@ from stacks.training import TrainingStack
 
 ROOT = Path(__file__).resolve().parent
 STAGE_CONTEXT_KEYS = ("stage", "account", "region")
+# For `make local`: more spec files (comma-separated paths) and datasets to serve on top of the
+# stage's hosting.datasets (comma-separated names). Neither changes a stage's configuration file.
+EXTRA_SPECS, SERVE = "extra_specs", "serve"
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -38,16 +41,32 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     """Create the app for the stage named in the context (``dev`` by default)."""
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir, analytics_reporting=False)
     config = load_stage({key: app.node.try_get_context(key) for key in STAGE_CONTEXT_KEYS})
-    build_platform(app, config)
+    extra = tuple(Path(p).resolve() for p in _listed(app.node.try_get_context(EXTRA_SPECS)))
+    specs = dataset_specs(extra)
+    serve = [d for d in _listed(app.node.try_get_context(SERVE)) if d not in config.hosting.datasets]
+    if serve:
+        config = config.model_copy(
+            update={"hosting": config.hosting.model_copy(update={"datasets": [*config.hosting.datasets, *serve]})}
+        )
+    build_platform(app, config, specs)
     for pack in (AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks):
         cdk.Aspects.of(app).add(pack(verbose=True, reports=True, report_formats=[NagReportFormat.JSON]))
     return app
 
 
-def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
+def _listed(value: Any) -> list[str]:
+    """A context value given as a list or as comma-separated text (``-c serve=a,b``)."""
+    if not value:
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | None = None) -> dict[str, cdk.Stack]:
     env = None if config.environment_agnostic else cdk.Environment(account=config.account, region=config.region)
     common: dict[str, Any] = {"config": config, "env": env, "termination_protection": config.production}
     prefix = config.stack_prefix
+    specs = dataset_specs() if specs is None else specs
 
     data = DataStack(
         app, f"{prefix}-Data", description="ML platform: KMS key, buckets, trail, operator topic", **common
@@ -64,6 +83,7 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
         alarm_topic=data.alarm_topic,
         vpc=network.vpc,
         subnets=network.subnets,
+        specs=specs,
         description="ML platform: Glue catalogue and preparation job, start_etl",
         **common,
     )
@@ -77,6 +97,7 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
         alarm_topic=data.alarm_topic,
         vpc=network.vpc,
         subnets=network.subnets,
+        specs=specs,
         description="ML platform: SageMaker execution role, model registry, training and batch Lambdas",
         **common,
     )
@@ -96,12 +117,11 @@ def build_platform(app: cdk.App, config: StageConfig) -> dict[str, cdk.Stack]:
             description=f"ML platform: the data scientists' {config.workspace.kind} workspace in the VPC",
             **common,
         )
-    known = dataset_specs()
     for dataset in config.hosting.datasets:
-        if dataset not in known:
+        if dataset not in specs:
             raise ConfigError(
                 f"stage {config.name!r}: hosting.datasets has {dataset!r}, which has no spec; "
-                f"allowed: {', '.join(sorted(known))}"
+                f"allowed: {', '.join(sorted(specs))}"
             )
         stacks[f"hosting-{dataset}"] = HostingStack(
             app,
@@ -129,6 +149,10 @@ def main() -> None:
         app = build_app()
     except ConfigError as error:
         sys.exit(f"configuration error: {error}")
+    except ValueError as error:  # dataset_spec.SpecError: a broken spec names dataset, column and problem
+        if type(error).__name__ != "SpecError":
+            raise
+        sys.exit(f"dataset spec error: {error}")
     app.synth()
 
 

@@ -1,6 +1,6 @@
 """python -m local: run the platform's chain on the twin from a synthesized cloud assembly.
 
-    python -m local [--assembly cdk.out] [--dataset bank-marketing] [--data FILE] [--state .local]
+    python -m local [--assembly cdk.out] [--dataset NAME | --spec FILE] [--data FILE] [--state .local]
 
 Stands the twin up from the assembly, uploads the dataset's raw file under ``raw/<dataset>/``,
 runs the chain until nothing is pending, asks the endpoint for a prediction and runs a batch
@@ -34,7 +34,8 @@ DATA_FILES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--assembly", type=Path, default=ROOT / "cdk.out", help="the cloud assembly (cdk.out)")
-    parser.add_argument("--dataset", default="bank-marketing", help="a dataset with a spec in the assembly")
+    parser.add_argument("--dataset", help="a dataset with a spec in the assembly (default: bank-marketing)")
+    parser.add_argument("--spec", type=Path, help="a spec file synthesized into the assembly; its dataset is run")
     parser.add_argument(
         "--data", type=Path, help="the raw file to upload (default: the dataset's file in ../shared/data)"
     )
@@ -45,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         assembly = load(args.assembly)
     except AssemblyError as error:
         return _refuse(str(error))
+    if args.spec is not None:
+        try:
+            named = json.loads(args.spec.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError, AttributeError) as error:
+            return _refuse(f"{args.spec}: not a readable JSON spec ({error})")
+        if args.dataset and named != args.dataset:
+            return _refuse(f"--dataset {args.dataset} and the spec's dataset {named!r} differ")
+        args.dataset = named
+    args.dataset = args.dataset or "bank-marketing"
     data = args.data or (SHARED_DATA / DATA_FILES[args.dataset] if args.dataset in DATA_FILES else None)
     if data is None:
         return _refuse(f"dataset {args.dataset!r} ships no data file; give one with --data (DATA=FILE)")
@@ -67,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         args.state.mkdir(parents=True, exist_ok=True)
         twin.trace.write(args.state / "trace.json")
-        twin.jobs.stop()
         twin.stop()
     report = run.report() | {"seconds": round(time.perf_counter() - started, 2)}
     (args.state / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

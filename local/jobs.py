@@ -28,6 +28,7 @@ and the service's EventBridge event).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import io
@@ -70,6 +71,7 @@ class Jobs:
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
         self._spark = None
+        self._spark_owned = False
         self._children: set[str] = set()  # training jobs a tuning job runs itself
 
     # --- what starts a job ---
@@ -193,13 +195,16 @@ class Jobs:
 
     def _session(self, module):
         if self._spark is None:
+            from pyspark.sql import SparkSession
+
+            self._spark_owned = SparkSession.getActiveSession() is None  # a test session is shared, not ours
             self._spark = module.spark_session(False)
         return self._spark
 
     def stop(self) -> None:
-        if self._spark is not None:
+        if self._spark is not None and self._spark_owned:
             self._spark.stop()
-            self._spark = None
+        self._spark = None
 
     def _fetch(self, uri: str, folder: Path) -> Path:
         """An object saved under its object name (as Glue and SageMaker fetch code)."""
@@ -239,26 +244,58 @@ class Jobs:
     # --- SageMaker training ---
 
     def run_training(self, name: str, request: dict[str, Any], tuning_arn: str | None = None) -> dict[str, Any]:
+        return self.run_trainings([(name, request)], tuning_arn)[0]
+
+    def run_trainings(
+        self, jobs: list[tuple[str, dict[str, Any]]], tuning_arn: str | None = None, parallel: int = 1
+    ) -> list[dict[str, Any]]:
+        """Training jobs: set up one by one (S3 as the execution role), their containers run
+        ``parallel`` at a time, then each finished (model and output uploaded, state, event)."""
+        prepared: list[tuple[str, dict[str, Any], Any]] = []
+        for name, request in jobs:
+            job = self._training_job(name)
+            job.algorithm_specification = dict(request["AlgorithmSpecification"])  # moto rewrites MetricDefinitions
+            job.training_start_time = _now()
+            self.twin.trace.add(
+                "job", service="sagemaker", job_type="training", job=name, status="InProgress", tuning=tuning_arn
+            )
+            try:
+                prepared.append((name, request, self._set_up(name, request)))
+            except JobFailed as error:
+                prepared.append((name, request, error))
+        runnable = [(n, r, c) for n, r, c in prepared if not isinstance(c, JobFailed)]
+        workers = max(1, min(parallel, os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            logs = dict(
+                zip(
+                    [n for n, _, _ in runnable],
+                    pool.map(lambda item: _contain(self._script_mode, *item[2]), runnable),
+                    strict=True,
+                )
+            )
+        results = []
+        for name, request, container in prepared:
+            outcome = container if isinstance(container, JobFailed) else logs[name]
+            if not isinstance(outcome, JobFailed):
+                outcome = _contain(self._finish, name, request, container, outcome)
+            results.append(self._record(name, request, outcome, tuning_arn))
+        return results
+
+    def _record(self, name: str, request: Mapping[str, Any], outcome: str | JobFailed, tuning_arn: str | None) -> dict:
         twin = self.twin
         job = self._training_job(name)
-        job.algorithm_specification = dict(request["AlgorithmSpecification"])  # moto rewrites MetricDefinitions
-        job.training_start_time = _now()
-        twin.trace.add(
-            "job", service="sagemaker", job_type="training", job=name, status="InProgress", tuning=tuning_arn
-        )
-        try:
-            log = self._train(name, request)
-            metrics = parse_metrics(request["AlgorithmSpecification"].get("MetricDefinitions", []), log)
+        if isinstance(outcome, JobFailed):
+            job.training_job_status, job.secondary_status = "Failed", "Failed"
+            job.failure_reason = str(outcome)
+            job.final_metric_data_list = []
+            metrics = {}
+        else:
+            metrics = parse_metrics(request["AlgorithmSpecification"].get("MetricDefinitions", []), outcome)
             job.training_job_status, job.secondary_status = "Completed", "Completed"
             job.final_metric_data_list = [
                 {"MetricName": k, "Value": v, "Timestamp": _now()} for k, v in metrics.items()
             ]
             job.failure_reason = None
-        except JobFailed as error:
-            job.training_job_status, job.secondary_status = "Failed", "Failed"
-            job.failure_reason = str(error)
-            job.final_metric_data_list = []
-            metrics = {}
         job.training_end_time = job.last_modified_time = _now()
         if tuning_arn:
             job.tuning_job_arn = tuning_arn
@@ -272,8 +309,8 @@ class Jobs:
         self._emit(events.sagemaker_training_job_state_change(description, account=twin.account, region=twin.region))
         return {"status": status, "metrics": metrics, "failure": job.failure_reason}
 
-    def _train(self, name: str, request: Mapping[str, Any]) -> str:
-        """Run one training container; the log, or JobFailed with SageMaker's kind of reason."""
+    def _set_up(self, name: str, request: Mapping[str, Any]) -> tuple[Path, dict[str, str], dict[str, Any], Mapping]:
+        """/opt/ml of one training job, with its channels downloaded as the execution role."""
         twin = self.twin
         role = request["RoleArn"]
         root = twin.state / "sagemaker" / name / "opt" / "ml"
@@ -284,6 +321,8 @@ class Jobs:
         with acting_as(role):  # SageMaker downloads the channels as the execution role
             try:
                 channels = self._download_channels(request.get("InputDataConfig", []), root / "input" / "data")
+            except JobFailed:
+                raise
             except Exception as error:
                 raise JobFailed(f"ClientError: Data download failed: {error}") from error
         config = root / "input" / "config"
@@ -298,10 +337,14 @@ class Jobs:
         if repository not in SCRIPT_MODE_IMAGES or "sagemaker_program" not in hyperparameters:
             why = "script mode needs sagemaker_program" if repository in SCRIPT_MODE_IMAGES else "a built-in algorithm"
             raise JobFailed(f"AlgorithmError: the twin has no stand-in for {image} ({why})")
-        log = self._script_mode(root, hyperparameters, channels, request)
+        return root, hyperparameters, channels, request
+
+    def _finish(self, name: str, request: Mapping[str, Any], container: tuple, log: str) -> str:
+        """model.tar.gz and output.tar.gz where SageMaker puts them, as the execution role."""
+        root = container[0]
         output = request["OutputDataConfig"]
         base = output["S3OutputPath"].rstrip("/") + f"/{name}/output/"
-        with acting_as(role):
+        with acting_as(request["RoleArn"]):
             self._upload_tar(root / "model", base + "model.tar.gz", output.get("KmsKeyId"))
             self._upload_tar(root / "output" / "data", base + "output.tar.gz", output.get("KmsKeyId"))
         return log
@@ -422,7 +465,7 @@ class Jobs:
             "job", service="sagemaker", job_type="tuning", job=name, status="InProgress",
             note=f"{config['Strategy']} strategy played by a seeded random search of {limit} jobs (the twin)",
         )  # fmt: skip
-        results = []
+        children = []
         for index in range(1, limit + 1):
             tuned = sample(config["ParameterRanges"], rng)
             child = f"{name}-{index:03d}-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}"
@@ -435,9 +478,13 @@ class Jobs:
             self._children.add(child)
             with acting_as("sagemaker.amazonaws.com"):
                 twin.client("sagemaker").create_training_job(**child_request)
-            outcome = self.run_training(child, child_request, tuning_arn=tuning.arn)
-            value = outcome["metrics"].get(objective["MetricName"])
-            results.append((child, tuned, outcome, value))
+            children.append((child, child_request, tuned))
+        parallel = config["ResourceLimits"].get("MaxParallelTrainingJobs", 1)
+        outcomes = self.run_trainings([(c, r) for c, r, _ in children], tuning_arn=tuning.arn, parallel=parallel)
+        results = [
+            (child, tuned, outcome, outcome["metrics"].get(objective["MetricName"]))
+            for (child, _, tuned), outcome in zip(children, outcomes, strict=True)
+        ]
         scored = [r for r in results if r[3] is not None and r[2]["status"] == "Completed"]
         counters = {
             "Completed": sum(r[2]["status"] == "Completed" for r in results),
@@ -586,6 +633,14 @@ def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
 
 class JobFailed(RuntimeError):
     """The job ends Failed with this reason (SageMaker's FailureReason style)."""
+
+
+def _contain(step, *args):
+    """A job step's result, or its JobFailed as a value (so one failed job does not stop others)."""
+    try:
+        return step(*args)
+    except JobFailed as error:
+        return error
 
 
 def _decoded(value: str) -> Any:

@@ -113,6 +113,7 @@ class Twin:
 
     def stop(self) -> None:
         self.hosting.stop()
+        self.jobs.stop()
         for patch in getattr(self, "_patches", []):
             patch.stop()
         if self._mock is not None:
@@ -180,6 +181,23 @@ class Twin:
         if len(found) != 1:
             raise KeyError(f"{stack.name}: {len(found)} resources start with {logical_prefix}")
         return found[0]
+
+    def topic_messages(self, topic_arn: str) -> list[tuple[str | None, str]]:
+        """(subject, message) of everything published to a topic, as its subscribers received it."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[self.account][self.region].topics[topic_arn]
+        return [(subject, message) for _, message, subject, _, _ in topic.sent_notifications]
+
+    def queue_messages(self, queue_arn: str) -> list[dict[str, Any]]:
+        """Messages waiting in a queue (received and left visible again), with their attributes."""
+        with acting_as("twin"):
+            sqs = self.client("sqs")
+            url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+            received = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+            )
+        return received.get("Messages", [])
 
     # --- the event loop: events, invocations, jobs and updates, one at a time ---
 

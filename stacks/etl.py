@@ -67,14 +67,22 @@ def load_dataset_spec_module() -> ModuleType:
     return module
 
 
-def dataset_specs() -> dict[str, Path]:
-    """Every ``datasets/<name>.json``, checked: a broken spec fails synth, never a deployed job."""
+def dataset_specs(extra: tuple[Path, ...] = ()) -> dict[str, Path]:
+    """Every ``datasets/<name>.json``, and ``extra`` spec files (a user's own, for ``make local
+    SPEC=...``), checked: a broken spec fails synth, never a deployed job."""
     module = load_dataset_spec_module()
-    found = {}
+    found: dict[str, Path] = {}
     for path in sorted(DATASETS_DIR.glob("*.json")):
         spec = module.load_spec(path.read_text(encoding="utf-8"), source=path.name)
         if spec.name != path.stem:
             raise module.SpecError(spec.name, None, f"the spec's file must be named {spec.name}.json, not {path.name}")
+        found[spec.name] = path
+    for path in extra:
+        if not path.is_file():
+            raise module.SpecError(path.stem, None, f"spec file {path} does not exist")
+        spec = module.load_spec(path.read_text(encoding="utf-8"), source=str(path))
+        if spec.name in found:
+            raise module.SpecError(spec.name, None, f"{path} names a dataset that {found[spec.name]} already defines")
         found[spec.name] = path
     return found
 
@@ -95,9 +103,11 @@ class EtlStack(Stack):
         alarm_topic: sns.ITopic,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
+        specs: dict[str, Path] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        specs = dataset_specs() if specs is None else specs
         etl = config.etl
         prefix = config.stack_prefix
         bucket = data.bucket
@@ -138,12 +148,8 @@ class EtlStack(Stack):
         # Glue puts each --extra-py-files object on the path under its object name, and an asset's
         # object is named by its hash: a lone .py would import as <hash>, never as dataset_spec.
         # A zip (a folder asset) keeps the module's name inside it.
-        spec_module = assets.Asset(
-            self, "DatasetSpecModule", path=str(ETL_DIR), exclude=["*", f"!{SPEC_MODULE}"]
-        )
-        self.spec_assets = {
-            name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in dataset_specs().items()
-        }
+        spec_module = assets.Asset(self, "DatasetSpecModule", path=str(ETL_DIR), exclude=["*", f"!{SPEC_MODULE}"])
+        self.spec_assets = {name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in specs.items()}
         self.job_role = self._glue_role("JobRole", "Glue preparation job", key, network_policy)
         data.grant_read(self.job_role, f"{RAW_PREFIX}*")
         bucket.grant_read_write(self.job_role, f"{PREPARED_PREFIX}*")

@@ -95,12 +95,13 @@ class TrainingStack(Stack):
         alarm_topic: sns.ITopic,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
+        specs: dict[str, Path] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         prefix = config.stack_prefix
         self.group_prefix = prefix.lower()
-        specs = dataset_specs()
+        specs = dataset_specs() if specs is None else specs
         self.images = SageMakerImages(self, "Images", images=IMAGES)
         source = assets.Asset(self, "TrainingCode", path=str(source_tarball()))
         spec_assets = {name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in specs.items()}

@@ -1,0 +1,202 @@
+"""The platform end to end on the local twin, from the dev stage's real cloud assembly.
+
+One twin for the module. Every event it emits is delivered twice and pending work runs out of
+order, so each scenario also proves the idempotency the handlers promise. The chain runs once
+on bank marketing (the shipped spec trains through a tuning job); the other scenarios run on the
+same twin afterwards, on other datasets.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local.assembly import load
+from local.platform import Twin
+from local.scenario import Scenario, raw_records
+from local.trace import acting_as
+from tests.conftest import RAW_FILES
+
+DATASET = "bank-marketing"
+
+
+@pytest.fixture(scope="module")
+def twin(dev, spark, tmp_path_factory):
+    twin = Twin(load(dev.outdir), tmp_path_factory.mktemp("twin"), duplicate_events=True, shuffle_seed=11)
+    twin.start()
+    yield twin
+    twin.stop()
+
+
+@pytest.fixture(scope="module")
+def chain(twin):
+    return Scenario(twin, DATASET, RAW_FILES[DATASET]).execute()
+
+
+def _group(twin: Twin, dataset: str) -> str:
+    return next(
+        p["ModelPackageGroupName"]
+        for p in twin.stack("Training").applied.values()
+        if p.get("ModelPackageGroupName", "").endswith("-" + dataset)
+    )
+
+
+def _packages(twin: Twin, dataset: str) -> list[dict]:
+    with acting_as("twin"):
+        sagemaker = twin.client("sagemaker")
+        summaries = sagemaker.list_model_packages(ModelPackageGroupName=_group(twin, dataset))[
+            "ModelPackageSummaryList"
+        ]
+        return [sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
+
+
+def _topic(twin: Twin) -> str:
+    return twin.resource("Data", "OperatorTopic", "AWS::SNS::Topic")
+
+
+def _successful(twin: Twin, operation: str) -> list[dict]:
+    return [c for c in twin.trace.calls(operation=operation) if c["error"] is None and c["principal"] != "twin"]
+
+
+def _invocations(twin: Twin, fragment: str) -> list[dict]:
+    return [e for e in twin.trace.of("invoke") if fragment in e["function"]]
+
+
+def test_bank_marketing_runs_from_upload_to_prediction_and_batch_output(chain):
+    report = chain.report()
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [
+        ("upload", "ok"),
+        ("prepare", "ok"),
+        ("train", "ok"),
+        ("register", "ok"),
+        ("roll out", "ok"),
+        ("predict", "ok"),
+        ("batch transform", "ok"),
+    ], report["failures"]
+    assert report["model_package_status"] == "Approved"
+    assert report["gate"].startswith("Approved: test auc 0.9")
+    assert 0.0 <= report["prediction"]["probability"] <= 1.0 and report["prediction"]["label"] in ("yes", "no")
+    assert report["batch_output_rows"] == 20
+
+
+def test_the_tuning_job_runs_every_training_job_and_its_best_is_registered(twin, chain):
+    [tuning] = [e for e in twin.trace.of("job", job_type="tuning") if e["status"] == "Completed"]
+    children = [e for e in twin.trace.of("job", job_type="training") if e["status"] == "Completed"]
+    assert len(children) == 12 and all(e["tuning"] for e in children)
+    best = max(children, key=lambda e: e["metrics"]["validation:auc"])
+    assert tuning["best"] == best["job"]
+    [package] = _packages(twin, DATASET)
+    assert package["CustomerMetadataProperties"]["training_job"] == best["job"]
+    # The children's own state-change events reach register_model, which leaves them to the tuning job.
+    ignored = [e for e in _invocations(twin, "RegisterModel") if (e.get("result") or {}).get("status") == "ignored"]
+    assert len(ignored) >= 12
+
+
+def test_every_event_delivered_twice_starts_one_run_one_tuning_job_and_one_package(twin, chain):
+    etl = [e["result"]["status"] for e in _invocations(twin, "StartEtl")]
+    assert sorted(etl) == ["duplicate", "started"]
+    assert len(_successful(twin, "StartJobRun")) == 1
+    assert len(_successful(twin, "CreateHyperParameterTuningJob")) == 1
+    assert len(_successful(twin, "CreateModelPackage")) == 1
+    assert len(_packages(twin, DATASET)) == 1
+    assert len(_successful(twin, "UpdateStack")) == 1
+
+
+def test_the_endpoint_serves_the_approved_package_from_its_own_model_archive(twin, chain):
+    [package] = _packages(twin, DATASET)
+    stack = twin.stack(f"Hosting-{DATASET}")
+    assert stack.status == "UPDATE_COMPLETE"
+    assert stack.parameters["ModelPackageArn"] == package["ModelPackageArn"]
+    container = twin.hosting.endpoints[chain.outputs["endpoint"]]
+    # The inference code is the copy inside model.tar.gz (code/), not the repository's.
+    assert (container.model_dir / "code" / "inference.py").is_file()
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].endswith("/output/model.tar.gz")
+    record = raw_records(RAW_FILES[DATASET], twin, DATASET)[0]
+    with acting_as("application"):
+        answer = twin.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=chain.outputs["endpoint"], ContentType="text/csv", Accept="text/csv", Body=record
+        )
+    probability, label = answer["Body"].read().decode().strip().split(",")
+    assert 0.0 <= float(probability) <= 1.0 and label in ("yes", "no")
+
+
+def test_a_bad_record_is_a_model_error_with_the_containers_message(twin, chain):
+    with acting_as("application"), pytest.raises(twin.client("sagemaker-runtime").exceptions.ModelError) as raised:
+        twin.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=chain.outputs["endpoint"], ContentType="text/csv", Body="1,2,3"
+        )
+    assert raised.value.response["OriginalStatusCode"] == 400
+    assert "expected 20" in raised.value.response["OriginalMessage"]
+
+
+def test_a_model_that_misses_the_bar_is_rejected_not_rolled_out_and_the_operators_hear_it(twin, chain):
+    dataset = "vertebral-column"
+    _raise_the_bar(twin, dataset)
+    live = twin.stack(f"Hosting-{DATASET}").parameters["ModelPackageArn"]
+    deployments = len(_invocations(twin, "DeployModel"))
+    _upload(twin, dataset, RAW_FILES[dataset].read_bytes(), RAW_FILES[dataset].name)
+    twin.run_until_idle()
+
+    [package] = _packages(twin, dataset)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "misses the bar: at least 0.999" in package["ModelPackageDescription"]
+    subjects = [subject for subject, _ in twin.topic_messages(_topic(twin))]
+    assert f"ML platform (dev): model for {dataset} rejected" in subjects
+    # The Rejected package's own state change matches no rollout rule, so nothing rolls out.
+    assert len(_invocations(twin, "DeployModel")) == deployments
+    assert twin.stack(f"Hosting-{DATASET}").parameters["ModelPackageArn"] == live
+
+
+def test_a_failing_preparation_job_reaches_the_operators_and_registers_nothing(twin, chain):
+    dataset = "car-evaluation"
+    _upload(twin, dataset, b"vhigh,vhigh,2\nlow,med,4\n", "broken.data")
+    twin.run_until_idle()
+
+    failed = [e for e in twin.trace.of("job", service="glue") if e["status"] == "FAILED"]
+    assert failed and "car-evaluation" in failed[-1]["error"]
+    messages = [message for _, message in twin.topic_messages(_topic(twin))]
+    assert any("ended FAILED" in m and failed[-1]["run"] in m for m in messages), messages
+    assert not _packages(twin, dataset)
+
+
+def test_an_event_the_function_cannot_handle_is_retried_then_kept_in_its_dead_letter_queue(twin, chain):
+    # A _SUCCESS with no schema.json beside it: start_training cannot read the run.
+    with acting_as("data-scientist"):
+        twin.client("s3").put_object(Bucket=_bucket(twin), Key="prepared/wine-quality/orphan-run/_SUCCESS", Body=b"")
+    twin.run_until_idle()
+
+    function = next(f for f in twin.functions if f.logical_id.startswith("StartTrainingFunction"))
+    attempts = [e for e in _invocations(twin, "StartTraining") if e["status"] == "error"]
+    assert len(attempts) == 2 * (1 + function.maximum_retry_attempts)  # each delivery: the try and its retries
+    assert function.maximum_retry_attempts == 2
+    held = twin.queue_messages(function.dead_letter_queue)
+    assert len(held) == 2
+    event = json.loads(held[0]["Body"])
+    assert event["detail"]["object"]["key"] == "prepared/wine-quality/orphan-run/_SUCCESS"
+    assert "NoSuchKey" in held[0]["MessageAttributes"]["ErrorMessage"]["StringValue"]
+
+
+# --- helpers ---
+
+
+def _bucket(twin: Twin) -> str:
+    return twin.resource("Data", "DataBucket", "AWS::S3::Bucket")
+
+
+def _upload(twin: Twin, dataset: str, body: bytes, name: str) -> None:
+    with acting_as("data-scientist"):
+        twin.client("s3").put_object(Bucket=_bucket(twin), Key=f"raw/{dataset}/{name}", Body=body)
+
+
+def _raise_the_bar(twin: Twin, dataset: str) -> None:
+    """Replace the deployed spec's gate minimum, as a stricter spec would set it (what start_training
+    and register_model read is the published spec object)."""
+    function = next(f for f in twin.functions if f.logical_id.startswith("RegisterModelFunction"))
+    uri = json.loads(function.variables["DATASET_SPECS"])[dataset]
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    with acting_as("deployer"):
+        s3 = twin.client("s3")
+        spec = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        spec["training"]["minimum"] = 0.999
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(spec).encode())

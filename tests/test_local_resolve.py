@@ -1,0 +1,147 @@
+"""The twin's template resolver on every intrinsic the templates use, and the resource types:
+each one in the synthesized templates is provisioned by an adapter or listed as not needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local.provision import ADAPTERS, NOT_NEEDED
+from local.resolve import Environment, Physical, ResolveError, Resolver
+
+TEMPLATE: dict[str, Any] = {
+    "Parameters": {
+        "Package": {"Type": "String", "Default": ""},
+        "Version": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/cdk-bootstrap/x/version"},
+    },
+    "Mappings": {"Images": {"eu-west-1": {"Xgboost": "xgb-eu"}}},
+    "Conditions": {"HasModel": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Package"}, ""]}]}},
+    "Rules": {
+        "CheckBootstrapVersion": {
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Not": [{"Fn::Contains": [["1", "2", "3", "4", "5"], {"Ref": "Version"}]}]},
+                    "AssertDescription": "CDK bootstrap stack version 6 required.",
+                }
+            ]
+        }
+    },
+    "Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Role": {"Type": "AWS::IAM::Role"},
+        "Model": {"Type": "AWS::SageMaker::Model", "Condition": "HasModel"},
+    },
+}
+
+
+def resolver(parameters: dict[str, str] | None = None, physical: dict[str, Physical] | None = None) -> Resolver:
+    env = Environment(
+        stack_name="Stack",
+        stack_id="arn:aws:cloudformation:eu-west-1:123456789012:stack/Stack/1",
+        account="123456789012",
+        region="eu-west-1",
+        parameters={"Package": "", "Version": "30", **(parameters or {})},
+        availability_zones=["eu-west-1a", "eu-west-1b"],
+        stack_outputs=lambda name: {"DataKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k"} if name == "Data" else {},
+        exports={"Shared": "exported"},
+    )
+    defaults = {"Bucket": Physical("my-bucket", {"Arn": "arn:aws:s3:::my-bucket"}), "Role": Physical("role")}
+    return Resolver(TEMPLATE, env, physical if physical is not None else defaults)
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ({"Ref": "AWS::AccountId"}, "123456789012"),
+        ({"Ref": "AWS::Region"}, "eu-west-1"),
+        ({"Ref": "AWS::Partition"}, "aws"),
+        ({"Ref": "AWS::URLSuffix"}, "amazonaws.com"),
+        ({"Ref": "AWS::StackName"}, "Stack"),
+        ({"Ref": "Bucket"}, "my-bucket"),
+        ({"Ref": "Version"}, "30"),
+        ({"Fn::GetAtt": ["Bucket", "Arn"]}, "arn:aws:s3:::my-bucket"),
+        ({"Fn::GetAtt": "Bucket.Arn"}, "arn:aws:s3:::my-bucket"),
+        ({"Fn::Join": ["/", [{"Ref": "Bucket"}, "raw", "x"]]}, "my-bucket/raw/x"),
+        ({"Fn::Sub": "s3://${Bucket}/${AWS::Region}/${!Literal}"}, "s3://my-bucket/eu-west-1/${Literal}"),
+        ({"Fn::Sub": "${Bucket.Arn}/*"}, "arn:aws:s3:::my-bucket/*"),
+        ({"Fn::Sub": ["${Name}-x", {"Name": {"Ref": "Bucket"}}]}, "my-bucket-x"),
+        ({"Fn::Select": [1, {"Fn::GetAZs": ""}]}, "eu-west-1b"),
+        ({"Fn::FindInMap": ["Images", {"Ref": "AWS::Region"}, "Xgboost"]}, "xgb-eu"),
+        ({"Fn::If": ["HasModel", "yes", "no"]}, "no"),
+        ({"Fn::ImportValue": "Shared"}, "exported"),
+        (
+            {"Fn::GetStackOutput": {"StackName": "Data", "Region": {"Ref": "AWS::Region"}, "OutputName": "DataKeyArn"}},
+            "arn:aws:kms:eu-west-1:123456789012:key/k",
+        ),
+        ({"Fn::Split": [",", "a,b"]}, ["a", "b"]),
+        ({"List": ["a", {"Ref": "AWS::NoValue"}, "b"]}, {"List": ["a", "b"]}),
+        ({"Keep": "x", "Drop": {"Ref": "AWS::NoValue"}}, {"Keep": "x"}),
+    ],
+)
+def test_each_intrinsic_resolves_to_the_twins_values(node, expected):
+    assert resolver().resolve(node, "Somewhere") == expected
+
+
+def test_conditions_follow_the_parameters():
+    assert resolver().included("Model") is False
+    assert resolver({"Package": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/g/1"}).included("Model")
+
+
+def test_the_bootstrap_version_rule_is_checked():
+    resolver().check_rules()
+    with pytest.raises(ResolveError, match="CDK bootstrap stack version 6 required"):
+        resolver({"Version": "5"}).check_rules()
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ({"Fn::Base64": "x"}, r"stack Stack, Somewhere: intrinsic Fn::Base64 is not supported"),
+        (
+            {"Fn::GetAtt": ["Bucket", "WebsiteURL"]},
+            r"Fn::GetAtt Bucket.WebsiteURL: the twin does not know this attribute",
+        ),
+        ({"Ref": "Model"}, r"Ref Model \(AWS::SageMaker::Model\): the resource is not provisioned"),
+        ({"Ref": "Nothing"}, r"Ref Nothing: no parameter, resource or pseudo parameter"),
+        ({"Fn::ImportValue": "Missing"}, r"Fn::ImportValue 'Missing': no stack exports it"),
+        ({"Fn::Select": [5, ["a"]]}, r"Fn::Select index 5 is outside a list of 1"),
+        (
+            {"Fn::GetStackOutput": {"StackName": "Data", "Region": "us-east-1", "OutputName": "DataKeyArn"}},
+            r"the twin has one region",
+        ),
+    ],
+)
+def test_what_cannot_be_resolved_is_an_error_naming_stack_place_and_intrinsic(node, message):
+    with pytest.raises(ResolveError, match=message):
+        resolver().resolve(node, "Somewhere")
+
+
+def _intrinsics(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.startswith("Fn::") or key in ("Ref", "Condition"):
+                found.add(key)
+            found |= _intrinsics(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _intrinsics(item)
+    return found
+
+
+def test_every_intrinsic_the_templates_use_is_one_the_resolver_handles(stage):
+    handled = {
+        "Ref", "Condition", "Fn::GetAtt", "Fn::Join", "Fn::Sub", "Fn::Select", "Fn::Split", "Fn::FindInMap",
+        "Fn::If", "Fn::GetAZs", "Fn::ImportValue", "Fn::GetStackOutput", "Fn::Equals", "Fn::Not", "Fn::And",
+        "Fn::Or", "Fn::Contains",
+    }  # fmt: skip
+    used = set().union(*(_intrinsics(t.to_json()) for t in stage.templates.values()))
+    assert used <= handled, used - handled
+
+
+def test_every_resource_type_is_provisioned_or_listed_as_not_needed_with_a_reason(stage):
+    types = {r["Type"] for t in stage.templates.values() for r in t.to_json()["Resources"].values()}
+    assert types - set(ADAPTERS) - set(NOT_NEEDED) == set()
+    assert all(len(reason) > 30 for reason in NOT_NEEDED.values())
+    assert not set(ADAPTERS) & set(NOT_NEEDED)
