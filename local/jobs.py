@@ -265,14 +265,17 @@ class Jobs:
                 prepared.append((name, request, error))
         runnable = [(n, r, c) for n, r, c in prepared if not isinstance(c, JobFailed)]
         workers = max(1, min(parallel, os.cpu_count() or 1))
+        # Each concurrent job is an instance of its own: it gets its share of the cores.
+        cores = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        )
+        shares = [tuple(c for j, c in enumerate(cores) if j % workers == slot) for slot in range(workers)]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            logs = dict(
-                zip(
-                    [n for n, _, _ in runnable],
-                    pool.map(lambda item: _contain(self._script_mode, *item[2]), runnable),
-                    strict=True,
-                )
-            )
+            futures = {
+                name: pool.submit(_contain, self._script_mode, *container, shares[index % workers])
+                for index, (name, _, container) in enumerate(runnable)
+            }
+            logs = {name: future.result() for name, future in futures.items()}
         results = []
         for name, request, container in prepared:
             outcome = container if isinstance(container, JobFailed) else logs[name]
@@ -379,8 +382,16 @@ class Jobs:
             }
         return config
 
-    def _script_mode(self, root: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Any], request) -> str:
-        """The framework container's script mode, as the SageMaker training toolkit runs it."""
+    def _script_mode(
+        self,
+        root: Path,
+        hyperparameters: Mapping[str, str],
+        channels: Mapping[str, Any],
+        request: Mapping[str, Any],
+        cpus: tuple[int, ...] = (),
+    ) -> str:
+        """The framework container's script mode, as the SageMaker training toolkit runs it, on
+        ``cpus`` (the instance's cores: SM_NUM_CPUS, and the process pinned to them)."""
         submit = _decoded(hyperparameters["sagemaker_submit_directory"])
         program = _decoded(hyperparameters["sagemaker_program"])
         archive = self._container_path(root, submit)
@@ -412,7 +423,8 @@ class Jobs:
             "SM_USER_ARGS": json.dumps(argv),
             "SM_HOSTS": json.dumps(["algo-1"]),
             "SM_CURRENT_HOST": "algo-1",
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_NUM_CPUS": str(len(cpus) or os.cpu_count() or 1),
+            "OMP_NUM_THREADS": str(len(cpus) or os.cpu_count() or 1),
             "SM_NUM_GPUS": "0",
             "SM_MODULE_NAME": program.removesuffix(".py"),
             "SM_INPUT_DATA_CONFIG": json.dumps(channels),
@@ -423,7 +435,15 @@ class Jobs:
         limit = int(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
         try:
             result = subprocess.run(
-                [sys.executable, program, *argv], cwd=code, env=env, capture_output=True, text=True, timeout=limit
+                [sys.executable, program, *argv],
+                cwd=code,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus))
+                if cpus and hasattr(os, "sched_setaffinity")
+                else None,
             )
         except subprocess.TimeoutExpired as error:
             raise JobFailed(f"MaxRuntimeExceeded: training ran longer than {limit} s") from error
@@ -526,6 +546,7 @@ class Jobs:
             tuning.failure_reason = "No training job succeeded with an objective metric"
         twin.trace.add(
             "job", service="sagemaker", job_type="tuning", job=name, status=tuning.hyper_parameter_tuning_job_status,
+            failure=tuning.failure_reason or None,
             best=(tuning.best_training_job or {}).get("TrainingJobName"),
             objective=(tuning.best_training_job or {}).get("FinalHyperParameterTuningJobObjectiveMetric"),
         )  # fmt: skip

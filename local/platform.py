@@ -57,7 +57,7 @@ class Twin:
         shuffle_seed: int | None = None,
     ) -> None:
         self.assembly = assembly
-        self.state = state
+        self.state = state.resolve()  # jobs run in their own working folders
         self.account = account
         self.region = region
         self.duplicate_events = duplicate_events

@@ -99,7 +99,8 @@ def read_channel(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def booster_params(hp: dict[str, Any], problem: str, classes: int) -> dict[str, Any]:
     params: dict[str, Any] = {name: hp[name] for name in BOOSTER if hp.get(name) is not None}
-    params |= {"seed": hp["seed"], "nthread": os.cpu_count() or 1}
+    # The instance's cores, as the training toolkit reports them (SM_NUM_CPUS); a laptop's otherwise.
+    params |= {"seed": hp["seed"], "nthread": int(os.environ.get("SM_NUM_CPUS") or os.cpu_count() or 1)}
     if problem == "binary":
         params |= {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"]}
     elif problem == "multiclass":
