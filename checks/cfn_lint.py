@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,14 @@ class LintResult:
 
 
 def lint_template(path: Path, regions: list[str]) -> LintResult:
-    matches = lint_file(Path(path), config=ManualArgs(regions=regions))
+    path = Path(path)
+    return _lint(str(path.resolve()), path.stat().st_mtime_ns, tuple(regions))
+
+
+@functools.lru_cache(maxsize=64)
+def _lint(path: str, modified: int, regions: tuple[str, ...]) -> LintResult:
+    """cfn-lint of one template as it is on disk (the same file and regions give the same answer)."""
+    matches = lint_file(Path(path), config=ManualArgs(regions=list(regions)))
     errors, warnings = [], []
     for match in matches:
         line = f"{match.rule.id} {match.message} ({Path(path).name}:{match.linenumber})"

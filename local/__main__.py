@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             return _refuse(f"--dataset {args.dataset} and the spec's dataset {named!r} differ")
         args.dataset = named
     args.dataset = args.dataset or "bank-marketing"
+    known = {
+        a.display_name.removeprefix("Spec-") for a in assembly.assets.values() if a.display_name.startswith("Spec-")
+    }
+    if args.dataset not in known:
+        return _refuse(f"dataset {args.dataset!r} has no spec in {args.assembly}; known: {', '.join(sorted(known))}")
     data = args.data or (SHARED_DATA / DATA_FILES[args.dataset] if args.dataset in DATA_FILES else None)
     if data is None:
         return _refuse(f"dataset {args.dataset!r} ships no data file; give one with --data (DATA=FILE)")
@@ -68,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"local platform: {args.assembly} ({len(assembly.stacks)} stacks) -> {args.state}", flush=True)
     try:
         twin.start()
-        known = _known_datasets(twin)
-        if args.dataset not in known:
-            return _refuse(f"dataset {args.dataset!r} has no spec in the assembly; known: {', '.join(sorted(known))}")
         deployed = time.perf_counter() - started
         _print(Step("deploy", "ok", round(deployed, 2), f"{len(twin.cloudformation.stacks)} stacks, assets published"))
         run = Scenario(twin, args.dataset, data, progress=_print).execute()
@@ -82,13 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.state / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _summary(report, args.state)
     return 0 if not run.failures else 1
-
-
-def _known_datasets(twin) -> set[str]:
-    for function in twin.functions:
-        if "DATASET_SPECS" in function.variables and "JOB_NAME" in function.variables:
-            return set(json.loads(function.variables["DATASET_SPECS"]))
-    return set()
 
 
 def _refuse(message: str) -> int:

@@ -14,8 +14,8 @@ and the service's EventBridge event).
   ``/opt/ml`` is a folder of the job: ``input/config/*.json``, every channel under
   ``input/data/<channel>/``; the framework container's script mode (the SageMaker training
   toolkit's contract: ``sagemaker_program`` and ``sagemaker_submit_directory``, hyperparameters
-  as ``--name value``, ``SM_*`` variables) runs the entry point in a subprocess without AWS
-  credentials (network isolation); ``model.tar.gz`` and ``output.tar.gz`` go where SageMaker puts
+  as ``--name value``, ``SM_*`` variables) runs the entry point in a process of its own
+  (``local.container``) without AWS credentials (network isolation), on its share of the cores; ``model.tar.gz`` and ``output.tar.gz`` go where SageMaker puts
   them and the final metrics are parsed from the log with the job's ``MetricDefinitions``.
 - Tuning: ``MaxNumberOfTrainingJobs`` training jobs named as SageMaker names them, their
   hyperparameters drawn from the ranges by a seeded random search (a stand-in for the Bayesian
@@ -38,8 +38,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import traceback
 import uuid
@@ -48,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local import events
+from local.container import run as run_entry_point
 from local.functions import load_module
 from local.trace import acting_as
 
@@ -433,29 +432,16 @@ class Jobs:
             **{f"SM_HP_{k.upper()}": str(v) for k, v in user.items()},
         }
         limit = int(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
-        try:
-            result = subprocess.run(
-                [sys.executable, program, *argv],
-                cwd=code,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=limit,
-                preexec_fn=(lambda: os.sched_setaffinity(0, cpus))
-                if cpus and hasattr(os, "sched_setaffinity")
-                else None,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise JobFailed(f"MaxRuntimeExceeded: training ran longer than {limit} s") from error
-        log = result.stdout + result.stderr
-        (root.parent / "log.txt").write_text(log)
-        if result.returncode != 0:
+        logs = root.parent
+        code_ = run_entry_point(program, argv, env, code, cpus, logs, timeout=limit)
+        if code_ is None:
+            raise JobFailed(f"MaxRuntimeExceeded: training ran longer than {limit} s")
+        stdout, stderr = (logs / "stdout.txt").read_text(), (logs / "stderr.txt").read_text()
+        if code_ != 0:
             failure = root / "output" / "failure"
-            detail = (
-                failure.read_text().strip() if failure.exists() else (result.stderr.strip().splitlines() or ["?"])[-1]
-            )
-            raise JobFailed(f"AlgorithmError: {detail} (exit code {result.returncode})")
-        return log
+            detail = failure.read_text().strip() if failure.exists() else (stderr.strip().splitlines() or ["?"])[-1]
+            raise JobFailed(f"AlgorithmError: {detail} (exit code {code_})")
+        return stdout + stderr
 
     def _container_path(self, root: Path, path: str) -> Path:
         if not path.startswith(CONTAINER_ROOT + "/"):

@@ -83,6 +83,7 @@ class Twin:
         shutil.rmtree(self.state, ignore_errors=True)
         self.state.mkdir(parents=True)
         # Roles may attach AWS managed policies; moto knows them only when asked to load them.
+        self._saved_setting = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self._mock = mock_aws()
         self._mock.start()
@@ -119,6 +120,10 @@ class Twin:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+            if self._saved_setting is None:
+                os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+            else:
+                os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = self._saved_setting
         boto3.DEFAULT_SESSION = None
 
     def __enter__(self) -> Twin:

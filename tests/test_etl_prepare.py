@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -341,31 +342,25 @@ def test_a_rerun_that_fails_removes_nothing_and_leaves_no_stale_success(spark, t
     assert not (output / "_SUCCESS").exists()
 
 
-def test_command_line_runs_the_same_script_locally(tmp_path):
+def test_command_line_runs_the_same_script_locally(spark, tmp_path, capsys):
+    import prepare
+
     output = tmp_path / "car"
-    env = {**os.environ, "PYTHONPATH": ""}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "etl" / "prepare.py"),
-            "--input",
-            str(RAW_FILES["car-evaluation"]),
-            "--spec",
-            str(ROOT / "datasets" / "car-evaluation.json"),
-            "--output",
-            str(output),
-            "--seed",
-            "7",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "prepared car-evaluation: 1728 rows in, 1728 out" in result.stdout
+    arguments = ["--input", str(RAW_FILES["car-evaluation"]), "--spec", str(ROOT / "datasets" / "car-evaluation.json")]
+    # main() as `python etl/prepare.py` calls it; its local Spark session is the one already running.
+    assert prepare.main([*arguments, "--output", str(output), "--seed", "7"]) == 0
+    assert "prepared car-evaluation: 1728 rows in, 1728 out" in capsys.readouterr().out
     assert (output / "_SUCCESS").exists()
+
+
+def test_the_script_runs_as_a_command_and_names_a_broken_spec(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"dataset": "broken", "csv": {"header": True}}))
+    env = {**os.environ, "PYTHONPATH": ""}
+    command = [sys.executable, str(ROOT / "etl" / "prepare.py"), "--input", "x", "--spec", str(broken), "--output", "y"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip() == "error: dataset 'broken': target is required and must be an object"
 
 
 def test_command_line_reports_a_spec_error_in_one_line_and_writes_nothing(spark, tmp_path, capsys):

@@ -92,6 +92,19 @@ def test_job_arguments_disable_bookmarks_and_enable_continuous_logging(stage):
     assert "--extra-py-files" in arguments  # etl/dataset_spec.py beside the script
 
 
+def test_the_spec_module_reaches_glue_as_a_zip_that_keeps_its_module_name(stage):
+    """Glue puts each --extra-py-files object on the path under its object name, and an asset
+    object is named by its hash: a lone .py would import as <hash>. The zip keeps
+    dataset_spec.py, and nothing else, at its root."""
+    [job] = properties(etl(stage), "AWS::Glue::Job")
+    location = json.dumps(job["DefaultArguments"]["--extra-py-files"])
+    asset_hash = re.search(r"/([0-9a-f]{64})\.zip", location).group(1)
+    manifest = json.loads((stage.outdir / f"{stage.config.stack_prefix}-Etl.assets.json").read_text())
+    source = stage.outdir / manifest["files"][asset_hash]["source"]["path"]
+    assert manifest["files"][asset_hash]["source"]["packaging"] == "zip"
+    assert sorted(p.name for p in source.iterdir()) == ["dataset_spec.py"]
+
+
 def test_security_configuration_encrypts_s3_logs_and_bookmarks_with_the_platform_key(stage):
     etl(stage).has_resource_properties(
         "AWS::Glue::SecurityConfiguration",

@@ -148,11 +148,14 @@ def test_a_model_that_misses_the_bar_is_rejected_not_rolled_out_and_the_operator
     assert twin.stack(f"Hosting-{DATASET}").parameters["ModelPackageArn"] == live
 
 
-def test_a_failing_preparation_job_reaches_the_operators_and_registers_nothing(twin, chain):
+def test_data_the_preparation_job_refuses_stops_the_chain_there_and_reaches_the_operators(twin, chain, tmp_path):
     dataset = "car-evaluation"
-    _upload(twin, dataset, b"vhigh,vhigh,2\nlow,med,4\n", "broken.data")
-    twin.run_until_idle()
+    broken = tmp_path / "broken.data"
+    broken.write_bytes(b"vhigh,vhigh,2\nlow,med,4\n")  # 3 columns where the spec names 7
+    run = Scenario(twin, dataset, broken).execute()
 
+    assert [(s.name, s.status) for s in run.steps] == [("upload", "ok"), ("prepare", "failed")]
+    assert run.failures[0].startswith("prepare: the preparation job jr_") and "ended FAILED" in run.failures[0]
     failed = [e for e in twin.trace.of("job", service="glue") if e["status"] == "FAILED"]
     assert failed and "car-evaluation" in failed[-1]["error"]
     messages = [message for _, message in twin.topic_messages(_topic(twin))]
