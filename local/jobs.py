@@ -15,8 +15,9 @@ and the service's EventBridge event).
   ``input/data/<channel>/``; the framework container's script mode (the SageMaker training
   toolkit's contract: ``sagemaker_program`` and ``sagemaker_submit_directory``, hyperparameters
   as ``--name value``, ``SM_*`` variables) runs the entry point in a process of its own
-  (``local.container``) without AWS credentials (network isolation), on its share of the cores; ``model.tar.gz`` and ``output.tar.gz`` go where SageMaker puts
-  them and the final metrics are parsed from the log with the job's ``MetricDefinitions``.
+  (``local.container``) without AWS credentials (network isolation), on its share of the cores;
+  ``model.tar.gz`` and ``output.tar.gz`` go where SageMaker puts them and the final metrics
+  are parsed from the log with the job's ``MetricDefinitions``.
 - Tuning: ``MaxNumberOfTrainingJobs`` training jobs named as SageMaker names them, their
   hyperparameters drawn from the ranges by a seeded random search (a stand-in for the Bayesian
   strategy, said in the trace), the best by the objective metric.
