@@ -31,13 +31,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from constructs.build_folder import build_folder
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_ROOT = ROOT / "lambda"
-# Where handlers that share runtime modules (etl/dataset_spec.py) are assembled before upload.
-BUILD_ROOT = ROOT / ".build" / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ENI_REASON = (
     "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
@@ -211,8 +210,8 @@ class EventFunction(Construct):
 
 
 def _assemble(name: str, source: Path, modules: tuple[Path, ...]) -> Path:
-    """The handler's folder plus shared runtime modules, in .build/lambda/<name>/."""
-    target = BUILD_ROOT / name
+    """The handler's folder plus shared runtime modules, in the process's build folder."""
+    target = build_folder() / "lambda" / name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for module in modules:

@@ -72,6 +72,15 @@ def private_imports(folder: Path) -> Iterator[None]:
         sys.modules.update(saved)
 
 
+LOADED: set[str] = set()  # aliases registered in sys.modules, dropped when the twin stops
+
+
+def unload_modules() -> None:
+    for alias in LOADED:
+        sys.modules.pop(alias, None)
+    LOADED.clear()
+
+
 def load_module(path: Path, alias: str) -> ModuleType:
     """``path`` imported as a module named ``alias``, with its folder's modules private to it."""
     spec = importlib.util.spec_from_file_location(alias, path)
@@ -79,6 +88,7 @@ def load_module(path: Path, alias: str) -> ModuleType:
         raise FunctionError(f"{path} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[alias] = module  # dataclasses and pickling look a module up by its name
+    LOADED.add(alias)
     with private_imports(path.parent):
         spec.loader.exec_module(module)
     return module

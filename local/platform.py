@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from local import events
 from local.assembly import Assembly, FileAsset
 from local.bus import Bus
-from local.functions import Functions
+from local.functions import Functions, unload_modules
 from local.hosting import Hosting
 from local.jobs import Jobs
 from local.stacks import CloudFormation, StackError
@@ -115,6 +115,7 @@ class Twin:
     def stop(self) -> None:
         self.hosting.stop()
         self.jobs.stop()
+        unload_modules()  # the functions' modules hold clients whose hooks hold the twin
         for patch in getattr(self, "_patches", []):
             patch.stop()
         if self._mock is not None:

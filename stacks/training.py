@@ -18,6 +18,7 @@ from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from constructs.build_folder import build_folder
 from constructs.event_function import EventFunction, object_created
 from constructs.nag_acknowledgements import (
     KMS_DATA_KEY_REASON,
@@ -39,7 +40,6 @@ from stacks.etl import ETL_DIR, dataset_specs
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_jobs"
 SOURCE_FILES = ("train.py", "inference.py", "schema_encoder.py")
-BUILD = ROOT / ".build"
 XGBOOST_VERSION = "3.2-0"  # the container of xgboost 3.2, as requirements-dev.txt pins locally
 IMAGES = {
     "xgboost": Image("xgboost", XGBOOST_VERSION, "training"),
@@ -69,7 +69,6 @@ JOB_ARN_REASON = (
 def source_tarball() -> Path:
     """training_jobs/ as the sourcedir.tar.gz SageMaker's script mode expects; byte-stable, so
     the asset's hash changes only with the code."""
-    BUILD.mkdir(exist_ok=True)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name in SOURCE_FILES:
@@ -77,7 +76,7 @@ def source_tarball() -> Path:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             archive.addfile(info, io.BytesIO(data))
-    target = BUILD / "sourcedir.tar.gz"
+    target = build_folder() / "sourcedir.tar.gz"
     target.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
     return target
 
