@@ -28,8 +28,9 @@ from stacks.training import TrainingStack
 
 ROOT = Path(__file__).resolve().parent
 STAGE_CONTEXT_KEYS = ("stage", "account", "region")
-# For `make local`: more spec files (comma-separated paths) and datasets to serve on top of the
-# stage's hosting.datasets (comma-separated names). Neither changes a stage's configuration file.
+# For `make local`: more spec files (comma-separated paths; their datasets are served) and datasets
+# to serve on top of the stage's hosting.datasets (comma-separated names). Neither changes a
+# stage's configuration file.
 EXTRA_SPECS, SERVE = "extra_specs", "serve"
 
 
@@ -43,7 +44,9 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     config = load_stage({key: app.node.try_get_context(key) for key in STAGE_CONTEXT_KEYS})
     extra = tuple(Path(p).resolve() for p in _listed(app.node.try_get_context(EXTRA_SPECS)))
     specs = dataset_specs(extra)
-    serve = [d for d in _listed(app.node.try_get_context(SERVE)) if d not in config.hosting.datasets]
+    # A spec given for a local run is served too: its run ends with a prediction like any other.
+    wanted = [*_listed(app.node.try_get_context(SERVE)), *(name for name, path in specs.items() if path in extra)]
+    serve = [d for d in dict.fromkeys(wanted) if d not in config.hosting.datasets]
     if serve:
         config = config.model_copy(
             update={"hosting": config.hosting.model_copy(update={"datasets": [*config.hosting.datasets, *serve]})}

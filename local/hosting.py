@@ -129,7 +129,10 @@ class Hosting:
             raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
         inference = load_module(program, "model_" + re.sub(r"\W", "_", label))
         server = self._server().make_server(model_dir, "127.0.0.1", 0, inference=inference)
-        thread = threading.Thread(target=server.serve_forever, name=f"container {label}", daemon=True)
+        # A short poll: stopping a container (after each transform job, at each rollout) waits for it.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"container {label}", daemon=True
+        )
         thread.start()
         twin.trace.add(
             "container", label=label, image=image, port=server.server_address[1], model=container.get("ModelDataUrl")
