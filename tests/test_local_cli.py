@@ -51,8 +51,9 @@ def test_a_spec_whose_dataset_the_assembly_lacks_says_to_synthesize_it(capsys, d
 
 
 def test_extra_spec_files_are_checked_like_the_shipped_ones(tmp_path):
-    import stacks.etl as etl_module
     from dataset_spec import SpecError
+
+    import stacks.etl as etl_module
 
     own = json.loads((ROOT / "datasets" / "vertebral-column.json").read_text())
     (tmp_path / "spine.json").write_text(json.dumps({**own, "dataset": "spine"}))
