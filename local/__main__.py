@@ -104,7 +104,7 @@ def _summary(report: dict, state: Path) -> None:
         return
     prediction = report["prediction"]
     print(f"{report['dataset']}: upload to prediction in {report['seconds']} s")
-    print(f"  model package   {report['model_package_status']}: {report['gate']}")
+    print(f"  model package   {report['gate']}")
     print(f"  prediction      {json.dumps({k: v for k, v in prediction.items() if k != 'record'})}")
     print(f"  batch output    {report['batch_output_rows']} rows in {report['outputs']['batch_output']}")
     print(f"  prepared data   {report['outputs']['prepared']}")
