@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
+from local import standins
 from local.functions import load_module
 from local.trace import acting_as
 
@@ -115,19 +116,7 @@ class Hosting:
                 body = twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
                 archive.extractall(model_dir, filter="data")
-        environment = container.get("Environment", {})
-        repository = image.rsplit("/", 1)[-1].split(":")[0]
-        if repository != "sagemaker-xgboost" or "SAGEMAKER_PROGRAM" not in environment:
-            raise HostingError(
-                f"{label}: the twin has no stand-in for {image} (serves the XGBoost container's script mode)"
-            )
-        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", MODEL_ROOT + "/code")
-        if not submit.startswith(MODEL_ROOT):
-            raise HostingError(f"{label}: SAGEMAKER_SUBMIT_DIRECTORY {submit} is not inside {MODEL_ROOT}")
-        program = model_dir / submit.removeprefix(MODEL_ROOT).lstrip("/") / environment["SAGEMAKER_PROGRAM"]
-        if not program.is_file():
-            raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
-        inference = load_module(program, "model_" + re.sub(r"\W", "_", label))
+        inference = self._inference(label, image, container.get("Environment", {}), model_dir)
         server = self._server().make_server(model_dir, "127.0.0.1", 0, inference=inference)
         # A short poll: stopping a container (after each transform job, at each rollout) waits for it.
         thread = threading.Thread(
@@ -138,6 +127,27 @@ class Hosting:
             "container", label=label, image=image, port=server.server_address[1], model=container.get("ModelDataUrl")
         )
         return Container(label, role, image, model_dir, server, thread)
+
+    def _inference(self, label: str, image: str, environment: dict[str, str], model_dir: Path):
+        """What answers /invocations: a built-in's stand-in, or the XGBoost container's script
+        mode, SAGEMAKER_PROGRAM loaded from SAGEMAKER_SUBMIT_DIRECTORY inside model.tar.gz."""
+        if standins.algorithm_of(image):
+            self.twin.trace.add(
+                "stand-in", container=label, image=image, note="a built-in algorithm: the twin's stand-in serves"
+            )
+            return standins.Serving
+        repository = image.rsplit("/", 1)[-1].split(":")[0]
+        if repository != "sagemaker-xgboost":
+            raise HostingError(f"{label}: the twin has no stand-in for {image}")
+        if "SAGEMAKER_PROGRAM" not in environment:
+            raise HostingError(f"{label}: {image} serves a script: SAGEMAKER_PROGRAM is not in the environment")
+        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", MODEL_ROOT + "/code")
+        if not submit.startswith(MODEL_ROOT):
+            raise HostingError(f"{label}: SAGEMAKER_SUBMIT_DIRECTORY {submit} is not inside {MODEL_ROOT}")
+        program = model_dir / submit.removeprefix(MODEL_ROOT).lstrip("/") / environment["SAGEMAKER_PROGRAM"]
+        if not program.is_file():
+            raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
+        return load_module(program, "model_" + re.sub(r"\W", "_", label))
 
     def _server(self):
         if self._server_module is None:

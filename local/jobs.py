@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local import events
+from local import events, standins
 from local.container import run as run_entry_point
 from local.functions import load_module
 from local.trace import acting_as
@@ -272,7 +272,7 @@ class Jobs:
         shares = [tuple(c for j, c in enumerate(cores) if j % workers == slot) for slot in range(workers)]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = {
-                name: pool.submit(_contain, self._script_mode, *container, shares[index % workers])
+                name: pool.submit(_contain, self._run_container, *container, shares[index % workers])
                 for index, (name, _, container) in enumerate(runnable)
             }
             logs = {name: future.result() for name, future in futures.items()}
@@ -284,7 +284,9 @@ class Jobs:
             results.append(self._record(name, request, outcome, tuning_arn))
         return results
 
-    def _record(self, name: str, request: Mapping[str, Any], outcome: str | JobFailed, tuning_arn: str | None) -> dict:
+    def _record(
+        self, name: str, request: Mapping[str, Any], outcome: str | dict | JobFailed, tuning_arn: str | None
+    ) -> dict:
         twin = self.twin
         job = self._training_job(name)
         if isinstance(outcome, JobFailed):
@@ -293,7 +295,8 @@ class Jobs:
             job.final_metric_data_list = []
             metrics = {}
         else:
-            metrics = parse_metrics(request["AlgorithmSpecification"].get("MetricDefinitions", []), outcome)
+            definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
+            metrics = outcome if isinstance(outcome, dict) else parse_metrics(definitions, outcome)
             job.training_job_status, job.secondary_status = "Completed", "Completed"
             job.final_metric_data_list = [
                 {"MetricName": k, "Value": v, "Timestamp": _now()} for k, v in metrics.items()
@@ -337,12 +340,35 @@ class Jobs:
         )
         for folder in ("model", "output/data", "code"):
             (root / folder).mkdir(parents=True, exist_ok=True)
-        if repository not in SCRIPT_MODE_IMAGES or "sagemaker_program" not in hyperparameters:
-            why = "script mode needs sagemaker_program" if repository in SCRIPT_MODE_IMAGES else "a built-in algorithm"
-            raise JobFailed(f"AlgorithmError: the twin has no stand-in for {image} ({why})")
+        if standins.algorithm_of(image):
+            self.twin.trace.add(
+                "stand-in", job=name, image=image, note="a built-in algorithm: the twin's stand-in trains"
+            )
+        elif repository not in SCRIPT_MODE_IMAGES:
+            raise JobFailed(f"AlgorithmError: the twin has no stand-in for {image}")
+        elif "sagemaker_program" not in hyperparameters:
+            raise JobFailed(f"AlgorithmError: {image} runs a script: sagemaker_program is missing")
         return root, hyperparameters, channels, request
 
-    def _finish(self, name: str, request: Mapping[str, Any], container: tuple, log: str) -> str:
+    def _run_container(
+        self,
+        root: Path,
+        hyperparameters: Mapping[str, str],
+        channels: Mapping[str, Any],
+        request: Mapping[str, Any],
+        cpus: tuple[int, ...] = (),
+    ) -> str | dict[str, float]:
+        """The job's container: a script-mode entry point (its log), or a built-in's stand-in
+        (the metrics SageMaker reports for it)."""
+        algorithm = standins.algorithm_of(request["AlgorithmSpecification"]["TrainingImage"])
+        if algorithm is None:
+            return self._script_mode(root, hyperparameters, channels, request, cpus)
+        try:
+            return standins.train(algorithm, root, dict(hyperparameters))
+        except standins.StandInError as error:
+            raise JobFailed(str(error)) from None
+
+    def _finish(self, name: str, request: Mapping[str, Any], container: tuple, log: str | dict) -> str | dict:
         """model.tar.gz and output.tar.gz where SageMaker puts them, as the execution role."""
         root = container[0]
         output = request["OutputDataConfig"]

@@ -8,6 +8,7 @@ same twin afterwards, on other datasets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -203,3 +204,77 @@ def _raise_the_bar(twin: Twin, dataset: str) -> None:
         spec = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         spec["training"]["minimum"] = 0.999
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(spec).encode())
+
+
+def test_a_built_in_algorithm_trains_and_serves_on_its_stand_in_under_the_containers_contract(twin, chain):
+    """A Linear Learner job as start_training's own code builds one (on the chain's prepared run),
+    trained by the twin's stand-in; its model then answers a transform job in the container's
+    formats. Created without the platform's tags: register_model leaves it alone."""
+    function = next(f for f in twin.functions if f.logical_id.startswith("StartTrainingFunction"))
+    handler = function._load()
+    bucket, _, prefix = chain.outputs["prepared"].removeprefix("s3://").partition("/")
+    run_id = prefix.rstrip("/").rsplit("/", 1)[-1]
+    with acting_as("data-scientist"):
+        s3 = twin.client("s3")
+        schema = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "schema.json")["Body"].read())
+        spec = handler.load_spec(handler._read(s3, handler.SETTINGS.specs[DATASET]))
+    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, algorithm="linear-learner"))
+    definition = handler.training_definition(spec, run_id, handler.SETTINGS, schema)
+    with acting_as(function.role_arn):
+        twin.client("sagemaker").create_training_job(TrainingJobName="ll-stand-in", **definition)
+    twin.run_until_idle()
+
+    [stand_in] = twin.trace.of("stand-in", job="ll-stand-in")
+    assert "built-in" in stand_in["note"]
+    with acting_as("twin"):
+        job = twin.client("sagemaker").describe_training_job(TrainingJobName="ll-stand-in")
+    assert job["TrainingJobStatus"] == "Completed"
+    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert metrics["test:binary_classification_accuracy"] > 0.85
+
+    # The test split's features (no label) through a transform job with the stand-in's model.
+    rows = s3.get_object(Bucket=bucket, Key=_first(twin, bucket, prefix + "test/"))["Body"].read().decode()
+    features = "".join(line.split(",", 1)[1] + "\n" for line in rows.splitlines()[:10])
+    with acting_as("data-scientist"):
+        s3.put_object(Bucket=bucket, Key="sandbox/alice/ll-features.csv", Body=features.encode())
+        sagemaker = twin.client("sagemaker")
+        sagemaker.create_model(
+            ModelName="ll-stand-in",
+            ExecutionRoleArn=definition["RoleArn"],
+            Containers=[
+                {
+                    "Image": definition["AlgorithmSpecification"]["TrainingImage"],
+                    "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+                }
+            ],
+        )
+        sagemaker.create_transform_job(
+            TransformJobName="ll-stand-in",
+            ModelName="ll-stand-in",
+            BatchStrategy="MultiRecord",
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/sandbox/alice/ll-features.csv"}
+                },
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+            },
+            TransformOutput={
+                "S3OutputPath": f"s3://{bucket}/sandbox/alice/out/",
+                "Accept": "application/jsonlines",
+                "AssembleWith": "Line",
+            },
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+    twin.run_until_idle()
+    with acting_as("twin"):
+        transform = twin.client("sagemaker").describe_transform_job(TransformJobName="ll-stand-in")
+    assert transform["TransformJobStatus"] == "Completed", transform.get("FailureReason")
+    out = s3.get_object(Bucket=bucket, Key="sandbox/alice/out/ll-features.csv.out")["Body"].read().decode()
+    predictions = [json.loads(line) for line in out.splitlines()]
+    assert len(predictions) == 10 and all(set(p) == {"score", "predicted_label"} for p in predictions)
+
+
+def _first(twin: Twin, bucket: str, prefix: str) -> str:
+    with acting_as("twin"):
+        return twin.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
