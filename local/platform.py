@@ -96,8 +96,11 @@ class Twin:
         self._patches = [mock.patch.object(FakeBucket, "get_permission", return_value=PermissionResult.NEUTRAL)]
         for patch in self._patches:
             patch.start()
+        self._previous_session = boto3.DEFAULT_SESSION
         boto3.setup_default_session(region_name=self.region)
         session = boto3.DEFAULT_SESSION._session
+        if self._previous_session is not None:  # the service models it already parsed (seconds of JSON)
+            session.register_component("data_loader", self._previous_session._session.get_component("data_loader"))
         session.register("before-parameter-build", self._before_call)
         session.register("before-call", self._answer)
         session.register("after-call", self._after_call)
@@ -125,7 +128,7 @@ class Twin:
                 os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
             else:
                 os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = self._saved_setting
-        boto3.DEFAULT_SESSION = None
+        boto3.DEFAULT_SESSION = getattr(self, "_previous_session", None)
 
     def __enter__(self) -> Twin:
         return self.start()

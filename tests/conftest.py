@@ -7,6 +7,7 @@ flags from cdk.json and the cdk-nag packs apply exactly as they do on the comman
 from __future__ import annotations
 
 import csv
+import gc
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -215,3 +216,12 @@ def trained(prepared, tmp_path_factory) -> dict[str, Trained]:
         evaluation = json.loads((root / name / "output" / "evaluation.json").read_text())
         models[name] = Trained(name, data, root / name, result.stdout, evaluation)
     return models
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _settled_heap():
+    """After each module, what is still alive (synthesized apps, cfn-lint's schemas, Spark's
+    and moto's state) moves out of the garbage collector's sight: later collections then scan
+    only what later tests create, not the whole session's heap again and again."""
+    yield
+    gc.freeze()
