@@ -54,7 +54,7 @@ $(STAMPS)/node: package.json package-lock.json
 setup: $(STAMPS)/python $(STAMPS)/node
 
 local: setup java
-	rm -rf $(LOCAL)/cdk.out
+	rm -rf $(LOCAL)/cdk.out $(LOCAL)/report.json $(LOCAL)/trace.json
 	cdk synth --quiet -o $(LOCAL)/cdk.out $(LOCAL_CONTEXT)
 	python -m checks $(LOCAL)/cdk.out
 	python -m local --assembly $(LOCAL)/cdk.out --state $(LOCAL) $(LOCAL_ARGS)

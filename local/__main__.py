@@ -12,13 +12,14 @@ Exit status 0 when every step succeeded, 1 when the chain stopped, 2 on bad inpu
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
 from local.assembly import AssemblyError, load
-from local.scenario import Scenario, Step
+from local.scenario import Run, Scenario, Step
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -41,43 +42,65 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--state", type=Path, default=ROOT / ".local", help="where the twin keeps its state and report")
     args = parser.parse_args(argv)
+    args.state.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", "trace.json"):  # never leave an earlier run's report to be read as this one's
+        (args.state / stale).unlink(missing_ok=True)
+    refuse = functools.partial(_refuse, args.state, args.dataset)
 
     try:
         assembly = load(args.assembly)
     except AssemblyError as error:
-        return _refuse(str(error))
+        return refuse(str(error))
     if args.spec is not None:
         try:
             named = json.loads(args.spec.read_text(encoding="utf-8")).get("dataset")
         except (OSError, ValueError, AttributeError) as error:
-            return _refuse(f"{args.spec}: not a readable JSON spec ({error})")
+            return refuse(f"{args.spec}: not a readable JSON spec ({error})")
         if args.dataset and named != args.dataset:
-            return _refuse(f"--dataset {args.dataset} and the spec's dataset {named!r} differ")
+            return refuse(f"--dataset {args.dataset} and the spec's dataset {named!r} differ")
         args.dataset = named
     args.dataset = args.dataset or "bank-marketing"
     known = {
         a.display_name.removeprefix("Spec-") for a in assembly.assets.values() if a.display_name.startswith("Spec-")
     }
     if args.dataset not in known:
-        return _refuse(f"dataset {args.dataset!r} has no spec in {args.assembly}; known: {', '.join(sorted(known))}")
+        return refuse(f"dataset {args.dataset!r} has no spec in {args.assembly}; known: {', '.join(sorted(known))}")
     data = args.data or (SHARED_DATA / DATA_FILES[args.dataset] if args.dataset in DATA_FILES else None)
     if data is None:
-        return _refuse(f"dataset {args.dataset!r} ships no data file; give one with --data (DATA=FILE)")
+        return refuse(f"dataset {args.dataset!r} ships no data file; give one with --data (DATA=FILE)")
     if not data.is_file():
-        return _refuse(f"{data} is not a file")
+        return refuse(f"{data} is not a file")
+
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from local.platform import Twin  # moto and the jobs' libraries load here, after the arguments are checked
+    from local.provision import ProvisionError
+    from local.resolve import ResolveError
+    from local.stacks import StackError
 
     started = time.perf_counter()
     twin = Twin(assembly, args.state / "twin")
     print(f"local platform: {args.assembly} ({len(assembly.stacks)} stacks) -> {args.state}", flush=True)
     try:
-        twin.start()
-        deployed = time.perf_counter() - started
-        _print(Step("deploy", "ok", round(deployed, 2), f"{len(twin.cloudformation.stacks)} stacks, assets published"))
-        run = Scenario(twin, args.dataset, data, progress=_print).execute()
+        try:
+            twin.start()
+        except (ResolveError, ProvisionError, StackError, ClientError, BotoCoreError) as error:
+            deploy = Step(
+                "deploy", "failed", round(time.perf_counter() - started, 2), f"{type(error).__name__}: {error}"
+            )
+            run = Run(args.dataset, steps=[deploy], failures=[f"deploy: {deploy.detail}"])
+            _print(deploy)
+        else:
+            deploy = Step(
+                "deploy",
+                "ok",
+                round(time.perf_counter() - started, 2),
+                f"{len(twin.cloudformation.stacks)} stacks, assets published",
+            )
+            _print(deploy)
+            run = Scenario(twin, args.dataset, data, progress=_print).execute()
+            run.steps.insert(0, deploy)
     finally:
-        args.state.mkdir(parents=True, exist_ok=True)
         twin.trace.write(args.state / "trace.json")
         twin.stop()
     report = run.report() | {"seconds": round(time.perf_counter() - started, 2)}
@@ -86,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not run.failures else 1
 
 
-def _refuse(message: str) -> int:
+def _refuse(state: Path, dataset: str | None, message: str) -> int:
+    """Bad input: one message, exit status 2, and a report that says so."""
     print(f"error: {message}", file=sys.stderr)
+    report = Run(dataset or "", failures=[f"input: {message}"]).report()
+    (state / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 2
 
 
@@ -103,12 +129,21 @@ def _summary(report: dict, state: Path) -> None:
         print(f"See {state / 'trace.json'} for every event, invocation, call and job.")
         return
     prediction = report["prediction"]
-    print(f"{report['dataset']}: upload to prediction in {report['seconds']} s")
+    chain = sum(step["seconds"] for step in report["steps"] if step["name"] != "deploy")
+    print(f"{report['dataset']}: upload to prediction and batch output in {chain:.1f} s ({report['seconds']} s in all)")
     print(f"  model package   {report['gate']}")
-    print(f"  prediction      {json.dumps({k: v for k, v in prediction.items() if k != 'record'})}")
+    print(f"  prediction      {json.dumps(_rounded({k: v for k, v in prediction.items() if k != 'record'}))}")
     print(f"  batch output    {report['batch_output_rows']} rows in {report['outputs']['batch_output']}")
     print(f"  prepared data   {report['outputs']['prepared']}")
     print(f"  report          {state / 'report.json'}; trace {state / 'trace.json'}")
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 if __name__ == "__main__":

@@ -62,7 +62,12 @@ def load(root: Path | str) -> Assembly:
     manifest_file = root / "manifest.json"
     if not manifest_file.is_file():
         raise AssemblyError(f"{root} holds no manifest.json: run `make synth` (or `cdk synth`) first")
-    artifacts: dict[str, Any] = json.loads(manifest_file.read_text(encoding="utf-8"))["artifacts"]
+    try:
+        artifacts: dict[str, Any] = json.loads(manifest_file.read_text(encoding="utf-8"))["artifacts"]
+    except (ValueError, KeyError) as error:
+        raise AssemblyError(
+            f"{manifest_file} is not a cloud assembly manifest ({type(error).__name__}: {error})"
+        ) from None
     asset_manifests = {
         name: _file_assets(root, artifact) for name, artifact in artifacts.items() if artifact["type"] == ASSET_MANIFEST
     }

@@ -237,7 +237,9 @@ class Jobs:
         written = [p for p, stamp in _snapshot(mirror).items() if fetched.get(p) != stamp]
         encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn} if key_arn else {}
         s3 = self.twin.client("s3")
-        for path in sorted(written, key=lambda p: (p.stat().st_mtime_ns, str(p))):
+        # Oldest first; a commit marker (_SUCCESS) after everything else, as Hadoop writes it,
+        # even where the file system gives it the same time as the file written just before.
+        for path in sorted(written, key=lambda p: (p.name == "_SUCCESS", p.stat().st_mtime_ns, str(p))):
             bucket, _, key = str(path.relative_to(mirror)).partition("/")
             s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **encryption)
 
@@ -702,8 +704,11 @@ def sample(ranges: Mapping[str, list[Mapping[str, str]]], rng: random.Random) ->
     for kind in ("ContinuousParameterRanges", "IntegerParameterRanges"):
         for item in ranges.get(kind, []):
             low, high = float(item["MinValue"]), float(item["MaxValue"])
-            if item.get("ScalingType") in ("Logarithmic", "ReverseLogarithmic") and low > 0:
+            scaling = item.get("ScalingType")
+            if scaling == "Logarithmic" and low > 0:
                 value = math.exp(rng.uniform(math.log(low), math.log(high)))
+            elif scaling == "ReverseLogarithmic" and 0 <= low < high < 1:  # dense near 1
+                value = 1 - math.exp(rng.uniform(math.log(1 - high), math.log(1 - low)))
             else:
                 value = rng.uniform(low, high)
             values[item["Name"]] = str(round(value)) if kind == "IntegerParameterRanges" else f"{value:.6g}"

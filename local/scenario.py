@@ -69,6 +69,22 @@ class Scenario:
         self.run = Run(dataset)
         self.progress = progress or (lambda step: None)
         self._trained_at = 0.0
+        self._since = 0  # the trace from this scenario's upload on
+
+    def _of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        """Trace entries of this scenario: after its upload, and for its dataset where they name one."""
+        entries = self.twin.trace.entries[self._since :]
+        found = [e for e in entries if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
+        if kind == "job" and match.get("service") == "sagemaker":
+            found = [e for e in found if e["job"].startswith(self.dataset + "-")]
+        if kind == "job" and match.get("service") == "glue":
+            ours = {
+                e["run"]
+                for e in entries
+                if e["kind"] == "job" and e.get("arguments", {}).get("--input", "").endswith(f"/raw/{self.dataset}/")
+            }
+            found = [e for e in found if e["run"] in ours]
+        return found
 
     def step(self, name: str, action: Callable[[], str | tuple[str, float]]) -> str:
         """Run a step; its time is what the action says (from the trace) or the wall clock."""
@@ -108,6 +124,7 @@ class Scenario:
 
     def upload(self) -> str:
         key = f"raw/{self.dataset}/{self.data.name}"
+        self._since = len(self.twin.trace.entries)
         with acting_as(USER):
             self.twin.client("s3").put_object(Bucket=self.data_bucket, Key=key, Body=self.data.read_bytes())
         return f"s3://{self.data_bucket}/{key}"
@@ -117,19 +134,19 @@ class Scenario:
 
     def prepare(self) -> str:
         self.settle()
-        runs = [e for e in self.twin.trace.of("job", service="glue") if e["status"] != "RUNNING"]
+        runs = [e for e in self._of("job", service="glue") if e["status"] != "RUNNING"]
         if not runs:
             raise ScenarioError(f"no preparation job ran: {self._why_not('start_etl')}")
         final = runs[-1]
         if final["status"] != "SUCCEEDED":
             raise ScenarioError(f"the preparation job {final['run']} ended {final['status']}: {final.get('error')}")
-        [started] = self.twin.trace.of("job", service="glue", run=final["run"], status="RUNNING")
+        [started] = self._of("job", service="glue", run=final["run"], status="RUNNING")
         output = started["arguments"]["--output"]
         self.run.outputs["prepared"] = output
         return output, final["at"] - started["at"]
 
     def train(self) -> str:
-        jobs = [e for e in self.twin.trace.of("job", service="sagemaker") if e["job_type"] in ("training", "tuning")]
+        jobs = [e for e in self._of("job", service="sagemaker") if e["job_type"] in ("training", "tuning")]
         finished = [e for e in jobs if e["status"] not in ("InProgress",)]
         top = [e for e in finished if e["job_type"] == "tuning"] or [e for e in finished if not e.get("tuning")]
         if not top:
@@ -154,8 +171,11 @@ class Scenario:
                 for g in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
             ]
             group = next((g for g in groups if g.endswith("-" + self.dataset)), None)
+            newest_first = {"SortBy": "CreationTime", "SortOrder": "Descending"}
             packages = (
-                sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"] if group else []
+                sagemaker.list_model_packages(ModelPackageGroupName=group, **newest_first)["ModelPackageSummaryList"]
+                if group
+                else []
             )
         if not packages:
             raise ScenarioError(f"no model package was registered: {self._why_not('register_model')}")
@@ -166,9 +186,7 @@ class Scenario:
         self.run.outputs["model_package"] = package["ModelPackageArn"]
         if package["ModelApprovalStatus"] != "Approved":
             raise ScenarioError(f"the model was not approved: {self.run.gate}")
-        registered = [
-            e for e in self.twin.trace.of("invoke", status="ok") if (e.get("result") or {}).get("model_package")
-        ]
+        registered = [e for e in self._of("invoke", status="ok") if (e.get("result") or {}).get("model_package")]
         return self.run.gate, (registered[-1]["at"] - self._trained_at) if registered else 0.0
 
     def roll_out(self) -> str:
@@ -178,11 +196,18 @@ class Scenario:
             raise ScenarioError(f"the stage serves no endpoint for {self.dataset} (hosting.datasets)") from None
         if stack.status != "UPDATE_COMPLETE":
             raise ScenarioError(f"{stack.name} is {stack.status}: {self._why_not('deploy_model')}")
-        endpoint = next(iter(self.twin.hosting.endpoints), None)
-        if endpoint is None:
+        endpoint = next(
+            (
+                p.attributes["EndpointName"]
+                for lid, p in stack.physical.items()
+                if stack.template["Resources"][lid]["Type"] == "AWS::SageMaker::Endpoint"
+            ),
+            None,
+        )
+        if endpoint is None or not self.twin.hosting.hosts(endpoint):
             raise ScenarioError(f"{stack.name} was updated but no endpoint is in service")
         self.run.outputs["endpoint"] = endpoint
-        updates = self.twin.trace.of("stack", stack=stack.name)
+        updates = self._of("stack", stack=stack.name)
         seconds = updates[-1]["at"] - next(e["at"] for e in updates if e["status"] == "UPDATE_IN_PROGRESS")
         return f"{stack.name} {stack.status}: {stack.parameters.get('ModelPackageArn')} live on {endpoint}", seconds
 
@@ -208,7 +233,7 @@ class Scenario:
                 Bucket=self.data_bucket, Key=key, Body=("\n".join(records) + "\n").encode()
             )
         self.settle()
-        jobs = [e for e in self.twin.trace.of("job", service="sagemaker") if e["job_type"] == "transform"]
+        jobs = [e for e in self._of("job", service="sagemaker") if e["job_type"] == "transform"]
         done = [e for e in jobs if e["status"] != "InProgress"]
         if not done:
             raise ScenarioError(f"no transform job ran: {self._why_not('start_batch_transform')}")
@@ -227,12 +252,11 @@ class Scenario:
         return f"{output}: {self.run.batch_output_rows} rows"
 
     def _why_not(self, function: str) -> str:
-        """What the trace says about the function that should have acted."""
-        invocations = [
-            e
-            for e in self.twin.trace.of("invoke")
-            if function in e["function"].lower().replace("-", "_") or function.replace("_", "") in e["function"].lower()
-        ]
+        """What the trace says about the function that should have acted (``start_etl`` is the
+        function whose construct is StartEtl)."""
+        construct = "".join(part.capitalize() for part in function.split("_")) + "Function"
+        names = {f.name for f in self.twin.functions if f.logical_id.startswith(construct)}
+        invocations = [e for e in self._of("invoke") if e["function"] in names]
         if not invocations:
             return f"{function} was never invoked"
         last = invocations[-1]

@@ -11,19 +11,38 @@ from local.__main__ import main
 from tests.conftest import ROOT
 
 
-def run(capsys, *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    return code, capsys.readouterr().err.strip()
+@pytest.fixture
+def run(capsys, tmp_path):
+    """python -m local with its state (where each refusal writes its report) in a temporary folder."""
+
+    def invoke(*argv: str) -> tuple[int, str]:
+        if "--state" not in argv:
+            argv = (*argv, "--state", str(tmp_path / "state"))
+        code = main(list(argv))
+        return code, capsys.readouterr().err.strip()
+
+    return invoke
 
 
-def test_a_folder_without_an_assembly_says_to_synthesize_first(capsys, tmp_path):
-    code, message = run(capsys, "--assembly", str(tmp_path))
+def test_a_folder_without_an_assembly_says_to_synthesize_first_and_the_report_says_so(run, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "report.json").write_text('{"dataset": "an earlier run", "failures": []}')
+    code, message = run("--assembly", str(tmp_path), "--state", str(state))
     assert code == 2
     assert message == f"error: {tmp_path} holds no manifest.json: run `make synth` (or `cdk synth`) first"
+    report = json.loads((state / "report.json").read_text())
+    assert report["steps"] == [] and report["failures"] == [f"input: {message.removeprefix('error: ')}"]
 
 
-def test_an_unknown_dataset_names_the_ones_the_assembly_has(capsys, dev):
-    code, message = run(capsys, "--assembly", str(dev.outdir), "--dataset", "iris")
+def test_a_manifest_without_artifacts_is_not_an_assembly(run, tmp_path):
+    (tmp_path / "manifest.json").write_text("{}")
+    code, message = run("--assembly", str(tmp_path), "--state", str(tmp_path / "state"))
+    assert code == 2 and message.startswith(f"error: {tmp_path / 'manifest.json'} is not a cloud assembly manifest")
+
+
+def test_an_unknown_dataset_names_the_ones_the_assembly_has(run, dev):
+    code, message = run("--assembly", str(dev.outdir), "--dataset", "iris")
     assert code == 2
     assert message == (
         f"error: dataset 'iris' has no spec in {dev.outdir}; "
@@ -31,22 +50,22 @@ def test_an_unknown_dataset_names_the_ones_the_assembly_has(capsys, dev):
     )
 
 
-def test_a_missing_data_file_is_named(capsys, dev, tmp_path):
-    code, message = run(capsys, "--assembly", str(dev.outdir), "--data", str(tmp_path / "none.csv"))
+def test_a_missing_data_file_is_named(run, dev, tmp_path):
+    code, message = run("--assembly", str(dev.outdir), "--data", str(tmp_path / "none.csv"))
     assert (code, message) == (2, f"error: {tmp_path / 'none.csv'} is not a file")
 
 
-def test_a_spec_that_is_not_json_is_refused(capsys, dev, tmp_path):
+def test_a_spec_that_is_not_json_is_refused(run, dev, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text("{not json")
-    code, message = run(capsys, "--assembly", str(dev.outdir), "--spec", str(spec))
+    code, message = run("--assembly", str(dev.outdir), "--spec", str(spec))
     assert code == 2 and message.startswith(f"error: {spec}: not a readable JSON spec")
 
 
-def test_a_spec_whose_dataset_the_assembly_lacks_says_to_synthesize_it(capsys, dev, tmp_path):
+def test_a_spec_whose_dataset_the_assembly_lacks_says_to_synthesize_it(run, dev, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"dataset": "spine"}))
-    code, message = run(capsys, "--assembly", str(dev.outdir), "--spec", str(spec))
+    code, message = run("--assembly", str(dev.outdir), "--spec", str(spec))
     assert code == 2 and message.startswith(f"error: dataset 'spine' has no spec in {dev.outdir}")
 
 

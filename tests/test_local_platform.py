@@ -81,6 +81,13 @@ def test_bank_marketing_runs_from_upload_to_prediction_and_batch_output(chain):
     assert report["batch_output_rows"] == 20
 
 
+def test_the_preparation_job_writes_its_success_marker_last(twin, chain):
+    prefix = chain.outputs["prepared"].removeprefix("s3://").partition("/")[2]
+    written = [c["params"]["Key"] for c in _successful(twin, "PutObject") if c["params"]["Key"].startswith(prefix)]
+    assert {k.rsplit("/", 1)[-1] for k in written} >= {"_SUCCESS", "schema.json", "report.json"}
+    assert written[-1] == prefix + "_SUCCESS" and written.count(prefix + "_SUCCESS") == 1
+
+
 def test_the_tuning_job_runs_every_training_job_and_its_best_is_registered(twin, chain):
     [tuning] = [e for e in twin.trace.of("job", job_type="tuning") if e["status"] == "Completed"]
     children = [e for e in twin.trace.of("job", job_type="training") if e["status"] == "Completed"]
@@ -278,3 +285,12 @@ def test_a_built_in_algorithm_trains_and_serves_on_its_stand_in_under_the_contai
 def _first(twin: Twin, bucket: str, prefix: str) -> str:
     with acting_as("twin"):
         return twin.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
+
+
+def test_when_nothing_runs_the_report_says_which_function_declined_and_why(twin, chain, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    run = Scenario(twin, "wine-quality", empty).execute()
+    assert [(s.name, s.status) for s in run.steps][-1] == ("prepare", "failed")
+    assert run.failures[0].startswith("prepare: no preparation job ran: start_etl answered {'status': 'ignored'")
+    assert "raw/wine-quality/empty.csv is empty" in run.failures[0]
