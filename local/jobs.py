@@ -195,9 +195,9 @@ class Jobs:
 
     def _session(self, module):
         if self._spark is None:
-            from pyspark.sql import SparkSession
+            from pyspark import SparkContext
 
-            self._spark_owned = SparkSession.getActiveSession() is None  # a test session is shared, not ours
+            self._spark_owned = SparkContext._active_spark_context is None  # a session already running is not ours
             self._spark = module.spark_session(False)
         return self._spark
 

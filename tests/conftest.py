@@ -6,9 +6,12 @@ flags from cdk.json and the cdk-nag packs apply exactly as they do on the comman
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import gc
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,11 +137,42 @@ def raw_records(prepared: Prepared) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in body if row]
 
 
-@pytest.fixture(scope="session")
-def spark():
+# The real datasets are prepared (Spark) and trained (run_local.py subprocesses) in a background
+# thread from the moment the session knows it needs them, while the synth and stack tests run on
+# the main thread: on 2 cores the JVM's work and the CPython work overlap instead of queueing.
+_BACKGROUND = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixtures")
+_FUTURES: dict[str, concurrent.futures.Future] = {}
+_SCRATCH: list[Path] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    needed = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
+    if needed & {"spark", "prepared", "trained"}:
+        root = Path(tempfile.mkdtemp(prefix="ml-platform-fixtures-"))
+        _SCRATCH.append(root)
+        # One worker: each job starts once the one before it is done.
+        futures = _FUTURES
+        futures["spark"] = _BACKGROUND.submit(_start_spark)
+        futures["prepared"] = _BACKGROUND.submit(lambda: _prepare_all(futures["spark"].result(), root / "prepared"))
+        if "trained" in needed:
+            futures["trained"] = _BACKGROUND.submit(lambda: _train_all(futures["prepared"].result(), root / "trained"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _BACKGROUND.shutdown(wait=True, cancel_futures=True)
+    for root in _SCRATCH:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_spark():
     import prepare
 
-    session = prepare.spark_session(in_glue=False)
+    return prepare.spark_session(in_glue=False)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = _FUTURES["spark"].result() if "spark" in _FUTURES else _start_spark()
     yield session
     session.stop()
 
@@ -164,7 +198,12 @@ def run_prepare(spark, name: str, output: Path, raw: Path | None = None, seed: i
 @pytest.fixture(scope="session")
 def prepared(spark, tmp_path_factory) -> dict[str, Prepared]:
     """The four real datasets from ../shared/data, prepared with the shipped specs."""
-    root = tmp_path_factory.mktemp("prepared")
+    if "prepared" in _FUTURES:
+        return _FUTURES["prepared"].result()
+    return _prepare_all(spark, tmp_path_factory.mktemp("prepared"))
+
+
+def _prepare_all(spark, root: Path) -> dict[str, Prepared]:
     return {name: run_prepare(spark, name, root / name) for name in RAW_FILES}
 
 
@@ -206,9 +245,14 @@ def run_local(prepared: Prepared, out: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def trained(prepared, tmp_path_factory) -> dict[str, Trained]:
+    if "trained" in _FUTURES:
+        return _FUTURES["trained"].result()
+    return _train_all(prepared, tmp_path_factory.mktemp("trained"))
+
+
+def _train_all(prepared: dict[str, Prepared], root: Path) -> dict[str, Trained]:
     import json
 
-    root = tmp_path_factory.mktemp("trained")
     models = {}
     for name, data in prepared.items():
         result = run_local(data, root / name)
