@@ -129,8 +129,6 @@ class LocalFunction:
     logical_id: str
     properties: dict[str, Any]
     maximum_retry_attempts: int = 2  # Lambda's default for asynchronous invocation
-    maximum_event_age_seconds: int = 21600
-    on_failure: str | None = None
     permissions: list[dict[str, Any]] = field(default_factory=list)
     _module: ModuleType | None = None
 

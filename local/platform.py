@@ -11,7 +11,6 @@ the twin deployed is applied by the twin; an endpoint invocation reaches the mod
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
@@ -36,7 +35,7 @@ from local.functions import Functions, unload_modules
 from local.hosting import Hosting
 from local.jobs import Jobs
 from local.stacks import CloudFormation, StackError
-from local.trace import PRINCIPAL, Trace, acting_as, plain
+from local.trace import PRINCIPAL, Trace, acting_as
 
 ACCOUNT = "123456789012"  # moto's default account; the twin has no other
 REGION = "eu-west-1"
@@ -332,10 +331,3 @@ def _asset_bytes(asset: FileAsset) -> bytes:
 def _response(parsed: dict[str, Any], status: int = 200):
     parsed = {**parsed, "ResponseMetadata": {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": status}}
     return AWSResponse("https://twin.local", status, {}, None), parsed
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-__all__ = ["Twin", "plain"]

@@ -472,8 +472,8 @@ def lambda_function(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physic
 def event_invoke_config(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
     function = d.twin.functions.by_name(p["FunctionName"])
     function.maximum_retry_attempts = int(p.get("MaximumRetryAttempts", 2))
-    function.maximum_event_age_seconds = int(p.get("MaximumEventAgeInSeconds", 21600))
-    function.on_failure = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    if p.get("DestinationConfig"):  # the platform uses dead-letter queues; destinations are not played
+        raise ProvisionError(f"{d.stack}/{logical_id}: the twin does not deliver to invocation destinations")
     return Physical(f"{p['FunctionName']}|{p['Qualifier']}")
 
 
