@@ -130,7 +130,9 @@ class LocalFunction:
     properties: dict[str, Any]
     maximum_retry_attempts: int = 2  # Lambda's default for asynchronous invocation
     permissions: list[dict[str, Any]] = field(default_factory=list)
+    last_logs: list[dict[str, Any]] = field(default_factory=list)  # what the last invocation logged
     _module: ModuleType | None = None
+    _function: str = "handler"
 
     @property
     def role_arn(self) -> str:
@@ -192,6 +194,7 @@ class LocalFunction:
 
     def invoke(self, event: Mapping[str, Any], request_id: str | None = None) -> Any:
         """One synchronous invocation: the handler's result, or its exception raised."""
+        self.last_logs = []
         module = self._load()
         context = Context(
             function_name=self.name,
@@ -246,30 +249,21 @@ class Functions:
         request_id = str(uuid.uuid4())
         attempts = 1 + function.maximum_retry_attempts
         for attempt in range(1, attempts + 1):
+            entry = {"function": function.name, "source": source, "attempt": attempt}
             try:
                 result = function.invoke(event, request_id)
             except Exception as error:  # the handler failed: Lambda records it and retries
+                last = error
                 trace.add(
                     "invoke",
-                    function=function.name,
-                    source=source,
-                    attempt=attempt,
+                    **entry,
                     status="error",
                     error=f"{type(error).__name__}: {error}",
-                    logs=getattr(function, "last_logs", []),
+                    logs=function.last_logs,
                     traceback=traceback.format_exc(limit=6),
                 )
-                last = error
                 continue
-            trace.add(
-                "invoke",
-                function=function.name,
-                source=source,
-                attempt=attempt,
-                status="ok",
-                result=result,
-                logs=function.last_logs,
-            )
+            trace.add("invoke", **entry, status="ok", result=result, logs=function.last_logs)
             return {"status": "ok", "result": result}
         self._dead_letter(function, event, request_id, last)
         return {"status": "failed", "error": f"{type(last).__name__}: {last}"}
