@@ -27,6 +27,7 @@ from botocore.response import StreamingBody
 
 from local import standins
 from local.functions import load_module
+from local.jobs import split_uri
 from local.trace import acting_as
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class Hosting:
         shutil.rmtree(model_dir, ignore_errors=True)
         model_dir.mkdir(parents=True)
         if container.get("ModelDataUrl"):
-            bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+            bucket, key = split_uri(container["ModelDataUrl"])
             with acting_as(role):
                 body = twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
@@ -175,9 +176,7 @@ class Hosting:
         )
 
     def _set_status(self, endpoint: str, status: str) -> None:
-        from moto.sagemaker.models import sagemaker_backends
-
-        sagemaker_backends[self.twin.account][self.twin.region].endpoints[endpoint].endpoint_status = status
+        self.twin.sagemaker_backend().endpoints[endpoint].endpoint_status = status
 
     def invoke(self, params: dict[str, Any]) -> dict[str, Any]:
         """InvokeEndpoint: the container's answer, or ModelError as SageMaker Runtime reports it."""

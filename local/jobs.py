@@ -103,9 +103,7 @@ class Jobs:
     # --- moto's records of the jobs (the twin keeps them true to what ran) ---
 
     def _backend(self):
-        from moto.sagemaker.models import sagemaker_backends
-
-        return sagemaker_backends[self.twin.account][self.twin.region]
+        return self.twin.sagemaker_backend()
 
     def _training_job(self, name: str):
         return self._backend().training_jobs[name]

@@ -190,6 +190,12 @@ class Twin:
             raise KeyError(f"{stack.name}: {len(found)} resources start with {logical_prefix}")
         return found[0]
 
+    def sagemaker_backend(self):
+        """moto's SageMaker records, which the twin keeps true to what its jobs and endpoints did."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[self.account][self.region]
+
     def topic_messages(self, topic_arn: str) -> list[tuple[str | None, str]]:
         """(subject, message) of everything published to a topic, as its subscribers received it."""
         from moto.sns.models import sns_backends

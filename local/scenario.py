@@ -8,6 +8,7 @@ status, the stack's status), never from what the functions returned about themse
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.jobs import split_uri
 from local.platform import Twin
 from local.trace import acting_as
 
@@ -118,6 +120,11 @@ class Scenario:
             pass
         return self.run
 
+    @functools.cached_property
+    def records(self) -> list[str]:
+        """The raw file's records as the endpoint and batch transform take them (read once)."""
+        return raw_records(self.data, self.twin, self.dataset)
+
     @property
     def data_bucket(self) -> str:
         return self.twin.resource("Data", "DataBucket", "AWS::S3::Bucket")
@@ -213,7 +220,7 @@ class Scenario:
 
     def predict(self) -> str:
         endpoint = self.run.outputs["endpoint"]
-        record = raw_records(self.data, self.twin, self.dataset)[0]
+        record = self.records[0]
         with acting_as(USER):
             try:
                 answer = self.twin.client("sagemaker-runtime").invoke_endpoint(
@@ -226,7 +233,7 @@ class Scenario:
         return f"{record[:60]}... -> {prediction}"
 
     def batch(self) -> str:
-        records = raw_records(self.data, self.twin, self.dataset)[:BATCH_ROWS]
+        records = self.records[:BATCH_ROWS]
         key = f"batch-input/{self.dataset}/sample.csv"
         with acting_as(USER):
             self.twin.client("s3").put_object(
@@ -242,7 +249,7 @@ class Scenario:
                 f"transform job {done[-1]['job']} ended {done[-1]['status']}: {done[-1].get('failure')}"
             )
         [output] = done[-1]["outputs"]
-        bucket, _, out_key = output.removeprefix("s3://").partition("/")
+        bucket, out_key = split_uri(output)
         with acting_as("twin"):
             text = self.twin.client("s3").get_object(Bucket=bucket, Key=out_key)["Body"].read().decode()
         self.run.batch_output_rows = len(text.splitlines())
@@ -287,6 +294,6 @@ def dataset_spec(twin: Twin, dataset: str) -> dict[str, Any]:
     """The dataset's spec as the platform deployed it (the asset start_etl names)."""
     function = next(f for f in twin.functions if "DATASET_SPECS" in f.variables and "JOB_NAME" in f.variables)
     uri = json.loads(function.variables["DATASET_SPECS"])[dataset]
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_uri(uri)
     with acting_as("twin"):
         return json.loads(twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
