@@ -94,7 +94,9 @@ class Bus:
             self.twin.functions.invoke_async(function, payload, source=f"rule {rule.name}")
         elif service == "sns":
             message = payload if isinstance(payload, str) else json.dumps(payload)
-            with acting_as(target.get("RoleArn") or "events.amazonaws.com"):
+            # SNS targets are delivered through the topic's policy, never a role:
+            # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html
+            with acting_as("events.amazonaws.com"):
                 self.twin.client("sns").publish(TopicArn=arn, Message=message)
             self.twin.trace.add("notify", rule=rule.name, topic=arn, message=message)
         else:

@@ -92,7 +92,7 @@ class Hosting:
         container = dict(containers[0])
         role = model["ExecutionRoleArn"]
         if "ModelPackageName" in container:
-            with acting_as(role):  # SageMaker reads the package with the model's role
+            with acting_as("twin"):  # the twin resolves the package the model names
                 package = twin.client("sagemaker").describe_model_package(
                     ModelPackageName=container["ModelPackageName"]
                 )

@@ -217,18 +217,17 @@ class Jobs:
         bucket, key = split_uri(value)
         s3 = self.twin.client("s3")
         local = mirror / bucket / key
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        if not key.endswith("/"):  # an object (a script, a file of code or data): fetched, not listed
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            return str(local)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):  # a prefix
             for item in page.get("Contents", []):
-                if item["Key"] == key or key.endswith("/"):
-                    target = mirror / bucket / item["Key"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-        if key.endswith("/"):
-            local.mkdir(parents=True, exist_ok=True)
-            return str(local) + "/"
-        local.parent.mkdir(parents=True, exist_ok=True)
-        return str(local)
+                target = mirror / bucket / item["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        local.mkdir(parents=True, exist_ok=True)
+        return str(local) + "/"
 
     def _mirror_up(self, mirror: Path, fetched: dict[Path, tuple[int, int]], key_arn: str | None) -> None:
         """Write back what the run created or changed (not what it only read), oldest first."""

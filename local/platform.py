@@ -277,6 +277,8 @@ class Twin:
             operation=operation,
             params=params,
             error=error,
+            # the ARNs a create answers with: the proof names a created resource by them
+            created={k: v for k, v in parsed.items() if k.endswith("Arn") and isinstance(v, str)} if not error else {},
         )
         if error:
             return

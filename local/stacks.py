@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from local.assembly import StackArtifact
 from local.provision import ADAPTERS, DELETERS, NOT_NEEDED, UPDATED_IN_PLACE, UPDATERS, Deployment, ProvisionError
 from local.resolve import Environment, Physical, Resolver, references
-from local.trace import acting_as
+from local.trace import PRINCIPAL, acting_as
 
 if TYPE_CHECKING:
     from local.platform import Twin
@@ -105,8 +105,9 @@ class CloudFormation:
         for name, value in stack.parameters.items():
             kind = stack.template["Parameters"][name].get("Type", "String")
             match = SSM_PARAMETER_TYPE.match(kind)
-            if match:  # CloudFormation reads the SSM parameter the value names
-                value = self.twin.client("ssm").get_parameter(Name=value)["Parameter"]["Value"]
+            if match:  # CloudFormation reads the SSM parameter the value names, with GetParameters
+                # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-supplied-parameter-types.html
+                value = self.twin.client("ssm").get_parameters(Names=[value])["Parameters"][0]["Value"]
             values[name] = value
         return values
 
@@ -140,6 +141,9 @@ class CloudFormation:
             previous = stack.applied.get(logical_id)
             if previous == properties and logical_id in stack.physical:
                 continue
+            handler = (
+                "create" if logical_id not in stack.physical else "update" if kind in UPDATED_IN_PLACE else "create"
+            )
             with acting_as("cloudformation.amazonaws.com"):
                 if logical_id not in stack.physical:
                     stack.physical[logical_id] = ADAPTERS[kind](deployment, logical_id, copy.deepcopy(properties))
@@ -151,6 +155,7 @@ class CloudFormation:
                     deployment.generation = stack.generation = stack.generation + 1
                     stack.physical[logical_id] = ADAPTERS[kind](deployment, logical_id, copy.deepcopy(properties))
             stack.applied[logical_id] = properties
+            self._handled(stack, logical_id, handler, properties)
         with acting_as("cloudformation.amazonaws.com"):
             for action in deployment.deferred:
                 action()
@@ -158,6 +163,8 @@ class CloudFormation:
                 kind = resources[logical_id]["Type"]
                 if kind in DELETERS:
                     DELETERS[kind](deployment, properties, old)
+        for logical_id, properties, old in replaced:
+            self._handled(stack, logical_id, "delete", properties, old)
         stack.outputs = {
             name: resolver.resolve(output["Value"], f"Outputs/{name}")
             for name, output in stack.template.get("Outputs", {}).items()
@@ -171,6 +178,24 @@ class CloudFormation:
         if kind in DELETERS:
             with acting_as("cloudformation.amazonaws.com"):
                 DELETERS[kind](deployment, properties, old)
+        self._handled(stack, logical_id, "delete", properties, old)
+
+    def _handled(
+        self, stack: Stack, logical_id: str, handler: str, properties: dict[str, Any], physical: Physical | None = None
+    ) -> None:
+        """Which resource handler CloudFormation ran, as whom: the permission proof derives its requests."""
+        physical = physical or stack.physical[logical_id]
+        self.twin.trace.add(
+            "handler",
+            stack=stack.name,
+            resource=logical_id,
+            type=stack.template["Resources"][logical_id]["Type"],
+            handler=handler,
+            principal=PRINCIPAL.get(),
+            properties=properties,
+            ref=physical.ref,
+            attributes=physical.attributes,
+        )
 
     def _stack(self, name: str) -> Stack:
         for stack in self.stacks.values():

@@ -81,6 +81,23 @@ class DataStack(Stack):
         )
         for address in config.notifications.emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
+        # CloudWatch alarms and EventBridge rules publish as their service principals, which only
+        # the topic's own policy can allow (once a topic has a policy, nothing else does); both
+        # send this account as aws:SourceAccount.
+        # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsAndRulesOfThisAccountPublish",
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
 
     def _allow_services_to_use_key(self) -> None:
         """Key policy: the account administers the key (CDK's default statement, needed so IAM

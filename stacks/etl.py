@@ -10,7 +10,6 @@ from types import ModuleType
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -29,6 +28,7 @@ from constructs.nag_acknowledgements import (
     nag_arn,
 )
 from constructs.secure_bucket import SecureBucket
+from constructs.topic_target import TopicTarget
 from constructs.workload_security_group import WorkloadSecurityGroup
 
 from config import StageConfig
@@ -325,14 +325,6 @@ class EtlStack(Stack):
 
         # --- failures reach the operators ---
         field = events.EventField.from_path
-        # EventBridge publishes through this role: a grant to the events service itself would
-        # add an unconditioned statement to the platform key's policy.
-        publisher = iam.Role(
-            self,
-            "NotificationRole",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
-            description="EventBridge publishes Glue failures to the operators' topic",
-        )
         self.failure_rule = events.Rule(
             self,
             "JobFailedRule",
@@ -344,9 +336,8 @@ class EtlStack(Stack):
             ),
         )
         self.failure_rule.add_target(
-            targets.SnsTopic(
+            TopicTarget(
                 alarm_topic,
-                role=publisher,
                 message=events.RuleTargetInput.from_text(
                     f"ML platform ({config.name}): Glue job {field('$.detail.jobName')} "
                     f"run {field('$.detail.jobRunId')} ended {field('$.detail.state')}: {field('$.detail.message')}"
@@ -364,18 +355,14 @@ class EtlStack(Stack):
             ),
         )
         self.crawler_failure_rule.add_target(
-            targets.SnsTopic(
+            TopicTarget(
                 alarm_topic,
-                role=publisher,
                 message=events.RuleTargetInput.from_text(
                     f"ML platform ({config.name}): crawler {field('$.detail.crawlerName')} "
                     f"failed: {field('$.detail.errorMessage')}"
                 ),
             )
         )
-
-        acknowledge_grant_policy(publisher)
-        acknowledge_wildcards(publisher.node.find_child("DefaultPolicy"), {KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS})
 
     def _network_connection(self, prefix: str, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> glue.CfnConnection:
         """Runs the job and crawler inside the VPC: their traffic stays on the endpoints."""

@@ -48,6 +48,7 @@ def vcpus(instance_type: str) -> int:
     raise ValueError(f"hosting.instance_type = {instance_type!r}: cannot tell its vCPUs from the size {size!r}")
 
 
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 PARAMETER = "ModelPackageArn"
 
 
@@ -179,7 +180,7 @@ class HostingStack(Stack):
         for alarm in self.alarms.values():
             alarm.node.default_child.cfn_options.condition = self.has_model
 
-        self.deployment_role = self._deployment_role(execution_role)
+        self.deployment_role = self._deployment_role(execution_role, key)
         self.deploy_model = EventFunction(
             self,
             "DeployModel",
@@ -284,7 +285,7 @@ class HostingStack(Stack):
             alarms[name] = alarm
         return alarms
 
-    def _deployment_role(self, execution_role: iam.IRole) -> iam.Role:
+    def _deployment_role(self, execution_role: iam.IRole, key: kms.IKey) -> iam.Role:
         """What CloudFormation may do when deploy_model updates this stack, and nothing more."""
         arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
         role = iam.Role(
@@ -321,8 +322,8 @@ class HostingStack(Stack):
                     "application-autoscaling:DescribeScalableTargets",
                     "application-autoscaling:PutScalingPolicy",
                     "application-autoscaling:DescribeScalingPolicies",
-                    "cloudwatch:PutMetricAlarm",
                     "cloudwatch:DescribeAlarms",
+                    "cloudwatch:GetMetricData",
                     "ec2:DescribeVpcs",
                     "ec2:DescribeSubnets",
                     "ec2:DescribeSecurityGroups",
@@ -330,6 +331,44 @@ class HostingStack(Stack):
                 resources=["*"],
             )
         )
+        # What the CloudFormation handlers of the stack's resource types also call (their schemas'
+        # handler permissions, found missing by the permission proof): tagging the alarms and the
+        # scalable target, the target-tracking alarms, the key the endpoint configuration names,
+        # and the service-linked role Application Auto Scaling needs in a new account.
+        alarms = f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[
+                    f"{alarms}{self.endpoint_name}-*",
+                    f"{alarms}TargetTracking-endpoint/{self.endpoint_name}/*",
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["application-autoscaling:TagResource", "application-autoscaling:ListTagsForResource"],
+                resources=[
+                    f"arn:{self.partition}:application-autoscaling:{self.region}:{self.account}:scalable-target/*"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{self.partition}:iam::{self.account}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[key.key_arn]))
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameters"],
@@ -349,8 +388,14 @@ class HostingStack(Stack):
                 "The approved package is given by the event; packages are versions of the dataset's group.": [
                     "Resource::" + nag_arn(self, "sagemaker", "model-package/*")
                 ],
-                "Application Auto Scaling, CloudWatch alarm and EC2 Describe actions have no "
-                "resource-level permissions.": ["Resource::*"],
+                "Application Auto Scaling's Describe/Register/Put actions, cloudwatch:DescribeAlarms and "
+                "GetMetricData, and EC2 Describe actions have no resource-level permissions.": ["Resource::*"],
+                "The endpoint's alarms and the alarms target tracking creates (named by the endpoint); "
+                "scalable targets have generated ids.": [
+                    "Resource::" + nag_arn(self, "cloudwatch", f"alarm:{self.endpoint_name}-*"),
+                    "Resource::" + nag_arn(self, "cloudwatch", f"alarm:TargetTracking-endpoint/{self.endpoint_name}/*"),
+                    "Resource::" + nag_arn(self, "application-autoscaling", "scalable-target/*"),
+                ],
                 "CDK's bootstrap version parameter, read by every CDK template.": [
                     "Resource::" + nag_arn(self, "ssm", "parameter/cdk-bootstrap/*")
                 ],

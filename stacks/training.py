@@ -128,10 +128,28 @@ class TrainingStack(Stack):
         artifacts.grant_write(role, "training/*")
         artifacts.grant_read(role, "training/*")
         key.grant_encrypt_decrypt(role)
+        # A job's volume key (VolumeKmsKeyId) is used through a grant the execution role makes
+        # for the instance's EBS volume: https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[f"arn:{self.partition}:s3:::{source.s3_bucket_name}/{source.s3_object_key}"],
+            )
+        )
+        # The code channel is an S3Prefix channel: SageMaker lists its prefix before it downloads.
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{self.partition}:s3:::{source.s3_bucket_name}"],
+                conditions={"StringEquals": {"s3:prefix": source.s3_object_key}},
             )
         )
         role.add_to_principal_policy(

@@ -1,5 +1,6 @@
 """deploy_model against moto's CloudFormation: the update request, already-live, busy stacks,
-and packages of other groups."""
+and packages of other groups. CloudFormation's refusals of UpdateStack are AWS's, on the wire
+(tests/aws_errors.py): moto neither refuses a busy stack nor an update that changes nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.aws_errors import NO_UPDATES, Answers, AwsError, always, stack_busy
 from tests.conftest import ROOT
 
 GROUP = "mlplatform-dev-bank-marketing"
@@ -104,10 +107,24 @@ def test_a_package_already_live_is_a_no_op(module, aws):
     assert module.handler(approved(), None) == {"status": "already-live", "model_package": PACKAGE}
 
 
-def test_a_busy_stack_is_retried_later_not_updated(module, aws):
+def moto_stack():
     from moto.cloudformation.models import cloudformation_backends
 
     [stack] = cloudformation_backends["123456789012"]["eu-west-1"].stacks.values()
+    return stack
+
+
+def calls(client, operation: str) -> list[dict]:
+    """The parameters of each call of ``operation`` the client makes from now on."""
+    made: list[dict] = []
+    client.meta.events.register(
+        f"provide-client-params.cloudformation.{operation}", lambda params, **_: made.append(dict(params))
+    )
+    return made
+
+
+def test_a_busy_stack_is_retried_later_not_updated(module, aws):
+    stack = moto_stack()
     stack.status = "UPDATE_IN_PROGRESS"  # the emulator's state, as a running update leaves it
     with pytest.raises(module.StackBusy, match="is UPDATE_IN_PROGRESS; retrying the rollout"):
         module.handler(approved(), None)
@@ -129,3 +146,64 @@ def test_packages_of_other_groups_or_not_approved_are_ignored(module, aws, event
     result = module.handler(event, None)
     assert result["status"] == "ignored" and reason in result["reason"]
     assert parameters(aws)["ModelPackageArn"] == ""
+
+
+# --- UpdateStack refused: the code is CloudFormation's generic ValidationError, the stack says why ---
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_stack_that_turns_busy_before_the_update_is_retried_later(module, aws, reworded):
+    """DescribeStacks found the stack ready; another update started before ours reached it."""
+    stack = moto_stack()
+
+    def busy(params):
+        stack.status = "UPDATE_IN_PROGRESS"  # the other update, as CloudFormation records it
+        refusal = stack_busy(stack.stack_id, stack.status)
+        return refusal.reworded() if reworded else refusal
+
+    Answers.of(module.CLOUDFORMATION).on("UpdateStack", busy)
+    described = calls(module.CLOUDFORMATION, "DescribeStacks")
+    with pytest.raises(module.StackBusy, match="is UPDATE_IN_PROGRESS; retrying the rollout"):
+        module.handler(approved(), None)
+    assert len(described) == 2  # before the update, and after CloudFormation refused it
+    stack.status = "UPDATE_COMPLETE"
+    assert parameters(aws)["ModelPackageArn"] == ""
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_package_rolled_out_meanwhile_by_another_delivery_is_already_live(module, aws, reworded):
+    """Another delivery's update to this package completed between our DescribeStacks and our
+    UpdateStack: CloudFormation has nothing to update."""
+
+    def rolled_out(params):
+        aws.update_stack(
+            StackName=STACK,
+            UsePreviousTemplate=True,
+            Parameters=[
+                {"ParameterKey": "ModelPackageArn", "ParameterValue": PACKAGE},
+                {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
+            ],
+        )
+        return NO_UPDATES.reworded() if reworded else NO_UPDATES
+
+    Answers.of(module.CLOUDFORMATION).on("UpdateStack", rolled_out)
+    assert module.handler(approved(), None) == {"status": "already-live", "model_package": PACKAGE}
+
+
+def test_a_validation_error_the_stack_does_not_explain_is_raised_as_sent(module, aws):
+    refusal = AwsError("ValidationError", f"Role {ROLE} is invalid or cannot be assumed")
+    Answers.of(module.CLOUDFORMATION).on("UpdateStack", always(refusal))
+    with pytest.raises(ClientError) as raised:
+        module.handler(approved(), None)
+    assert raised.value.operation_name == "UpdateStack"
+    assert raised.value.response["Error"] == {"Type": "Sender", "Code": "ValidationError", "Message": refusal.message}
+    assert parameters(aws)["ModelPackageArn"] == ""
+
+
+def test_other_refusals_are_raised_without_reading_the_stack_again(module, aws):
+    refusal = AwsError("InsufficientCapabilitiesException", "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+    Answers.of(module.CLOUDFORMATION).on("UpdateStack", always(refusal))
+    described = calls(module.CLOUDFORMATION, "DescribeStacks")
+    with pytest.raises(ClientError, match="InsufficientCapabilitiesException"):
+        module.handler(approved(), None)
+    assert len(described) == 1

@@ -262,7 +262,9 @@ def test_failed_job_runs_are_published_to_the_operators(stage):
     rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", "JobFailedRule")]
     [target] = rule["Properties"]["Targets"]
     assert "OperatorTopic" in json.dumps(target["Arn"])
-    assert "RoleArn" in target  # publishes through a role, not a key-policy grant to the service
+    # EventBridge reaches an SNS target through the topic's policy only, never a role:
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html
+    assert "RoleArn" not in target
     assert "<detail-message>" in target["InputTransformer"]["InputTemplate"]
 
 

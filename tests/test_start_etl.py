@@ -1,4 +1,5 @@
-"""lambda/start_etl against moto: real boto3 calls into an emulated S3 and Glue."""
+"""lambda/start_etl against moto: real boto3 calls into an emulated S3 and Glue. S3's refusals
+of the conditional claim are AWS's, on the wire (tests/aws_errors.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.aws_errors import CONDITIONAL_REQUEST_CONFLICT, PRECONDITION_FAILED, Answers, AwsError, exists
 from tests.conftest import ROOT
 
 EVENTS = Path(__file__).parent / "events"
@@ -206,3 +209,45 @@ def test_missing_configuration_is_named_at_start(aws, monkeypatch):
     monkeypatch.setitem(sys.modules, "start_etl_broken", broken)
     with pytest.raises(RuntimeError, match="start_etl needs the environment variables DATASET_SPECS"):
         spec.loader.exec_module(broken)
+
+
+# --- the claim refused: S3's code decides, whatever the wording ----------------------------------
+
+
+def claims(module, s3, refuse) -> None:
+    """The handler's conditional PutObject (the claim) answered by ``refuse(key)``; the others go to moto."""
+
+    def rule(params):
+        return refuse(params["Key"]) if params.get("IfNoneMatch") == "*" else None
+
+    Answers.of(module.S3).on("PutObject", rule)
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_claim_s3_finds_taken_is_a_duplicate(module, aws, reworded):
+    s3, glue = aws
+    taken = PRECONDITION_FAILED.reworded() if reworded else PRECONDITION_FAILED
+    claims(module, s3, lambda key: taken if exists(lambda: s3.head_object(Bucket=BUCKET, Key=key)) else None)
+    first = module.handler(event(), None)
+    second = module.handler(event(), None)
+    assert first["status"] == "started" and second == {**first, "status": "duplicate"}
+    assert len(job_runs(glue)) == 1
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_claim_s3_could_not_decide_is_retried_later(module, aws, reworded):
+    s3, glue = aws
+    conflict = CONDITIONAL_REQUEST_CONFLICT.reworded() if reworded else CONDITIONAL_REQUEST_CONFLICT
+    claims(module, s3, lambda key: conflict)
+    with pytest.raises(module.RunStarting, match="met a conflicting write; retrying later"):
+        module.handler(event(), None)
+    assert job_runs(glue) == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+def test_any_other_refusal_of_the_claim_is_raised(module, aws):
+    s3, glue = aws
+    claims(module, s3, lambda key: AwsError("AccessDenied", "Access Denied", status=403))
+    with pytest.raises(ClientError, match="AccessDenied"):
+        module.handler(event(), None)
+    assert job_runs(glue) == []

@@ -1,7 +1,8 @@
 """start_training, register_model and start_batch_transform against moto, with the event JSON
-that EventBridge sends. moto accepts a second job with a name in use (SageMaker refuses it), so
-the handlers look jobs up first; the race where SageMaker answers "already exists" is driven
-explicitly."""
+that EventBridge sends. SageMaker's refusals are AWS's, on the wire (tests/aws_errors.py): a job
+or model moto does not have is described as SageMaker answers, and a name in use is refused as
+SageMaker refuses it (moto would accept a second job of the name). The race where another
+delivery takes the name between the handler's lookup and its create is driven explicitly."""
 
 from __future__ import annotations
 
@@ -17,6 +18,20 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from tests.aws_errors import (
+    Answers,
+    AwsError,
+    access_denied,
+    always,
+    model_exists,
+    sagemaker_as_aws,
+    training_job_name_taken,
+    training_job_not_found,
+    transform_job_name_taken,
+    transform_job_not_found,
+    tuning_job_name_taken,
+    tuning_job_not_found,
+)
 from tests.conftest import ROOT
 
 EVENTS = Path(__file__).parent / "events"
@@ -31,6 +46,8 @@ IMAGES = {
 }
 RUN = "20261112T093000Z-0123456789"
 GROUP_PREFIX = "mlplatform-dev"
+ACCOUNT = "123456789012"  # moto's
+SAGEMAKER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 
 
 def spec(name: str, **training) -> dict:
@@ -124,7 +141,9 @@ def start_training(aws, monkeypatch, prepared):
         "MAX_WAIT_MINUTES": "120",
         "VOLUME_SIZE_GB": "30",
     }
-    return load("start_training", env, monkeypatch)
+    module = load("start_training", env, monkeypatch)
+    sagemaker_as_aws(module.SAGEMAKER, aws["sagemaker"], ACCOUNT, REGION)
+    return module
 
 
 def test_success_marker_starts_a_training_job_with_the_exact_request(start_training, aws):
@@ -181,23 +200,6 @@ def test_duplicate_event_starts_no_second_job(start_training, aws):
     second = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
     assert first["status"] == "started" and second == {"status": "duplicate", "job": first["job"]}
     assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
-
-
-def test_a_racing_create_that_sagemaker_refuses_counts_as_started(start_training, monkeypatch):
-    def refuse(**kwargs):
-        raise ClientError(
-            {
-                "Error": {
-                    "Code": "ValidationException",
-                    "Message": "Training job names must be unique within an AWS account",
-                }
-            },
-            "CreateTrainingJob",
-        )
-
-    monkeypatch.setattr(start_training.SAGEMAKER, "create_training_job", refuse)
-    result = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
-    assert result == {"status": "duplicate", "job": f"car-evaluation-{RUN}"}
 
 
 def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
@@ -279,6 +281,129 @@ def test_the_script_mode_trainer_is_refused_more_than_one_instance(start_trainin
 
     with pytest.raises(SpecError, match="runs on one instance"):
         start_training.load_spec(json.dumps(spec("car-evaluation", instance_count=2)))
+
+
+# --- start_training: SageMaker's refusals, decided by code and a second look at the job -----------
+
+CAR_SUCCESS = f"prepared/car-evaluation/{RUN}/_SUCCESS"
+CAR_JOB = f"car-evaluation-{RUN}"
+
+
+def racing(answers: Answers, operation: str, other_delivery, refusal=None) -> None:
+    """Another delivery of the event runs ``other_delivery(params)`` just before our ``operation``
+    reaches SageMaker; SageMaker then answers as it does (or with ``refusal(params)``)."""
+    answer = answers.rules[operation]
+
+    def rule(params):
+        other_delivery(params)
+        return refusal(params) if refusal else answer(params)
+
+    answers.on(operation, rule)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        lambda p: training_job_name_taken(f"{SAGEMAKER_ARN}:training-job/{p['TrainingJobName'].lower()}"),
+        lambda p: training_job_name_taken(
+            f"{SAGEMAKER_ARN}:training-job/{p['TrainingJobName'].lower()}", "ValidationException"
+        ),
+        lambda p: training_job_name_taken(f"{SAGEMAKER_ARN}:training-job/{p['TrainingJobName'].lower()}").reworded(),
+    ],
+    ids=["ResourceInUse", "ValidationException", "other-wording"],
+)
+def test_a_create_refused_because_another_delivery_started_the_job_is_a_duplicate(start_training, aws, refusal):
+    answers = Answers.of(start_training.SAGEMAKER)
+    racing(answers, "CreateTrainingJob", lambda p: aws["sagemaker"].create_training_job(**p), refusal)
+    result = start_training.handler(s3_event(CAR_SUCCESS), None)
+    assert result == {"status": "duplicate", "job": CAR_JOB}
+    assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        training_job_name_taken(f"{SAGEMAKER_ARN}:training-job/{CAR_JOB.lower()}"),
+        # the common code for a request SageMaker finds invalid, for a reason other than the name
+        AwsError(
+            "ValidationException",
+            f'No S3 objects found under S3 URL "s3://{DATA}/prepared/car-evaluation/{RUN}/train/" given in input '
+            f"data source. Please ensure that the bucket exists in the selected region ({REGION}), that objects "
+            f'exist under that S3 prefix, and that the role "{ROLE}" has "s3:ListBucket" permissions on bucket '
+            f'"{DATA}".',
+        ),
+    ],
+    ids=["ResourceInUse", "ValidationException"],
+)
+def test_a_create_refused_while_no_job_has_the_name_is_raised(start_training, aws, refusal):
+    Answers.of(start_training.SAGEMAKER).on("CreateTrainingJob", always(refusal))
+    with pytest.raises(ClientError) as raised:
+        start_training.handler(s3_event(CAR_SUCCESS), None)
+    assert raised.value.operation_name == "CreateTrainingJob"
+    assert raised.value.response["Error"] == {"Code": refusal.code, "Message": refusal.message}
+
+
+def test_a_name_taken_by_a_job_on_other_data_is_raised(start_training, aws):
+    def someone_else(params):
+        elsewhere = [
+            {**c, "DataSource": {"S3DataSource": {**c["DataSource"]["S3DataSource"], "S3Uri": "s3://elsewhere/"}}}
+            for c in params["InputDataConfig"]
+        ]
+        aws["sagemaker"].create_training_job(**{**params, "InputDataConfig": elsewhere})
+
+    racing(Answers.of(start_training.SAGEMAKER), "CreateTrainingJob", someone_else)
+    with pytest.raises(ClientError, match="ResourceInUse"):
+        start_training.handler(s3_event(CAR_SUCCESS), None)
+
+
+@pytest.mark.parametrize(
+    "not_found",
+    [
+        training_job_not_found(),
+        training_job_not_found().reworded(),
+        AwsError("ResourceNotFound", f"Training job {CAR_JOB} does not exist."),  # the documented code
+    ],
+    ids=["ValidationException", "other-wording", "ResourceNotFound"],
+)
+def test_a_training_job_sagemaker_does_not_have_is_started(start_training, aws, not_found):
+    Answers.of(start_training.SAGEMAKER).on("DescribeTrainingJob", always(not_found))
+    assert start_training.handler(s3_event(CAR_SUCCESS), None)["status"] == "started"
+    assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
+
+
+def test_a_lookup_sagemaker_refuses_otherwise_is_raised_and_starts_nothing(start_training, aws):
+    refusal = access_denied(ROLE, "sagemaker:DescribeTrainingJob", f"{SAGEMAKER_ARN}:training-job/{CAR_JOB.lower()}")
+    Answers.of(start_training.SAGEMAKER).on("DescribeTrainingJob", always(refusal))
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        start_training.handler(s3_event(CAR_SUCCESS), None)
+    assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_tuning_job_another_delivery_started_first_is_a_duplicate(start_training, aws, reworded):
+    def refusal(params):
+        taken = tuning_job_name_taken(params["HyperParameterTuningJobName"])
+        return taken.reworded() if reworded else taken
+
+    racing(
+        Answers.of(start_training.SAGEMAKER),
+        "CreateHyperParameterTuningJob",
+        lambda p: aws["sagemaker"].create_hyper_parameter_tuning_job(**p),
+        refusal,
+    )
+    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    assert result["status"] == "duplicate"
+    assert len(aws["sagemaker"].list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]) == 1
+
+
+def test_a_tuning_job_not_found_in_other_words_is_started(start_training, aws):
+    answers = Answers.of(start_training.SAGEMAKER)
+    answers.on(
+        "DescribeHyperParameterTuningJob",
+        lambda p: tuning_job_not_found(p["HyperParameterTuningJobName"]).reworded(),
+    )
+    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    assert result["status"] == "started" and result["kind"] == "tuning"
 
 
 # --- register_model --------------------------------------------------------------------------------
@@ -447,7 +572,9 @@ def start_batch_transform(aws, monkeypatch):
         "INSTANCE_TYPE": "ml.m5.large",
         "INSTANCE_COUNT": "1",
     }
-    return load("start_batch_transform", env, monkeypatch)
+    module = load("start_batch_transform", env, monkeypatch)
+    sagemaker_as_aws(module.SAGEMAKER, aws["sagemaker"], ACCOUNT, REGION)
+    return module
 
 
 def approved_package(aws, dataset: str) -> str:
@@ -550,3 +677,95 @@ def test_with_manual_approval_a_passing_model_waits_for_a_person(register_model,
     [package] = packages(aws, "car-evaluation")
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["ModelPackageDescription"].startswith("Passed the gate, awaiting approval: test accuracy 0.9700")
+
+
+# --- start_batch_transform: SageMaker's refusals, decided by code and a second look at the job -----
+
+CARS = "batch-input/car-evaluation/cars.csv"
+
+
+@pytest.mark.parametrize(
+    "not_found",
+    [
+        lambda name: transform_job_not_found(name).reworded(),
+        lambda name: AwsError("ResourceNotFound", f"Transform job {name} does not exist."),  # the documented code
+    ],
+    ids=["other-wording", "ResourceNotFound"],
+)
+def test_a_transform_job_sagemaker_does_not_have_is_started(start_batch_transform, aws, not_found):
+    approved_package(aws, "car-evaluation")
+    answers = Answers.of(start_batch_transform.SAGEMAKER)
+    answers.on("DescribeTransformJob", lambda p: not_found(p["TransformJobName"]))
+    assert start_batch_transform.handler(s3_event(CARS), None)["status"] == "started"
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_transform_job_another_delivery_started_first_is_a_duplicate(start_batch_transform, aws, reworded):
+    approved_package(aws, "car-evaluation")
+    answers = Answers.of(start_batch_transform.SAGEMAKER)
+    model_rule, job_rule = answers.rules["CreateModel"], answers.rules["CreateTransformJob"]
+
+    def reword(error):
+        return error.reworded() if reworded and error else error
+
+    racing(answers, "CreateModel", lambda p: aws["sagemaker"].create_model(**p), lambda p: reword(model_rule(p)))
+    racing(
+        answers,
+        "CreateTransformJob",
+        lambda p: aws["sagemaker"].create_transform_job(**p),
+        lambda p: reword(job_rule(p)),
+    )
+    result = start_batch_transform.handler(s3_event(CARS), None)
+    assert result["status"] == "duplicate"
+    assert len(aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"]) == 1
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
+def test_a_model_left_by_a_delivery_that_died_before_its_job_is_used(start_batch_transform, aws, reworded):
+    """CreateModel refused: the model of this object and package exists, its job does not."""
+    approved_package(aws, "car-evaluation")
+    answers = Answers.of(start_batch_transform.SAGEMAKER)
+
+    def refusal(params):
+        exists = model_exists(f"{SAGEMAKER_ARN}:model/{params['ModelName'].lower()}")
+        return exists.reworded() if reworded else exists
+
+    racing(answers, "CreateModel", lambda p: aws["sagemaker"].create_model(**p), refusal)
+    result = start_batch_transform.handler(s3_event(CARS), None)
+    assert result["status"] == "started"
+    job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
+    assert job["ModelName"] == result["job"]
+
+
+def test_a_model_refused_for_another_reason_fails_the_job_and_is_named_as_the_cause(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+    refusal = AwsError("ValidationException", "Subnet subnet-a does not exist.")
+    Answers.of(start_batch_transform.SAGEMAKER).on("CreateModel", always(refusal))
+    with pytest.raises(ClientError) as raised:
+        start_batch_transform.handler(s3_event(CARS), None)
+    assert raised.value.operation_name == "CreateTransformJob"  # no model: SageMaker refuses the job
+    assert raised.value.__cause__.operation_name == "CreateModel"
+    assert raised.value.__cause__.response["Error"]["Message"] == refusal.message
+    assert aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"] == []
+
+
+def test_a_transform_job_name_taken_by_another_input_is_raised(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+
+    def someone_else(params):
+        source = {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{DATA}/batch-input/other.csv"}}
+        aws["sagemaker"].create_transform_job(
+            **{**params, "TransformInput": {**params["TransformInput"], "DataSource": source}}
+        )
+
+    racing(Answers.of(start_batch_transform.SAGEMAKER), "CreateTransformJob", someone_else)
+    with pytest.raises(ClientError, match="ResourceInUse"):
+        start_batch_transform.handler(s3_event(CARS), None)
+
+
+def test_a_transform_job_refused_while_no_job_has_the_name_is_raised(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+    refusal = transform_job_name_taken(f"{SAGEMAKER_ARN}:transform-job/whatever")
+    Answers.of(start_batch_transform.SAGEMAKER).on("CreateTransformJob", always(refusal))
+    with pytest.raises(ClientError, match="ResourceInUse"):
+        start_batch_transform.handler(s3_event(CARS), None)

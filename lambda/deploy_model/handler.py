@@ -11,8 +11,11 @@ parameter. SageMaker then shifts traffic blue/green and rolls back on the stack'
 
 - the package is already live: nothing to do (logged);
 - the stack is busy (an update or rollback in progress): StackBusy is raised, so Lambda's
-  retries bring the event back later; once retries run out it waits in the DLQ for a replay;
-- CloudFormation answers "No updates are to be performed": nothing to do (logged).
+  retries bring the event back later; once retries run out it waits in the DLQ for a replay.
+
+Both are read from DescribeStacks before the update, and again when CloudFormation refuses it:
+CloudFormation answers a busy stack and an update that changes nothing ("No updates are to be
+performed") with the same generic code, so the stack's state, not the wording, says which.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ READY = {
     "IMPORT_COMPLETE",
     "IMPORT_ROLLBACK_COMPLETE",
 }
+# CloudFormation is a query-protocol API: its common code ValidationError is what UpdateStack
+# answers for a stack in an *_IN_PROGRESS state and for a request that changes nothing alike
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/CommonErrors.html).
+UPDATE_REFUSED = "ValidationError"
 
 
 class StackBusy(RuntimeError):
@@ -55,6 +63,30 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class Stack:
+    status: str
+    parameters: Mapping[str, str]
+
+
+def describe(cloudformation, name: str) -> Stack:
+    [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    return Stack(status=stack["StackStatus"], parameters=parameters)
+
+
+def settle(stack: Stack, package: str, name: str) -> dict[str, Any] | None:
+    """The outcome when the stack needs no update from us: already-live when it has the package,
+    StackBusy raised when it cannot take an update now; None when the update is ours to make."""
+    if stack.parameters.get(PARAMETER) == package:
+        LOG.info("%s is already live on %s", package, name)
+        return {"status": "already-live", "model_package": package}
+    if stack.status not in READY:
+        LOG.warning("%s is %s; %s will be retried", name, stack.status, package)
+        raise StackBusy(f"{name} is {stack.status}; retrying the rollout of {package} later")
+    return None
+
+
 def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -> dict[str, Any]:
     detail = event["detail"]
     package, group = detail["ModelPackageArn"], detail["ModelPackageGroupName"]
@@ -63,18 +95,13 @@ def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -
         LOG.info("ignored: %s", reason)
         return {"status": "ignored", "reason": reason}
 
-    [stack] = cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"]
-    status = stack["StackStatus"]
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-    if parameters.get(PARAMETER) == package:
-        LOG.info("%s is already live on %s", package, settings.stack_name)
-        return {"status": "already-live", "model_package": package}
-    if status not in READY:
-        LOG.warning("%s is %s; %s will be retried", settings.stack_name, status, package)
-        raise StackBusy(f"{settings.stack_name} is {status}; retrying the rollout of {package} later")
+    stack = describe(cloudformation, settings.stack_name)
+    settled = settle(stack, package, settings.stack_name)
+    if settled is not None:
+        return settled
 
     update = [{"ParameterKey": PARAMETER, "ParameterValue": package}]
-    update += [{"ParameterKey": key, "UsePreviousValue": True} for key in parameters if key != PARAMETER]
+    update += [{"ParameterKey": key, "UsePreviousValue": True} for key in stack.parameters if key != PARAMETER]
     try:
         cloudformation.update_stack(
             StackName=settings.stack_name,
@@ -84,15 +111,17 @@ def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -
             Capabilities=["CAPABILITY_IAM"],
         )
     except ClientError as error:
-        message = error.response["Error"].get("Message", "")
-        if "No updates are to be performed" in message:
-            LOG.info("%s: no update needed for %s", settings.stack_name, package)
-            return {"status": "already-live", "model_package": package}
-        if "is in" in message and "state and can not be updated" in message:
-            raise StackBusy(f"{settings.stack_name}: {message}") from None
-        raise
-    LOG.info("rolling %s out on %s (was %s)", package, settings.stack_name, parameters.get(PARAMETER) or "none")
-    return {"status": "updating", "model_package": package, "previous": parameters.get(PARAMETER, "")}
+        if error.response["Error"]["Code"] != UPDATE_REFUSED:
+            raise
+        # Busy since we looked, or already given the package (no updates to perform): the
+        # stack as it is now says which. Anything else it refused is raised as it came.
+        settled = settle(describe(cloudformation, settings.stack_name), package, settings.stack_name)
+        if settled is None:
+            raise
+        return settled
+    previous = stack.parameters.get(PARAMETER, "")
+    LOG.info("rolling %s out on %s (was %s)", package, settings.stack_name, previous or "none")
+    return {"status": "updating", "model_package": package, "previous": previous}
 
 
 SETTINGS = Settings.from_env(os.environ)

@@ -5,7 +5,8 @@ Fired by EventBridge on S3 "Object Created" under batch-input/. The transform jo
 file line by line (CSV records of the dataset's raw columns, no header), and writes each input
 row joined to its prediction. No approved model: no job, a log line and a message to the
 operators' topic. The model and job names derive from the object (key, version or ETag) and the
-model package, so a repeated event finds the job and starts nothing.
+model package, so a repeated event finds the job and starts nothing, and a create that SageMaker
+refuses for the name counts as success when the job of that name, described again, is ours.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ from botocore.exceptions import ClientError
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
+# SageMaker's error codes this function decides by (never by the wording):
+# - DescribeTransformJob of a name SageMaker does not have: ResourceNotFound as documented, or the
+#   common ValidationException, which SageMaker answers instead. Our names are valid by
+#   construction, so a ValidationException can only mean "not found" here.
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html#API_DescribeTransformJob_Errors
+# - Create* of a name in use: ResourceInUse as documented for CreateTransformJob, the common
+#   ValidationException for CreateModel (which documents no such error). Never taken on the code
+#   alone: the transform job is described again, and a model refused so is left for
+#   CreateTransformJob, which needs it, to prove (the function's role has no DescribeModel).
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html#API_CreateTransformJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModel.html#API_CreateModel_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
+NOT_FOUND = ("ResourceNotFound", "ValidationException")
+NAME_TAKEN = ("ResourceInUse", "ValidationException")
 
 
 @dataclass(frozen=True)
@@ -104,21 +119,19 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
     digest = hashlib.sha256("\n".join([key, identity, package]).encode()).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit('.', 1)[0]}")[: 63 - 13].strip("-")
     job = f"{stem}-{digest}"
-    try:
-        sagemaker.describe_transform_job(TransformJobName=job)
+    source = f"s3://{bucket}/{key}"
+    if _described(sagemaker, job) is not None:
         LOG.info("duplicate event: transform job %s exists", job)
         return {"status": "duplicate", "job": job}
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
-            raise
-    model = _model(sagemaker, job, package, settings)
+    model = job  # one model per job, named after it
+    model_refused = _create_model(sagemaker, model, package, settings)
     try:
         sagemaker.create_transform_job(
             TransformJobName=job,
             ModelName=model,
             BatchStrategy="MultiRecord",
             TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{key}"}},
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
                 "ContentType": "text/csv",
                 "SplitType": "Line",
             },
@@ -140,16 +153,22 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
             ],
         )
     except ClientError as error:
-        message = error.response["Error"].get("Message", "").lower()
-        if "already exists" not in message and "must be unique" not in message:
+        described = _described(sagemaker, job) if error.response["Error"]["Code"] in NAME_TAKEN else None
+        if not _is_ours(described, model, source):
+            if model_refused:  # most likely why: the refused model was not one already there
+                raise error from model_refused
             raise
+        LOG.info("duplicate event: transform job %s was started by another delivery", job)
         return {"status": "duplicate", "job": job}
     LOG.info("started transform job %s with %s", job, package, extra={"dataset": dataset})
     return {"status": "started", "job": job, "model_package": package, "dataset": dataset}
 
 
-def _model(sagemaker, name: str, package: str, settings: Settings) -> str:
-    """A SageMaker model of the approved package, isolated in the VPC (created once per job)."""
+def _create_model(sagemaker, name: str, package: str, settings: Settings) -> ClientError | None:
+    """Creates the SageMaker model of the approved package, isolated in the VPC. SageMaker's
+    refusal with a code a taken name gets is returned, not raised: the model is then most likely
+    a previous delivery's (its name derives from this object and package), and the transform
+    job, which cannot be created without it, tells."""
     try:
         sagemaker.create_model(
             ModelName=name,
@@ -159,9 +178,29 @@ def _model(sagemaker, name: str, package: str, settings: Settings) -> str:
             EnableNetworkIsolation=True,
         )
     except ClientError as error:
-        if "already exists" not in error.response["Error"].get("Message", "").lower():
+        if error.response["Error"]["Code"] not in NAME_TAKEN:
             raise
-    return name
+        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, error.response["Error"]["Code"])
+        return error
+    return None
+
+
+def _described(sagemaker, job: str) -> Mapping[str, Any] | None:
+    """The transform job as SageMaker describes it, or None when SageMaker has none of that name."""
+    try:
+        return sagemaker.describe_transform_job(TransformJobName=job)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in NOT_FOUND:
+            return None
+        raise
+
+
+def _is_ours(described: Mapping[str, Any] | None, model: str, source: str) -> bool:
+    """Whether the transform job of our name is the one we meant: our model, on this object."""
+    if described is None:
+        return False
+    uri = described.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+    return described.get("ModelName") == model and uri == source
 
 
 SETTINGS = Settings.from_env(os.environ)

@@ -10,9 +10,10 @@ At-least-once delivery: the run id derives from the object's identity (key, vers
 S3's sequencer) and the event time, so a repeated event maps to the same run. The run is
 claimed by writing prepared/<dataset>/<run-id>/_RUN.json with If-None-Match: * (an atomic
 create in S3); only the claimant starts the job. A second delivery finds the claim and does
-nothing, and one that arrives while the first is still starting raises, so that Lambda's retry
-comes back once the claim records the job run. A claim whose job never started (its Lambda
-died in between) is taken over after CLAIM_TIMEOUT_SECONDS.
+nothing, and one that arrives while the first is still starting, or whose claim S3 could not
+decide (409), raises, so that Lambda's retry comes back once the claim records the job run. A
+claim whose job never started (its Lambda died in between) is taken over after
+CLAIM_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ from botocore.exceptions import ClientError
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
 RUN_RECORD = "_RUN.json"
+# S3's answers to a PutObject with If-None-Match: * that does not write, by code
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html; botocore's model lists neither):
+CLAIM_TAKEN = "PreconditionFailed"  # 412: the key exists, another delivery holds the claim
+CLAIM_CONFLICT = "ConditionalRequestConflict"  # 409: a conflicting write to the key was in flight; retry
 
 
 class RunStarting(RuntimeError):
-    """Another delivery of this event is starting the run right now; retry later."""
+    """Another delivery of this event is claiming or starting the run right now; retry later."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,10 @@ def start_etl(event: Mapping[str, Any], glue, s3, settings: Settings, now: datet
     try:
         _put(s3, settings, step.record_key, record, IfNoneMatch="*")
     except ClientError as error:
-        if error.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+        code = error.response["Error"]["Code"]
+        if code == CLAIM_CONFLICT:  # the claim is undecided: S3 asks for the write to be retried
+            raise RunStarting(f"the claim of run {step.run_id} met a conflicting write; retrying later") from error
+        if code != CLAIM_TAKEN:
             raise
         return _already_claimed(glue, s3, step, settings, now, context)
     return _start(glue, s3, step, settings, record, context)

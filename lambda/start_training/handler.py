@@ -7,17 +7,19 @@ inter-container traffic encryption, KMS on volumes and output, a maximum runtime
 stage says so, managed spot capacity.
 
 The job name derives from dataset and run id, so a repeated event finds the job and starts
-nothing: the job is looked up first, and "already exists" from SageMaker counts as success.
+nothing: the job is looked up first, and a create that SageMaker refuses for the name counts as
+success when the job of that name, described again, reads this run's data (a racing delivery).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,20 @@ CHANNELS = ("train", "validation", "test")
 METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 SUCCESS_KEY = re.compile(r"^(?P<prefix>.*?)(?P<dataset>[a-z0-9][a-z0-9-]*)/(?P<run>[A-Za-z0-9-]+)/_SUCCESS$")
 MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
+# SageMaker's error codes this function decides by (never by the wording):
+# - Describe* of a name SageMaker does not have: ResourceNotFound as documented (the tuning job's
+#   answer), or the common ValidationException, which DescribeTrainingJob answers instead. Our
+#   names are valid by construction, so a ValidationException can only mean "not found" here; if
+#   it meant more, the create that follows is refused and that refusal is raised.
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html#API_DescribeTrainingJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeHyperParameterTuningJob.html#API_DescribeHyperParameterTuningJob_Errors
+# - Create* of a name in use: ResourceInUse as documented, or the common ValidationException.
+#   Either counts as "already started" only when the job of that name is described and is ours.
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html#API_CreateTrainingJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateHyperParameterTuningJob.html#API_CreateHyperParameterTuningJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
+NOT_FOUND = ("ResourceNotFound", "ValidationException")
+NAME_TAKEN = ("ResourceInUse", "ValidationException")
 
 
 @dataclass(frozen=True)
@@ -212,14 +228,16 @@ def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) 
     if spec.training.tuning:
         return _tune(sagemaker, spec, run_id, definition, settings)
     name = job_name(dataset, run_id, MAX_TRAINING_NAME)
-    if _exists(lambda: sagemaker.describe_training_job(TrainingJobName=name)):
+    describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
+    if _described(describe) is not None:
         LOG.info("duplicate event: training job %s exists", name)
         return {"status": "duplicate", "job": name}
     try:
         sagemaker.create_training_job(TrainingJobName=name, Tags=tags(spec, run_id, settings), **definition)
     except ClientError as error:
-        if not _already_exists(error):
+        if not _started_elsewhere(error, describe, definition):
             raise
+        LOG.info("duplicate event: training job %s was started by another delivery", name)
         return {"status": "duplicate", "job": name}
     LOG.info("started training job %s", name, extra={"dataset": dataset, "run_id": run_id})
     return {"status": "started", "kind": "training", "job": name, "dataset": dataset, "run_id": run_id}
@@ -228,7 +246,8 @@ def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) 
 def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any], settings: Settings) -> dict[str, Any]:
     tuning = spec.training.tuning
     name = job_name(spec.name, run_id, MAX_TUNING_NAME)
-    if _exists(lambda: sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)):
+    describe = functools.partial(sagemaker.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
+    if _described(describe) is not None:
         LOG.info("duplicate event: tuning job %s exists", name)
         return {"status": "duplicate", "job": name}
     static = {k: v for k, v in definition.pop("HyperParameters").items() if k not in tuning.ranges}
@@ -265,31 +284,42 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
             Tags=tags(spec, run_id, settings),
         )
     except ClientError as error:
-        if not _already_exists(error):
+        if not _started_elsewhere(error, describe, definition, part="TrainingJobDefinition"):
             raise
+        LOG.info("duplicate event: tuning job %s was started by another delivery", name)
         return {"status": "duplicate", "job": name}
     LOG.info("started tuning job %s", name, extra={"dataset": spec.name, "run_id": run_id})
     return {"status": "started", "kind": "tuning", "job": name, "dataset": spec.name, "run_id": run_id}
 
 
-def _exists(describe) -> bool:
+def _described(describe: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The job as SageMaker describes it, or None when SageMaker has no job of that name."""
     try:
-        describe()
-        return True
+        return describe()
     except ClientError as error:
-        message = error.response["Error"].get("Message", "")
-        if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound") and (
-            "not found" in message.lower() or "does not exist" in message.lower() or "could not find" in message.lower()
-        ):
-            return False
+        if error.response["Error"]["Code"] in NOT_FOUND:
+            return None
         raise
 
 
-def _already_exists(error: ClientError) -> bool:
-    message = error.response["Error"].get("Message", "").lower()
-    return error.response["Error"]["Code"] in ("ValidationException", "ResourceInUse") and (
-        "already exists" in message or "must be unique" in message
-    )
+def _started_elsewhere(
+    refused: ClientError, describe: Callable[[], Mapping[str, Any]], definition: Mapping[str, Any], part: str = ""
+) -> bool:
+    """Whether a create SageMaker refused lost the race to another delivery of this event: the
+    code is one a taken name gets, and the job of our name, described now, is the one we meant,
+    training on this run's data (its train channel's URI names the dataset and the run)."""
+    if refused.response["Error"]["Code"] not in NAME_TAKEN:
+        return False
+    described = _described(describe)
+    if described is None:
+        return False
+    job = described[part] if part else described
+    return _train_uri(job) == _train_uri(definition)
+
+
+def _train_uri(job: Mapping[str, Any]) -> str | None:
+    channels = {c["ChannelName"]: c for c in job.get("InputDataConfig", [])}
+    return channels.get("train", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
 
 
 def _read(s3, uri: str) -> str:

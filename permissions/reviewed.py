@@ -1,0 +1,168 @@
+"""The reviewed additions to iam-data's map, each with the page that says so; and the unknowns.
+
+Keep this list short and true: an entry here is a claim about AWS, and the page beside it is
+where a reviewer checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# botocore service name -> (IAM prefix, page), where the two differ from botocore's signing name.
+PREFIXES: dict[str, tuple[str, str]] = {
+    "sagemaker-runtime": (
+        "sagemaker",
+        "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html",
+    ),
+    "cloudwatch": (
+        "cloudwatch",
+        "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Actions:
+    """The IAM actions of an operation not named like it (or needing more than one)."""
+
+    pick: Callable[[Mapping[str, Any]], Iterable[str]]
+    doc: str
+
+    def actions(self, params: Mapping[str, Any]) -> Iterable[str]:
+        return self.pick(params)
+
+
+_S3_ACTIONS = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html"
+
+ACTIONS: dict[tuple[str, str], Actions] = {
+    ("s3", "ListObjectsV2"): Actions(lambda p: ["s3:ListBucket"], _S3_ACTIONS),
+    ("s3", "ListObjects"): Actions(lambda p: ["s3:ListBucket"], _S3_ACTIONS),
+    ("s3", "HeadObject"): Actions(
+        lambda p: ["s3:GetObjectVersion" if p.get("VersionId") else "s3:GetObject"], _S3_ACTIONS
+    ),
+    ("s3", "GetObject"): Actions(
+        lambda p: ["s3:GetObjectVersion" if p.get("VersionId") else "s3:GetObject"], _S3_ACTIONS
+    ),
+    ("s3", "HeadBucket"): Actions(lambda p: ["s3:ListBucket"], _S3_ACTIONS),
+    # PutObject with a Tagging header also needs s3:PutObjectTagging.
+    ("s3", "PutObject"): Actions(
+        lambda p: ["s3:PutObject", *(["s3:PutObjectTagging"] if p.get("Tagging") else [])], _S3_ACTIONS
+    ),
+    ("s3", "DeleteObject"): Actions(
+        lambda p: ["s3:DeleteObjectVersion" if p.get("VersionId") else "s3:DeleteObject"], _S3_ACTIONS
+    ),
+    ("s3", "DeleteObjects"): Actions(lambda p: ["s3:DeleteObject"], _S3_ACTIONS),
+    ("s3", "CopyObject"): Actions(
+        lambda p: ["s3:PutObject"], _S3_ACTIONS
+    ),  # and s3:GetObject on the source: see calls.py
+    # GetParameter(s) of a parameter: the action is named after the operation, the ARN drops the leading slash.
+}
+
+# Actions that authorize on a resource even where iam-data marks every resource type optional
+# (S3 lists access points as an alternative to buckets and objects, so neither is "required").
+NEEDS_RESOURCE: frozenset[str] = frozenset(
+    {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+        "s3:GetBucketAcl",
+        "s3:GetBucketLocation",
+        "cloudformation:DescribeStacks",
+    }
+)
+
+
+def placeholders(prefix: str, params: Mapping[str, Any], where: Mapping[str, Any]) -> dict[str, str]:
+    """ARN placeholders whose API parameter has another name (the service's ARN format page)."""
+    found: dict[str, str] = {}
+    if prefix == "s3":  # https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-arn-format.html
+        if "Bucket" in params:
+            found["BucketName"] = params["Bucket"]
+        if "Key" in params:
+            found["ObjectName"] = params["Key"]
+    elif prefix == "ssm" and ("Name" in params or len(params.get("Names", [])) == 1):
+        name = params.get("Name") or params["Names"][0]  # arn:...:parameter/name-without-leading-slash
+        found["ParameterNameWithoutLeadingSlash"] = str(name).lstrip("/")
+    elif prefix == "cloudformation" and "StackName" in params:
+        stack = str(params["StackName"])
+        stack_id = stack if stack.startswith("arn:") else where.get("stacks", {}).get(stack)
+        if stack_id:  # arn:...:stack/<name>/<id>
+            found["StackName"], found["Id"] = stack_id.split(":stack/", 1)[1].split("/", 1)
+    elif prefix == "iam" and "RoleArn" in params:
+        found["RoleNameWithPath"] = str(params["RoleArn"]).split(":role/", 1)[1]
+    elif prefix == "sqs" and "QueueUrl" in params:
+        found["QueueName"] = str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[1]
+    elif prefix == "logs":
+        if "logGroupName" in params:
+            found["LogGroupName"] = params["logGroupName"]
+        if "logStreamName" in params:
+            found["LogStreamName"] = params["logStreamName"]
+    elif prefix == "glue" and "Name" in params:
+        found["CrawlerName"] = params["Name"]
+    return found
+
+
+# Requests the check cannot evaluate, by the start of the check's message, with the reason each
+# is accepted. An unknown not listed here fails the check.
+UNKNOWNS: dict[str, str] = {}
+
+# Grants no recorded request uses, kept on purpose: (logical id of the policy's resource, action
+# pattern) -> why. Anything unused and not listed is reported for removal.
+UNUSED: dict[tuple[str, str], str] = {}
+
+
+# Permissions a CloudFormation handler lists for features of its type that the resource does not
+# use: (type, action) -> (does this resource leave it unused?, why).
+# https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers
+_NOT_LAMBDA = (
+    lambda p: p.get("ServiceNamespace") != "lambda",
+    "provisioned concurrency of a Lambda target; this target is a SageMaker variant",
+)
+_NO_SCHEDULE = (lambda p: not p.get("ScheduledActions"), "scheduled actions; the target has none")
+_NO_TAGS = (lambda p: not p.get("Tags"), "tags; the resource has none")
+_NO_ROLE = (lambda p: not p.get("RoleARN"), "a role of the caller's choice; the target uses the service-linked role")
+_NO_EXECUTION_ROLE = (lambda p: not p.get("ExecutionRoleArn"), "an execution role; the configuration has none")
+HANDLER_PERMISSIONS_NOT_USED: dict[tuple[str, str], tuple[Callable[[Mapping[str, Any]], bool], str]] = {
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:PassRole"): _NO_ROLE,
+    ("AWS::SageMaker::EndpointConfig", "iam:PassRole"): _NO_EXECUTION_ROLE,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "lambda:GetProvisionedConcurrencyConfig"): _NOT_LAMBDA,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "lambda:PutProvisionedConcurrencyConfig"): _NOT_LAMBDA,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "lambda:DeleteProvisionedConcurrencyConfig"): _NOT_LAMBDA,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "application-autoscaling:DescribeScheduledActions"): _NO_SCHEDULE,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "application-autoscaling:PutScheduledAction"): _NO_SCHEDULE,
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "application-autoscaling:DeleteScheduledAction"): _NO_SCHEDULE,
+}
+
+
+def service_linked_role(resource_type: str, properties: Mapping[str, Any], account: str) -> tuple[str, str]:
+    """The service-linked role a handler may create: (service name, role ARN).
+
+    https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html
+    """
+    namespace = properties.get("ServiceNamespace", "")
+    if resource_type.startswith("AWS::ApplicationAutoScaling::") and namespace == "sagemaker":
+        service = "sagemaker.application-autoscaling.amazonaws.com"
+        return (
+            service,
+            f"arn:aws:iam::{account}:role/aws-service-role/{service}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        )
+    raise ValueError(f"{resource_type} ({namespace}): no service-linked role known")
+
+
+# Requests iam-simulate cannot decide, by (principal prefix, action). It drops the
+# kms:EncryptionContext:<key> condition keys (it matches variable keys only in the "prefix/name"
+# form), so a key-policy statement conditioned on them never matches. Each entry was read by hand
+# against the key policy instead (stacks/data.py, statement CloudWatchLogsEncryptsThisAccountsLogGroups:
+# ArnLike kms:EncryptionContext:aws:logs:arn arn:...:logs:<region>:<account>:log-group:*).
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+EVALUATOR_GAPS: frozenset[tuple[str, str]] = frozenset(
+    ("logs.", action)
+    for action in ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:DescribeKey")
+)

@@ -1,0 +1,775 @@
+"""Requests AWS services make on the platform's behalf, derived from what each was asked to do.
+
+Each rule reads a resource as the twin deployed it (or a request as the twin recorded it) and
+yields the requests the service then makes, with the documentation page that says it does. The
+S3 reads and writes of jobs are not derived here: the twin makes them as the job's role while
+it runs the job, and they are recorded like any other call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from permissions.actions import Request, Unknown, arn_for, tag_context
+from permissions.calls import Where
+
+if TYPE_CHECKING:
+    from local.platform import Twin
+    from permissions.policies import Policies
+
+DOCS = {
+    "lambda-role": "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
+    "lambda-logs": "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html",
+    "lambda-dlq": "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq",
+    "lambda-vpc": "https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions",
+    "sqs-sse": "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html",
+    "sns-sse": "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services",
+    "events-targets": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html",
+    "events-role": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-identity-based.html",
+    "events-dlq": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html#eb-dlq-perms",
+    "alarm-sns": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html",
+    "s3-logging": "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html#grant-log-delivery-permissions-general",
+    "trail-s3": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html",
+    "trail-kms": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html",
+    "trail-logs": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html#send-cloudtrail-events-to-cloudwatch-logs-console-create-role",
+    "logs-kms": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
+    "flow-logs": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html",
+    "sagemaker-role": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
+    "sagemaker-training": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms",
+    "sagemaker-tuning": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createhyperparametertiningjob-perms",
+    "sagemaker-transform": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtransformjob-perms",
+    "sagemaker-model": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createmodel-perms",
+    "sagemaker-capture": "https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
+    "glue-role": "https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html",
+    "glue-encryption": "https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html",
+    "glue-connection": "https://docs.aws.amazon.com/glue/latest/dg/setup-vpc-for-glue-access.html",
+    "glue-crawler": "https://docs.aws.amazon.com/glue/latest/dg/crawler-prereqs.html",
+    "cfn-role": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html",
+    "cfn-schema": "https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers",
+    "studio": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-get-execution-role",
+}
+
+CFN_SCHEMAS = Path(__import__("cfnlint").__file__).resolve().parent / "data" / "schemas"
+
+
+class Rules:
+    """One derivation over a twin: collects requests and the unknowns it could not name."""
+
+    def __init__(self, twin: Twin, policies: Policies, where: Where) -> None:
+        self.twin, self.policies, self.where = twin, policies, where
+        self.requests: list[Request] = []
+        self.unknowns: list[str] = []
+        self.region, self.account = twin.region, twin.account
+
+    def ask(self, principal: str, action: str, resource: str, why: str, doc: str, **context: Any) -> None:
+        self.requests.append(
+            Request(principal, action, resource, {k.replace("__", ":"): v for k, v in context.items()}, why, DOCS[doc])
+        )
+
+    def resources(self, kind: str) -> Iterator[tuple[str, str, dict[str, Any], Any]]:
+        """(stack, logical id, resolved properties, physical) of every deployed resource of a type."""
+        for stack in self.twin.cloudformation.stacks.values():
+            types = stack.template.get("Resources", {})
+            for logical_id, properties in stack.applied.items():
+                if types[logical_id]["Type"] == kind and logical_id in stack.physical:
+                    yield stack.name, logical_id, properties, stack.physical[logical_id]
+
+    def assume(self, service: str, role: str, why: str, doc: str, source_arn: str | None = None) -> None:
+        context: dict[str, Any] = {"aws__SourceAccount": self.account}
+        if source_arn:
+            context["aws__SourceArn"] = source_arn
+        self.ask(service, "sts:AssumeRole", role, why, doc, **context)
+
+    def network_interfaces(self, role: str, subnets: list[str], groups: list[str], why: str, doc: str) -> None:
+        """What creating and removing an ENI in the VPC asks: the ENI, each subnet and security group."""
+        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
+        eni = f"{ec2}:network-interface/eni-0"
+        for resource in (eni, *(f"{ec2}:subnet/{s}" for s in subnets), *(f"{ec2}:security-group/{g}" for g in groups)):
+            self.ask(role, "ec2:CreateNetworkInterface", resource, f"{why} in the VPC", doc)
+        self.ask(role, "ec2:DeleteNetworkInterface", eni, f"{why} in the VPC", doc)
+        self.ask(role, "ec2:DescribeNetworkInterfaces", "*", f"{why} in the VPC", doc)
+
+    def vpc_id(self) -> str:
+        return next(physical.ref for *_, physical in self.resources("AWS::EC2::VPC"))
+
+    def key_arn(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        return self.policies.keys.get(key, key) if not key.startswith("alias/") else None
+
+    # --- Lambda ---
+
+    def lambda_functions(self) -> None:
+        for function in self.twin.functions:
+            role, name, p = function.role_arn, function.name, function.properties
+            why = f"Lambda runs {name}"
+            self.assume("lambda.amazonaws.com", role, why, "lambda-role", function.arn)
+            group = function.log_group
+            stream = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:log-stream:2026/11/23/[$LATEST]0"
+            for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+                self.ask(role, action, stream, f"{why}: writes its logs", "lambda-logs")
+            dlq = function.dead_letter_queue
+            if dlq:
+                self.ask(
+                    role,
+                    "sqs:SendMessage",
+                    dlq,
+                    f"{why}: keeps a failed event",
+                    "lambda-dlq",
+                    aws__SecureTransport="true",
+                )
+                self._queue_key(role, dlq, f"{why}: keeps a failed event", "lambda-dlq")
+            # The environment's key is used by Lambda through the grant it makes when the function
+            # is created, not by the execution role:
+            # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html
+            vpc = p.get("VpcConfig") or {}
+            if vpc.get("SubnetIds"):
+                self.network_interfaces(role, vpc["SubnetIds"], vpc.get("SecurityGroupIds", []), why, "lambda-vpc")
+
+    def _queue_key(self, principal: str, queue_arn: str, why: str, doc: str) -> None:
+        for _, _, p, physical in self.resources("AWS::SQS::Queue"):
+            if physical.attributes.get("Arn") == queue_arn and p.get("KmsMasterKeyId"):
+                key = self.key_arn(p["KmsMasterKeyId"])
+                # SQS asks KMS with the queue as encryption context; a service sender's request
+                # carries its own account as aws:SourceAccount.
+                context = {"kms__EncryptionContext__aws__sqs__arn": queue_arn, "aws__SourceAccount": self.account}
+                if not principal.endswith(".amazonaws.com"):
+                    context |= {
+                        "kms__ViaService": f"sqs.{self.region}.amazonaws.com",
+                        "kms__CallerAccount": self.account,
+                    }
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    self.ask(principal, action, key, f"{why} (encrypted queue)", "sqs-sse", **context)
+
+    # --- EventBridge and CloudWatch alarms delivering ---
+
+    def rules(self) -> None:
+        for _, logical_id, p, physical in self.resources("AWS::Events::Rule"):
+            rule = physical.attributes["Arn"]
+            for target in p.get("Targets", []):
+                arn, why = (
+                    target["Arn"],
+                    f"EventBridge rule {physical.ref} delivers to {target['Arn'].rsplit(':', 1)[-1]}",
+                )
+                if target.get("RoleArn") and arn.split(":")[2] in ("lambda", "sns", "sqs", "logs"):
+                    self.unknowns.append(
+                        f"{why}: a RoleArn on a {arn.split(':')[2]} target, which EventBridge reaches through "
+                        f"its resource policy only ({DOCS['events-targets']})"
+                    )
+                principal = "events.amazonaws.com"
+                context = {"aws__SourceArn": rule, "aws__SourceAccount": self.account}
+                if ":lambda:" in arn:
+                    self.ask(principal, "lambda:InvokeFunction", arn, why, "events-targets", **context)
+                elif ":sns:" in arn:
+                    self.ask(principal, "sns:Publish", arn, why, "events-targets", **context)
+                    self._topic_key(principal, arn, why)
+                elif ":sqs:" in arn:
+                    self.ask(principal, "sqs:SendMessage", arn, why, "events-targets", **context)
+                    self._queue_key(principal, arn, why, "events-targets")
+                else:
+                    self.unknowns.append(f"EventBridge target {arn} of {logical_id}: no rule for its service")
+                dlq = target.get("DeadLetterConfig", {}).get("Arn")
+                if dlq:
+                    self.ask(
+                        "events.amazonaws.com",
+                        "sqs:SendMessage",
+                        dlq,
+                        f"{why}: undeliverable events",
+                        "events-dlq",
+                        aws__SourceArn=rule,
+                        aws__SourceAccount=self.account,
+                    )
+                    self._queue_key("events.amazonaws.com", dlq, f"{why}: undeliverable events", "events-dlq")
+
+    def _topic_key(self, principal: str, topic_arn: str, why: str) -> None:
+        for _, _, p, physical in self.resources("AWS::SNS::Topic"):
+            if physical.ref == topic_arn and p.get("KmsMasterKeyId"):
+                key = self.key_arn(p["KmsMasterKeyId"])
+                # SNS asks KMS with the topic as encryption context; a service publisher's
+                # request carries its own account as aws:SourceAccount.
+                context = {"kms__EncryptionContext__aws__sns__topicArn": topic_arn, "aws__SourceAccount": self.account}
+                if not principal.endswith(".amazonaws.com"):
+                    context |= {
+                        "kms__ViaService": f"sns.{self.region}.amazonaws.com",
+                        "kms__CallerAccount": self.account,
+                    }
+                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    self.ask(principal, action, key, f"{why} (encrypted topic)", "sns-sse", **context)
+
+    def alarms(self) -> None:
+        for _, _, p, physical in self.resources("AWS::CloudWatch::Alarm"):
+            alarm = f"arn:aws:cloudwatch:{self.region}:{self.account}:alarm:{physical.ref}"
+            for topic in sorted(
+                {*p.get("AlarmActions", []), *p.get("OKActions", []), *p.get("InsufficientDataActions", [])}
+            ):
+                if ":sns:" not in topic:
+                    continue
+                why = f"alarm {physical.ref} notifies {topic.rsplit(':', 1)[-1]}"
+                self.ask(
+                    "cloudwatch.amazonaws.com",
+                    "sns:Publish",
+                    topic,
+                    why,
+                    "alarm-sns",
+                    aws__SourceArn=alarm,
+                    aws__SourceAccount=self.account,
+                )
+                self._topic_key("cloudwatch.amazonaws.com", topic, why)
+
+    # --- S3, CloudTrail, CloudWatch Logs and VPC flow logs using the key and the buckets ---
+
+    def buckets(self) -> None:
+        for _, _, p, physical in self.resources("AWS::S3::Bucket"):
+            logging = p.get("LoggingConfiguration")
+            if not logging:
+                continue
+            target, prefix = logging["DestinationBucketName"], logging.get("LogFilePrefix", "")
+            source = f"arn:aws:s3:::{physical.ref}"
+            self.ask(
+                "logging.s3.amazonaws.com",
+                "s3:PutObject",
+                f"arn:aws:s3:::{target}/{prefix}2026-11-23-00-00-00-0",
+                f"S3 delivers {physical.ref}'s access logs",
+                "s3-logging",
+                aws__SourceArn=source,
+                aws__SourceAccount=self.account,
+                aws__SecureTransport="true",
+            )
+
+    def trails(self) -> None:
+        for _, _, p, physical in self.resources("AWS::CloudTrail::Trail"):
+            trail = (
+                physical.attributes.get("Arn")
+                or f"arn:aws:cloudtrail:{self.region}:{self.account}:trail/{physical.ref}"
+            )
+            bucket, prefix = p["S3BucketName"], p.get("S3KeyPrefix")
+            why = f"CloudTrail trail {physical.ref} delivers"
+            context = {"aws__SourceArn": trail, "aws__SourceAccount": self.account}
+            self.ask(
+                "cloudtrail.amazonaws.com", "s3:GetBucketAcl", f"arn:aws:s3:::{bucket}", why, "trail-s3", **context
+            )
+            key = (
+                f"{prefix + '/' if prefix else ''}AWSLogs/{self.account}/CloudTrail/{self.region}/2026/11/23/x.json.gz"
+            )
+            self.ask(
+                "cloudtrail.amazonaws.com",
+                "s3:PutObject",
+                f"arn:aws:s3:::{bucket}/{key}",
+                why,
+                "trail-s3",
+                **{"s3__x-amz-acl": "bucket-owner-full-control"},
+                **context,
+            )
+            if p.get("KMSKeyId"):
+                kms = self.key_arn(p["KMSKeyId"])
+                self.ask(
+                    "cloudtrail.amazonaws.com",
+                    "kms:GenerateDataKey",
+                    kms,
+                    why,
+                    "trail-kms",
+                    kms__EncryptionContext__aws__cloudtrail__arn=trail,
+                    **context,
+                )
+                self.ask("cloudtrail.amazonaws.com", "kms:DescribeKey", kms, why, "trail-kms", **context)
+            if p.get("CloudWatchLogsRoleArn"):
+                role, group = p["CloudWatchLogsRoleArn"], p["CloudWatchLogsLogGroupArn"].removesuffix(":*")
+                self.assume("cloudtrail.amazonaws.com", role, why, "trail-logs", trail)
+                stream = f"{group}:log-stream:{self.account}_CloudTrail_{self.region}"
+                for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+                    self.ask(role, action, stream, f"{why} to CloudWatch Logs", "trail-logs")
+
+    def log_groups(self) -> None:
+        for _, _, p, physical in self.resources("AWS::Logs::LogGroup"):
+            if not p.get("KmsKeyId"):
+                continue
+            group = f"arn:aws:logs:{self.region}:{self.account}:log-group:{physical.ref}"
+            for action in ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:DescribeKey"):
+                self.ask(
+                    f"logs.{self.region}.amazonaws.com",
+                    action,
+                    self.key_arn(p["KmsKeyId"]),
+                    f"CloudWatch Logs encrypts {physical.ref}",
+                    "logs-kms",
+                    kms__EncryptionContext__aws__logs__arn=group,
+                    aws__SourceAccount=self.account,
+                )
+
+    def flow_logs(self) -> None:
+        for _, _, p, physical in self.resources("AWS::EC2::FlowLog"):
+            if p.get("LogDestinationType", "cloud-watch-logs") != "cloud-watch-logs":
+                continue
+            role, group = p["DeliverLogsPermissionArn"], p["LogGroupName"]
+            why = f"VPC flow log {physical.ref} delivers to {group}"
+            flow = f"arn:aws:ec2:{self.region}:{self.account}:vpc-flow-log/{physical.ref}"
+            self.assume("vpc-flow-logs.amazonaws.com", role, why, "flow-logs", flow)
+            base = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}"
+            self.ask(role, "logs:CreateLogStream", f"{base}:log-stream:eni-0", why, "flow-logs")
+            self.ask(role, "logs:PutLogEvents", f"{base}:log-stream:eni-0", why, "flow-logs")
+            # (the role may also describe streams; delivery itself is these two requests)
+
+    # --- SageMaker jobs, models and endpoints under the execution role ---
+
+    def sagemaker(self) -> None:
+        for call in self.twin.trace.calls():
+            if call["error"] is not None or call["service"] != "sagemaker":
+                continue
+            params, operation = call["params"], call["operation"]
+            if operation == "CreateTrainingJob":
+                self._job("training-job", params["TrainingJobName"], params["RoleArn"], params, "sagemaker-training")
+            elif operation == "CreateHyperParameterTuningJob":
+                definitions = [params.get("TrainingJobDefinition"), *params.get("TrainingJobDefinitions", [])]
+                for definition in filter(None, definitions):
+                    self._job(
+                        "training-job",
+                        f"{params['HyperParameterTuningJobName']}-001-x",
+                        definition["RoleArn"],
+                        definition,
+                        "sagemaker-tuning",
+                        tags=params.get("Tags"),
+                    )
+            elif operation == "CreateTransformJob":
+                role = self._model_role(params["ModelName"])
+                if role:
+                    self._job("transform-job", params["TransformJobName"], role, params, "sagemaker-transform")
+            elif operation == "CreateModel":
+                self._model(params["ModelName"], params["ExecutionRoleArn"], params.get("VpcConfig"))
+
+    def _model_role(self, model: str) -> str | None:
+        for call in self.twin.trace.calls(operation="CreateModel"):
+            if call["params"].get("ModelName") == model and call["error"] is None:
+                return call["params"]["ExecutionRoleArn"]
+        for _, _, p, physical in self.resources("AWS::SageMaker::Model"):
+            if physical.ref == model:
+                return p["ExecutionRoleArn"]
+        return None
+
+    def _job(self, kind: str, name: str, role: str, p: Mapping[str, Any], doc: str, tags: Any = None) -> None:
+        job = f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name}"
+        why = f"SageMaker {kind} {name}"
+        self.assume("sagemaker.amazonaws.com", role, why, "sagemaker-role", job)
+        output = p.get("OutputDataConfig") or p.get("TransformOutput") or {}
+        if output.get("KmsKeyId"):
+            for action in ("kms:GenerateDataKey", "kms:Encrypt"):
+                self.ask(
+                    role,
+                    action,
+                    self.key_arn(output["KmsKeyId"]),
+                    f"{why}: encrypts its output",
+                    doc,
+                    kms__ViaService=f"s3.{self.region}.amazonaws.com",
+                    kms__CallerAccount=self.account,
+                )
+        resources = p.get("ResourceConfig") or p.get("TransformResources") or {}
+        if resources.get("VolumeKmsKeyId"):
+            self.ask(
+                role,
+                "kms:CreateGrant",
+                self.key_arn(resources["VolumeKmsKeyId"]),
+                f"{why}: encrypts its volume",
+                doc,
+                kms__GrantIsForAWSResource="true",
+                kms__CallerAccount=self.account,
+            )
+        if p.get("VpcConfig"):
+            self._vpc(role, p["VpcConfig"], why, doc)
+        group = "TrainingJobs" if kind == "training-job" else "TransformJobs"
+        stream = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{group}:log-stream:{name}/algo-1"
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            self.ask(role, action, stream, f"{why}: writes its logs", doc)
+        self.ask(
+            role,
+            "cloudwatch:PutMetricData",
+            "*",
+            f"{why}: emits its metrics",
+            doc,
+            cloudwatch__namespace=f"/aws/sagemaker/{group.removesuffix('s')}s",
+        )
+        image = (p.get("AlgorithmSpecification") or {}).get("TrainingImage")
+        if image:
+            self._image(role, image, why, doc)
+
+    def _model(self, name: str, role: str, vpc: Mapping[str, Any] | None) -> None:
+        model = f"arn:aws:sagemaker:{self.region}:{self.account}:model/{name}"
+        why = f"SageMaker model {name}"
+        self.assume("sagemaker.amazonaws.com", role, why, "sagemaker-model", model)
+        if vpc:
+            self._vpc(role, vpc, why, "sagemaker-model")
+
+    def _vpc(self, role: str, vpc: Mapping[str, Any], why: str, doc: str) -> None:
+        self.network_interfaces(role, vpc.get("Subnets", []), vpc.get("SecurityGroupIds", []), why, doc)
+        eni = f"arn:aws:ec2:{self.region}:{self.account}:network-interface/eni-0"
+        for action in ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterfacePermission"):
+            self.ask(role, action, eni, f"{why} in the VPC", doc)
+        for action in (
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ):
+            self.ask(role, action, "*", f"{why} in the VPC", doc)
+
+    def _image(self, role: str, image: str, why: str, doc: str) -> None:
+        # <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>
+        host, _, path = image.partition("/")
+        account, region = host.split(".")[0], host.split(".")[3]
+        if account != self.account:
+            return  # an image of SageMaker's own registries, not a private image of this account
+        repository = path.split("@")[0].rsplit(":", 1)[0]
+        self.ask(role, "ecr:GetAuthorizationToken", "*", f"{why}: pulls {image}", doc)
+        for action in ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"):
+            self.ask(
+                role, action, f"arn:aws:ecr:{region}:{account}:repository/{repository}", f"{why}: pulls {image}", doc
+            )
+
+    def endpoints(self) -> None:
+        for _, _, p, physical in self.resources("AWS::SageMaker::Model"):
+            self._model(physical.ref, p["ExecutionRoleArn"], p.get("VpcConfig"))
+        for _, _, p, physical in self.resources("AWS::SageMaker::EndpointConfig"):
+            roles = {self._model_role(v["ModelName"]) for v in p.get("ProductionVariants", [])} - {None}
+            capture = p.get("DataCaptureConfig") or {}
+            for role in sorted(roles):
+                why = f"SageMaker endpoint config {physical.ref}"
+                if p.get("KmsKeyId"):
+                    self.ask(
+                        role,
+                        "kms:CreateGrant",
+                        self.key_arn(p["KmsKeyId"]),
+                        f"{why}: encrypts the instances' volumes",
+                        "sagemaker-model",
+                        kms__GrantIsForAWSResource="true",
+                        kms__CallerAccount=self.account,
+                    )
+                if capture.get("EnableCapture"):
+                    bucket, _, prefix = capture["DestinationS3Uri"].removeprefix("s3://").partition("/")
+                    self.ask(
+                        role,
+                        "s3:PutObject",
+                        f"arn:aws:s3:::{bucket}/{prefix.rstrip('/')}/x/AllTraffic/2026/11/23/00/x.jsonl",
+                        f"{why}: captures requests",
+                        "sagemaker-capture",
+                        aws__SecureTransport="true",
+                        s3__TlsVersion="1.2",
+                    )
+                    if capture.get("KmsKeyId"):
+                        self.ask(
+                            role,
+                            "kms:GenerateDataKey",
+                            self.key_arn(capture["KmsKeyId"]),
+                            f"{why}: encrypts captures",
+                            "sagemaker-capture",
+                            kms__ViaService=f"s3.{self.region}.amazonaws.com",
+                            kms__CallerAccount=self.account,
+                        )
+
+    # --- Glue ---
+
+    def glue(self) -> None:
+        configurations = {physical.ref: p for _, _, p, physical in self.resources("AWS::Glue::SecurityConfiguration")}
+        connections = {physical.ref: p for _, _, p, physical in self.resources("AWS::Glue::Connection")}
+        for _, _, p, physical in self.resources("AWS::Glue::Job"):
+            role, why = p["Role"], f"Glue job {physical.ref}"
+            role = role if role.startswith("arn:") else f"arn:aws:iam::{self.account}:role/{role}"
+            job = f"arn:aws:glue:{self.region}:{self.account}:job/{physical.ref}"
+            self.assume("glue.amazonaws.com", role, why, "glue-role", job)
+            self._glue_common(
+                role,
+                why,
+                p.get("SecurityConfiguration"),
+                configurations,
+                "jobs",
+                p.get("Connections", {}).get("Connections", []),
+                connections,
+            )
+        for _, _, p, physical in self.resources("AWS::Glue::Crawler"):
+            role, why = p["Role"], f"Glue crawler {physical.ref}"
+            role = role if role.startswith("arn:") else f"arn:aws:iam::{self.account}:role/{role}"
+            crawler = f"arn:aws:glue:{self.region}:{self.account}:crawler/{physical.ref}"
+            self.assume("glue.amazonaws.com", role, why, "glue-role", crawler)
+            targets = p.get("Targets", {}).get("S3Targets", [])
+            self._glue_common(
+                role,
+                why,
+                p.get("CrawlerSecurityConfiguration"),
+                configurations,
+                "crawlers",
+                [t["ConnectionName"] for t in targets if t.get("ConnectionName")],
+                connections,
+            )
+            database = p["DatabaseName"]
+            catalog = f"arn:aws:glue:{self.region}:{self.account}:catalog"
+            # Glue authorizes catalog calls on the catalog, the database and the table alike:
+            # https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html
+            database_arn = f"arn:aws:glue:{self.region}:{self.account}:database/{database}"
+            for arn in (catalog, database_arn):
+                self.ask(role, "glue:GetDatabase", arn, f"{why} catalogues into {database}", "glue-crawler")
+            for action in (
+                "glue:GetTable",
+                "glue:GetTables",
+                "glue:CreateTable",
+                "glue:UpdateTable",
+                "glue:BatchGetPartition",
+                "glue:BatchCreatePartition",
+                "glue:UpdatePartition",
+            ):
+                for arn in (
+                    catalog,
+                    f"arn:aws:glue:{self.region}:{self.account}:database/{database}",
+                    f"arn:aws:glue:{self.region}:{self.account}:table/{database}/prepared_x",
+                ):
+                    self.ask(role, action, arn, f"{why} catalogues into {database}", "glue-crawler")
+            for target in targets:
+                bucket, _, prefix = target["Path"].removeprefix("s3://").partition("/")
+                self.ask(
+                    role,
+                    "s3:ListBucket",
+                    f"arn:aws:s3:::{bucket}",
+                    f"{why} reads {target['Path']}",
+                    "glue-crawler",
+                    s3__prefix=prefix,
+                    aws__SecureTransport="true",
+                    s3__TlsVersion="1.2",
+                )
+                self.ask(
+                    role,
+                    "s3:GetObject",
+                    f"arn:aws:s3:::{bucket}/{prefix}x/part-0.csv",
+                    f"{why} reads {target['Path']}",
+                    "glue-crawler",
+                    aws__SecureTransport="true",
+                    s3__TlsVersion="1.2",
+                )
+                default = self.where.bucket_keys.get(bucket, (None, False))[0]
+                if default:
+                    self.ask(
+                        role,
+                        "kms:Decrypt",
+                        default,
+                        f"{why} reads {target['Path']}",
+                        "glue-crawler",
+                        kms__ViaService=f"s3.{self.region}.amazonaws.com",
+                        kms__CallerAccount=self.account,
+                    )
+
+    def _glue_common(
+        self,
+        role: str,
+        why: str,
+        configuration: str | None,
+        configurations: Mapping[str, Any],
+        kind: str,
+        used: list[str],
+        connections: Mapping[str, Any],
+    ) -> None:
+        groups = (
+            [f"/aws-glue/{kind}"]
+            if kind == "crawlers"
+            else [f"/aws-glue/{kind}/{s}" for s in ("output", "error", "logs-v2")]
+        )
+        encryption = (configurations.get(configuration or "") or {}).get("EncryptionConfiguration", {})
+        if configuration:  # with CloudWatch encryption, Glue writes to /aws-glue/<kind>-<configuration>-role/...
+            suffix = f"-{configuration}-role/{role.rsplit('/', 1)[-1]}"
+            groups = (
+                [g.replace(f"/aws-glue/{kind}", f"/aws-glue/{kind}{suffix}") for g in groups]
+                if encryption.get("CloudWatchEncryption", {}).get("CloudWatchEncryptionMode") == "SSE-KMS"
+                else groups
+            )
+        for group in groups:
+            base = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}"
+            self.ask(role, "logs:CreateLogGroup", base, f"{why}: creates its log group", "glue-role")
+            for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+                self.ask(role, action, f"{base}:log-stream:jr_0", f"{why}: writes its logs", "glue-role")
+            if encryption.get("CloudWatchEncryption", {}).get("CloudWatchEncryptionMode") == "SSE-KMS":
+                self.ask(role, "logs:AssociateKmsKey", base, f"{why}: encrypts its logs", "glue-encryption")
+        bookmarks = encryption.get("JobBookmarksEncryption", {})
+        if bookmarks.get("JobBookmarksEncryptionMode") == "CSE-KMS" and kind == "jobs":
+            for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+                self.ask(
+                    role,
+                    action,
+                    self.key_arn(bookmarks["KmsKeyArn"]),
+                    f"{why}: encrypts its bookmarks",
+                    "glue-encryption",
+                )
+        for s3 in encryption.get("S3Encryptions", []):
+            if s3.get("S3EncryptionMode") == "SSE-KMS":
+                self.ask(
+                    role,
+                    "kms:GenerateDataKey",
+                    self.key_arn(s3["KmsKeyArn"]),
+                    f"{why}: encrypts what it writes",
+                    "glue-encryption",
+                    kms__ViaService=f"s3.{self.region}.amazonaws.com",
+                    kms__CallerAccount=self.account,
+                )
+        for name in used:
+            if name in connections:
+                self.ask(
+                    role,
+                    "glue:GetConnection",
+                    f"arn:aws:glue:{self.region}:{self.account}:connection/{name}",
+                    f"{why}: uses connection {name}",
+                    "glue-connection",
+                )
+                self.ask(
+                    role,
+                    "glue:GetConnection",
+                    f"arn:aws:glue:{self.region}:{self.account}:catalog",
+                    f"{why}: uses connection {name}",
+                    "glue-connection",
+                )
+                network = connections[name].get("ConnectionInput", {}).get("PhysicalConnectionRequirements", {})
+                subnet, groups = network["SubnetId"], network.get("SecurityGroupIdList", [])
+                self.network_interfaces(role, [subnet], groups, f"{why} through {name}", "glue-connection")
+                for action in (
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeVpcEndpoints",
+                    "ec2:DescribeRouteTables",
+                ):
+                    self.ask(role, action, "*", f"{why}: runs in the VPC through {name}", "glue-connection")
+                vpc = f"arn:aws:ec2:{self.region}:{self.account}:vpc/{self.vpc_id()}"
+                self.ask(
+                    role, "ec2:DescribeVpcAttribute", vpc, f"{why}: runs in the VPC through {name}", "glue-connection"
+                )
+
+    # --- CloudFormation under the role deploy_model passes ---
+
+    def cloudformation(self) -> None:
+        providers = json.loads((CFN_SCHEMAS / "providers" / f"{self.region}.json").read_text(encoding="utf-8"))
+        seen: set[tuple[str, str, str]] = set()
+        for entry in self.twin.trace.of("handler"):
+            role = entry["principal"]
+            if role not in self.policies.roles:
+                continue  # the initial deployment, by cdk deploy's own role
+            self.assume("cloudformation.amazonaws.com", role, f"CloudFormation updates {entry['stack']}", "cfn-role")
+            if (entry["type"], entry["handler"], entry["resource"]) in seen:
+                continue
+            seen.add((entry["type"], entry["handler"], entry["resource"]))
+            schema = json.loads(
+                (CFN_SCHEMAS / "resources" / f"{providers[entry['type']]}.json").read_text(encoding="utf-8")
+            )
+            permissions = schema.get("handlers", {}).get(entry["handler"], {}).get("permissions", [])
+            if entry["handler"] == "create":  # CloudFormation reads back what it created
+                permissions = [*permissions, *schema.get("handlers", {}).get("read", {}).get("permissions", [])]
+            names = _names(entry)
+            why = f"CloudFormation {entry['handler']}s {entry['stack']}/{entry['resource']} ({entry['type']})"
+            for action in dict.fromkeys(permissions):
+                from permissions import reviewed
+
+                skip = reviewed.HANDLER_PERMISSIONS_NOT_USED.get((entry["type"], action))
+                if skip and skip[0](entry["properties"]):
+                    continue
+                context: dict[str, Any] = {"aws__CalledVia": ["cloudformation.amazonaws.com"]}
+                if action == "iam:CreateServiceLinkedRole":
+                    service, resource = reviewed.service_linked_role(entry["type"], entry["properties"], self.account)
+                    context["iam__AWSServiceName"] = service
+                    self.ask(role, action, resource, why, "cfn-schema", **context)
+                    continue
+                try:
+                    resource = arn_for(action, names, self.where.names())
+                except Unknown as unknown:
+                    self.unknowns.append(f"{why}: {unknown}")
+                    continue
+                if action == "iam:PassRole":
+                    context["iam__PassedToService"] = f"{action_service(entry['type'])}.amazonaws.com"
+                if action.endswith((":AddTags", ":TagResource")) or (
+                    entry["handler"] == "create" and ":Create" in action and entry["properties"].get("Tags")
+                ):
+                    context.update(
+                        {k.replace(":", "__", 1): v for k, v in tag_context(entry["properties"].get("Tags")).items()}
+                    )
+                self.ask(role, action, resource, why, "cfn-schema", **context)
+
+    # --- Studio ---
+
+    def studio(self) -> None:
+        for _, _, p, _physical in self.resources("AWS::SageMaker::UserProfile"):
+            role = (p.get("UserSettings") or {}).get("ExecutionRole")
+            if not role:
+                continue
+            domain, user = p["DomainId"], p["UserProfileName"]
+            why = f"Studio user {user}"
+            profile = f"arn:aws:sagemaker:{self.region}:{self.account}:user-profile/{domain}/{user}"
+            self.assume("sagemaker.amazonaws.com", role, why, "studio", profile)
+            for app_type in ("JupyterServer", "KernelGateway"):
+                app = f"arn:aws:sagemaker:{self.region}:{self.account}:app/{domain}/{user}/{app_type.lower()}/default"
+                for action in ("sagemaker:CreateApp", "sagemaker:DescribeApp"):
+                    self.ask(
+                        role,
+                        action,
+                        app,
+                        f"{why} opens a {app_type} app",
+                        "studio",
+                        aws__SecureTransport="true",
+                        **_tags_context(p.get("Tags")),
+                    )
+            for action in ("sagemaker:DescribeUserProfile",):
+                self.ask(role, action, profile, f"{why} opens Studio", "studio")
+            self.ask(
+                role,
+                "sagemaker:DescribeDomain",
+                f"arn:aws:sagemaker:{self.region}:{self.account}:domain/{domain}",
+                f"{why} opens Studio",
+                "studio",
+            )
+
+
+def _tags_context(tags: Any) -> dict[str, Any]:
+    return {k.replace(":", "__", 1): v for k, v in tag_context(tags).items()}
+
+
+def action_service(resource_type: str) -> str:
+    """AWS::SageMaker::Model -> sagemaker (the service a role is passed to from a resource type)."""
+    service = resource_type.split("::")[1].lower()
+    return {"applicationautoscaling": "application-autoscaling"}.get(service, service)
+
+
+def _names(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What names a CloudFormation-managed resource: its properties, its physical id and attributes."""
+    kind = entry["type"].split("::")[-1]
+    names: dict[str, Any] = {k: v for k, v in entry["properties"].items() if isinstance(v, str)}
+    names.setdefault(f"{kind}Name", entry["ref"])
+    if entry["type"] == "AWS::ApplicationAutoScaling::ScalingPolicy" and "ScalingTargetId" in entry["properties"]:
+        names["ResourceId"] = entry["properties"]["ScalingTargetId"].split("|")[0]  # resource|dimension|namespace
+    if entry["type"].startswith("AWS::ApplicationAutoScaling::"):  # the alarms target tracking creates
+        names["AlarmName"] = f"TargetTracking-{entry['properties'].get('ResourceId', entry['ref'])}-AlarmHigh-0"
+    names.update({k: v for k, v in entry.get("attributes", {}).items() if isinstance(v, str)})
+    for value in _strings(entry["properties"]):
+        if value.startswith("arn:"):
+            names.setdefault(f"arn{len(names)}", value)
+    return names
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def derive(twin: Twin, policies: Policies, where: Where) -> tuple[list[Request], list[str]]:
+    rules = Rules(twin, policies, where)
+    for rule in (
+        rules.lambda_functions,
+        rules.rules,
+        rules.alarms,
+        rules.buckets,
+        rules.trails,
+        rules.log_groups,
+        rules.flow_logs,
+        rules.sagemaker,
+        rules.endpoints,
+        rules.glue,
+        rules.cloudformation,
+        rules.studio,
+    ):
+        rule()
+    return rules.requests, sorted(set(rules.unknowns))
