@@ -2,6 +2,7 @@
 #   make local [DATASET=name] [SPEC=file] [DATA=file]   the dev stage end to end on the local platform (.local/)
 #   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
 #   make test                                      the whole test suite
+#   make permissions                               the permission proof over the dev and prod assemblies
 #   make bench                                     benchmarks: synth, ETL, training, imports, serving
 #   make lint                                      ruff
 #   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
@@ -34,7 +35,7 @@ DATA ?=
 LOCAL_CONTEXT := -c stage=dev $(if $(DATASET),-c serve=$(DATASET)) $(if $(SPEC),-c extra_specs=$(abspath $(SPEC)))
 LOCAL_ARGS := $(if $(DATASET),--dataset $(DATASET)) $(if $(SPEC),--spec $(abspath $(SPEC))) $(if $(DATA),--data $(abspath $(DATA)))
 
-.PHONY: help setup java local synth test bench lint format bootstrap deploy diff destroy clean
+.PHONY: help setup java local synth permissions test bench lint format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -66,6 +67,14 @@ synth: setup
 
 test: setup java
 	python -m pytest
+
+# Each stage's assembly run on the twin; every request evaluated against its policies (exit 1 on a failure).
+PERMISSIONS := .permissions
+permissions: setup java
+	rm -rf $(PERMISSIONS)
+	cdk synth --quiet -o $(PERMISSIONS)/dev -c stage=dev
+	cdk synth --quiet -o $(PERMISSIONS)/prod -c stage=prod -c account=123456789012
+	python -m permissions --assembly $(PERMISSIONS)/dev --assembly $(PERMISSIONS)/prod --state $(PERMISSIONS)/twins
 
 # The local Spark session of the ETL tests needs a Java runtime (Glue 5 runs Java 17).
 java:
