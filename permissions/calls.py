@@ -49,15 +49,16 @@ class Where:
         return {"partition": self.partition, "region": self.region, "account": self.account, "stacks": self.stacks}
 
 
-def _roles_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str) and _ROLE.match(value):
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string inside a request's parameters or a resource's properties, at any depth."""
+    if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _roles_in(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _roles_in(item)
+            yield from strings_in(item)
 
 
 def context_of(service: str, operation: str, params: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -108,7 +109,7 @@ def requests_of(call: Mapping[str, Any], where: Where) -> Iterator[Request | Unk
         yield Request(principal, "s3:GetObject", arn_for("s3:GetObject", source, where.names()), context, why)
         yield from _s3_kms(principal, "kms:Decrypt", source, where, why)
     if service in PASSED_TO:
-        for role in sorted(set(_roles_in(params))):
+        for role in sorted({v for v in strings_in(params) if _ROLE.match(v)}):
             yield Request(
                 principal,
                 "iam:PassRole",

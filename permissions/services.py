@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from permissions.actions import Request, Unknown, arn_for, tag_context
-from permissions.calls import Where
+from permissions.calls import Where, strings_in
 
 if TYPE_CHECKING:
     from local.platform import Twin
@@ -53,6 +53,13 @@ DOCS = {
 }
 
 CFN_SCHEMAS = Path(__import__("cfnlint").__file__).resolve().parent / "data" / "schemas"
+
+
+# (resource type, how its ARN is read, the encryption-context key, doc, what it is)
+ENCRYPTED = {
+    "sqs": ("AWS::SQS::Queue", lambda ph: ph.attributes.get("Arn"), "aws__sqs__arn", "sqs-sse", "queue"),
+    "sns": ("AWS::SNS::Topic", lambda ph: ph.ref, "aws__sns__topicArn", "sns-sse", "topic"),
+}
 
 
 class Rules:
@@ -121,7 +128,7 @@ class Rules:
                     "lambda-dlq",
                     aws__SecureTransport="true",
                 )
-                self._queue_key(role, dlq, f"{why}: keeps a failed event", "lambda-dlq")
+                self._message_key(role, "sqs", dlq, f"{why}: keeps a failed event")
             # The environment's key is used by Lambda through the grant it makes when the function
             # is created, not by the execution role:
             # https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html
@@ -129,20 +136,22 @@ class Rules:
             if vpc.get("SubnetIds"):
                 self.network_interfaces(role, vpc["SubnetIds"], vpc.get("SecurityGroupIds", []), why, "lambda-vpc")
 
-    def _queue_key(self, principal: str, queue_arn: str, why: str, doc: str) -> None:
-        for _, _, p, physical in self.resources("AWS::SQS::Queue"):
-            if physical.attributes.get("Arn") == queue_arn and p.get("KmsMasterKeyId"):
+    def _message_key(self, principal: str, service: str, arn: str, why: str) -> None:
+        """The KMS requests SQS or SNS makes for a sender to an encrypted queue or topic."""
+        kind, arn_of, context_key, doc, noun = ENCRYPTED[service]
+        for _, _, p, physical in self.resources(kind):
+            if arn_of(physical) == arn and p.get("KmsMasterKeyId"):
                 key = self.key_arn(p["KmsMasterKeyId"])
-                # SQS asks KMS with the queue as encryption context; a service sender's request
-                # carries its own account as aws:SourceAccount.
-                context = {"kms__EncryptionContext__aws__sqs__arn": queue_arn, "aws__SourceAccount": self.account}
+                # The service asks KMS with the queue or topic as encryption context; a service
+                # sender's request carries its own account as aws:SourceAccount.
+                context = {f"kms__EncryptionContext__{context_key}": arn, "aws__SourceAccount": self.account}
                 if not principal.endswith(".amazonaws.com"):
                     context |= {
-                        "kms__ViaService": f"sqs.{self.region}.amazonaws.com",
+                        "kms__ViaService": f"{service}.{self.region}.amazonaws.com",
                         "kms__CallerAccount": self.account,
                     }
                 for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                    self.ask(principal, action, key, f"{why} (encrypted queue)", "sqs-sse", **context)
+                    self.ask(principal, action, key, f"{why} (encrypted {noun})", doc, **context)
 
     # --- EventBridge and CloudWatch alarms delivering ---
 
@@ -165,10 +174,10 @@ class Rules:
                     self.ask(principal, "lambda:InvokeFunction", arn, why, "events-targets", **context)
                 elif ":sns:" in arn:
                     self.ask(principal, "sns:Publish", arn, why, "events-targets", **context)
-                    self._topic_key(principal, arn, why)
+                    self._message_key(principal, "sns", arn, why)
                 elif ":sqs:" in arn:
                     self.ask(principal, "sqs:SendMessage", arn, why, "events-targets", **context)
-                    self._queue_key(principal, arn, why, "events-targets")
+                    self._message_key(principal, "sqs", arn, why)
                 else:
                     self.unknowns.append(f"EventBridge target {arn} of {logical_id}: no rule for its service")
                 dlq = target.get("DeadLetterConfig", {}).get("Arn")
@@ -182,22 +191,7 @@ class Rules:
                         aws__SourceArn=rule,
                         aws__SourceAccount=self.account,
                     )
-                    self._queue_key("events.amazonaws.com", dlq, f"{why}: undeliverable events", "events-dlq")
-
-    def _topic_key(self, principal: str, topic_arn: str, why: str) -> None:
-        for _, _, p, physical in self.resources("AWS::SNS::Topic"):
-            if physical.ref == topic_arn and p.get("KmsMasterKeyId"):
-                key = self.key_arn(p["KmsMasterKeyId"])
-                # SNS asks KMS with the topic as encryption context; a service publisher's
-                # request carries its own account as aws:SourceAccount.
-                context = {"kms__EncryptionContext__aws__sns__topicArn": topic_arn, "aws__SourceAccount": self.account}
-                if not principal.endswith(".amazonaws.com"):
-                    context |= {
-                        "kms__ViaService": f"sns.{self.region}.amazonaws.com",
-                        "kms__CallerAccount": self.account,
-                    }
-                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-                    self.ask(principal, action, key, f"{why} (encrypted topic)", "sns-sse", **context)
+                    self._message_key("events.amazonaws.com", "sqs", dlq, f"{why}: undeliverable events")
 
     def alarms(self) -> None:
         for _, _, p, physical in self.resources("AWS::CloudWatch::Alarm"):
@@ -217,7 +211,7 @@ class Rules:
                     aws__SourceArn=alarm,
                     aws__SourceAccount=self.account,
                 )
-                self._topic_key("cloudwatch.amazonaws.com", topic, why)
+                self._message_key("cloudwatch.amazonaws.com", "sns", topic, why)
 
     # --- S3, CloudTrail, CloudWatch Logs and VPC flow logs using the key and the buckets ---
 
@@ -738,21 +732,10 @@ def _names(entry: Mapping[str, Any]) -> dict[str, Any]:
     if entry["type"].startswith("AWS::ApplicationAutoScaling::"):  # the alarms target tracking creates
         names["AlarmName"] = f"TargetTracking-{entry['properties'].get('ResourceId', entry['ref'])}-AlarmHigh-0"
     names.update({k: v for k, v in entry.get("attributes", {}).items() if isinstance(v, str)})
-    for value in _strings(entry["properties"]):
+    for value in strings_in(entry["properties"]):
         if value.startswith("arn:"):
             names.setdefault(f"arn{len(names)}", value)
     return names
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def derive(twin: Twin, policies: Policies, where: Where) -> tuple[list[Request], list[str]]:
