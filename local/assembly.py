@@ -45,6 +45,8 @@ class StackArtifact:
 class Assembly:
     root: Path
     stacks: tuple[StackArtifact, ...]  # in deployment order (dependencies first)
+    account: str | None = None  # where the stacks name their environment (a prod stage does); else None
+    region: str | None = None
 
     def stack(self, name: str) -> StackArtifact:
         for stack in self.stacks:
@@ -72,9 +74,11 @@ def load(root: Path | str) -> Assembly:
         name: _file_assets(root, artifact) for name, artifact in artifacts.items() if artifact["type"] == ASSET_MANIFEST
     }
     stacks: dict[str, StackArtifact] = {}
+    environments: set[tuple[str | None, str | None]] = set()
     for name, artifact in artifacts.items():
         if artifact["type"] != STACK:
             continue
+        environments.add(_environment(artifact.get("environment", "")))
         properties = artifact["properties"]
         dependencies = tuple(d for d in artifact.get("dependencies", []) if artifacts[d]["type"] == STACK)
         assets = tuple(a for d in artifact.get("dependencies", []) for a in asset_manifests.get(d, ()))
@@ -87,7 +91,21 @@ def load(root: Path | str) -> Assembly:
             assets=assets,
             bootstrap_version_parameter=properties.get("bootstrapStackVersionSsmParameter", ""),
         )
-    return Assembly(root, tuple(_deployment_order(stacks)))
+    if len(environments) > 1:
+        named = ", ".join(sorted(f"{a or 'any account'}/{r or 'any region'}" for a, r in environments))
+        raise AssemblyError(f"{root}: the stacks name more than one environment ({named}); the twin emulates one")
+    account, region = environments.pop() if environments else (None, None)
+    return Assembly(root, tuple(_deployment_order(stacks)), account, region)
+
+
+def _environment(name: str) -> tuple[str | None, str | None]:
+    """The account and region of ``aws://ACCOUNT/REGION`` (the manifest's environment); the
+    ``unknown-account`` and ``unknown-region`` of an environment-agnostic stack are None."""
+    account, _, region = name.removeprefix("aws://").partition("/")
+    return (
+        None if account in ("", "unknown-account") else account,
+        None if region in ("", "unknown-region") else region,
+    )
 
 
 def _file_assets(root: Path, artifact: dict[str, Any]) -> tuple[FileAsset, ...]:

@@ -50,15 +50,16 @@ class Twin:
         assembly: Assembly,
         state: Path,
         *,
-        account: str = ACCOUNT,
-        region: str = REGION,
+        account: str | None = None,
+        region: str | None = None,
         duplicate_events: bool = False,
         shuffle_seed: int | None = None,
     ) -> None:
         self.assembly = assembly
         self.state = state.resolve()  # jobs run in their own working folders
-        self.account = account
-        self.region = region
+        # The assembly's own environment where it names one (a prod stage), else moto's defaults.
+        self.account = account or assembly.account or ACCOUNT
+        self.region = region or assembly.region or REGION
         self.duplicate_events = duplicate_events
         self._random = random.Random(shuffle_seed) if shuffle_seed is not None else None
         self.trace = Trace()
@@ -82,8 +83,12 @@ class Twin:
         shutil.rmtree(self.state, ignore_errors=True)
         self.state.mkdir(parents=True)
         # Roles may attach AWS managed policies; moto knows them only when asked to load them.
-        self._saved_setting = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+        # The emulated account is the assembly's (a prod stage names its account); moto reads it per request.
+        self._saved_environment = {
+            name: os.environ.get(name) for name in ("MOTO_IAM_LOAD_MANAGED_POLICIES", "MOTO_ACCOUNT_ID")
+        }
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        os.environ["MOTO_ACCOUNT_ID"] = self.account
         self._mock = mock_aws()
         self._mock.start()
         # moto evaluates bucket policies without their conditions: the platform's TLS-only Deny
@@ -123,10 +128,11 @@ class Twin:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
-            if self._saved_setting is None:
-                os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
-            else:
-                os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = self._saved_setting
+            for name, value in self._saved_environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         boto3.DEFAULT_SESSION = getattr(self, "_previous_session", None)
 
     def __enter__(self) -> Twin:

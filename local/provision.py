@@ -29,6 +29,27 @@ NOT_NEEDED = {
     "Custom::VpcRestrictDefaultSG": "removes the default security group's rules at deploy time; the twin carries "
     "no network traffic",
 }
+
+
+def declare(deployment: Deployment, kind: str, logical_id: str, properties: dict[str, Any]) -> Physical:
+    """The name and attributes a resource of a NOT_NEEDED type would have: nothing is created,
+    but what refers to it resolves (a user profile names its domain) and the permission proof
+    can derive what AWS does with it (CloudTrail delivering, Studio assuming its role)."""
+    name = deployment.name(logical_id)
+    if kind == "AWS::SageMaker::Domain":
+        domain = "d-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        arn = deployment.arn("sagemaker", f"domain/{domain}")
+        return Physical(domain, {"DomainId": domain, "DomainArn": arn, "Url": f"https://{domain}.studio.local"})
+    if kind == "AWS::SageMaker::UserProfile":
+        user = properties["UserProfileName"]
+        arn = deployment.arn("sagemaker", f"user-profile/{properties['DomainId']}/{user}")
+        return Physical(user, {"UserProfileArn": arn})
+    if kind == "AWS::CloudTrail::Trail":
+        trail = properties.get("TrailName", name)
+        return Physical(trail, {"Arn": deployment.arn("cloudtrail", f"trail/{trail}")})
+    return Physical(name, {})
+
+
 # Changed properties of these types update the resource in place; any other type is replaced.
 UPDATED_IN_PLACE = {
     "AWS::SageMaker::Endpoint",

@@ -17,12 +17,22 @@ import copy
 import datetime as dt
 import re
 import uuid
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local.assembly import StackArtifact
-from local.provision import ADAPTERS, DELETERS, NOT_NEEDED, UPDATED_IN_PLACE, UPDATERS, Deployment, ProvisionError
+from local.provision import (
+    ADAPTERS,
+    DELETERS,
+    NOT_NEEDED,
+    UPDATED_IN_PLACE,
+    UPDATERS,
+    Deployment,
+    ProvisionError,
+    declare,
+)
 from local.resolve import Environment, Physical, Resolver, references
 from local.trace import PRINCIPAL, acting_as
 
@@ -48,6 +58,9 @@ class Stack:
     status: str = "CREATE_IN_PROGRESS"
     parameters: dict[str, str] = field(default_factory=dict)  # as given (before SSM resolution)
     physical: dict[str, Physical] = field(default_factory=dict)
+    # Resources of NOT_NEEDED types: never created, but named and resolved, so that what refers
+    # to them resolves and the permission proof can derive what AWS would do with them.
+    declared: dict[str, Physical] = field(default_factory=dict)
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> resolved properties
     outputs: dict[str, Any] = field(default_factory=dict)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -113,7 +126,7 @@ class CloudFormation:
 
     def _apply(self, stack: Stack) -> None:
         """Bring the stack's resources to its template under its current parameters."""
-        resolver = Resolver(stack.template, self._environment(stack), stack.physical)
+        resolver = Resolver(stack.template, self._environment(stack), ChainMap(stack.physical, stack.declared))
         resolver.check_rules()
         deployment = Deployment(self.twin, stack.name, stack.generation)
         resources = stack.template.get("Resources", {})
@@ -127,7 +140,9 @@ class CloudFormation:
                 continue
             if kind in NOT_NEEDED:
                 if logical_id not in stack.applied:
-                    stack.applied[logical_id] = {}
+                    properties = resolver.resolve(resource.get("Properties", {}), logical_id) or {}
+                    stack.applied[logical_id] = properties
+                    stack.declared[logical_id] = declare(deployment, kind, logical_id, properties)
                     self.twin.trace.add(
                         "not-provisioned", stack=stack.name, resource=logical_id, type=kind, reason=NOT_NEEDED[kind]
                     )

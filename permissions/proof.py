@@ -5,7 +5,8 @@ make on the platform's behalf, ``permissions/services.py``) and the policies
 (``permissions/policies.py``), and asks ``@cloud-copilot/iam-simulate`` about each: identity
 policies and the resource's own policy (for ``sts:AssumeRole``, the role's trust policy). A
 request fails when it is not Allowed, when its resource cannot be named, or when the evaluator
-rejects it as malformed. Grants that no request used are reported beside it.
+rejects it as malformed; the proof fails too where a role or resource policy was never asked
+anything (it would prove nothing about it). Grants that no request used are reported beside it.
 """
 
 from __future__ import annotations
@@ -113,7 +114,26 @@ class Proof:
     def failures(self) -> list[str]:
         found = [f"{a.decision}: {_describe(a.request)}{' — ' + a.detail if a.detail else ''}" for a in self.denied]
         found += [f"Unknown: {u}" for u in self.unknowns if not _reviewed_unknown(u)]
+        found += [f"Not covered: {what}" for what in self.uncovered()]
         return found
+
+    def uncovered(self) -> list[str]:
+        """Roles no request was made by or to (its trust policy), and resource policies no request
+        was judged against: what the proof says nothing about."""
+        asked: set[str] = set()
+        for answer in self.answers:
+            request = answer.request
+            asked.add(request.principal)
+            _, resource_policy = self._policies_for(request)
+            if resource_policy is not None:
+                asked.add(resource_policy.id)
+        roles = [
+            f"role {arn}"
+            for arn, role in self.policies.roles.items()
+            if arn not in asked and role.trust.id not in asked
+        ]
+        policies = [f"{p.origin} ({arn})" for arn, p in self.policies.resources.items() if p.id not in asked]
+        return sorted(roles) + sorted(policies)
 
     def unused(self) -> list[tuple[Policy, str, str]]:
         """(policy, statement, action pattern) of each Allow that no request needed."""

@@ -160,9 +160,18 @@ def service_linked_role(resource_type: str, properties: Mapping[str, Any], accou
 # kms:EncryptionContext:<key> condition keys (it matches variable keys only in the "prefix/name"
 # form), so a key-policy statement conditioned on them never matches. Each entry was read by hand
 # against the key policy instead (stacks/data.py, statement CloudWatchLogsEncryptsThisAccountsLogGroups:
-# ArnLike kms:EncryptionContext:aws:logs:arn arn:...:logs:<region>:<account>:log-group:*).
+# ArnLike kms:EncryptionContext:aws:logs:arn arn:...:logs:<region>:<account>:log-group:*;
+# CloudTrailEncryptsThisAccountsTrails: StringLike kms:EncryptionContext:aws:cloudtrail:arn
+# arn:...:cloudtrail:*:<account>:trail/* and aws:SourceAccount <account>, which the trail's
+# request carries).
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html
 EVALUATOR_GAPS: frozenset[tuple[str, str]] = frozenset(
-    ("logs.", action)
-    for action in ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:DescribeKey")
+    [
+        *(
+            ("logs.", action)
+            for action in ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:DescribeKey")
+        ),
+        ("cloudtrail.amazonaws.com", "kms:GenerateDataKey"),
+    ]
 )

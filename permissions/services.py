@@ -50,6 +50,8 @@ DOCS = {
     "cfn-role": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html",
     "cfn-schema": "https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers",
     "studio": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-get-execution-role",
+    "studio-spaces": "https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-jl-admin-guide-permissions.html",
+    "vpc-restrict-default-sg": "https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_ec2/README.html#restricting-the-default-security-group",
 }
 
 CFN_SCHEMAS = Path(__import__("cfnlint").__file__).resolve().parent / "data" / "schemas"
@@ -77,12 +79,14 @@ class Rules:
         )
 
     def resources(self, kind: str) -> Iterator[tuple[str, str, dict[str, Any], Any]]:
-        """(stack, logical id, resolved properties, physical) of every deployed resource of a type."""
+        """(stack, logical id, resolved properties, physical) of every resource of a type the stacks
+        declare, provisioned by the twin or (types it does not need, local/provision.py) only named."""
         for stack in self.twin.cloudformation.stacks.values():
             types = stack.template.get("Resources", {})
             for logical_id, properties in stack.applied.items():
-                if types[logical_id]["Type"] == kind and logical_id in stack.physical:
-                    yield stack.name, logical_id, properties, stack.physical[logical_id]
+                physical = stack.physical.get(logical_id) or stack.declared.get(logical_id)
+                if types[logical_id]["Type"] == kind and physical is not None:
+                    yield stack.name, logical_id, properties, physical
 
     def assume(self, service: str, role: str, why: str, doc: str, source_arn: str | None = None) -> None:
         context: dict[str, Any] = {"aws__SourceAccount": self.account}
@@ -681,35 +685,68 @@ class Rules:
     # --- Studio ---
 
     def studio(self) -> None:
+        # The domain's default execution role is the one every space and app of a user without a
+        # role of their own runs under: SageMaker assumes it for the domain.
+        for _, _, p, physical in self.resources("AWS::SageMaker::Domain"):
+            role = (p.get("DefaultUserSettings") or {}).get("ExecutionRole")
+            if role:
+                domain = f"arn:aws:sagemaker:{self.region}:{self.account}:domain/{physical.ref}"
+                self.assume("sagemaker.amazonaws.com", role, f"Studio domain {physical.ref}", "studio", domain)
         for _, _, p, _physical in self.resources("AWS::SageMaker::UserProfile"):
             role = (p.get("UserSettings") or {}).get("ExecutionRole")
             if not role:
                 continue
             domain, user = p["DomainId"], p["UserProfileName"]
-            why = f"Studio user {user}"
-            profile = f"arn:aws:sagemaker:{self.region}:{self.account}:user-profile/{domain}/{user}"
-            self.assume("sagemaker.amazonaws.com", role, why, "studio", profile)
-            for app_type in ("JupyterServer", "KernelGateway"):
-                app = f"arn:aws:sagemaker:{self.region}:{self.account}:app/{domain}/{user}/{app_type.lower()}/default"
-                for action in ("sagemaker:CreateApp", "sagemaker:DescribeApp"):
+            sagemaker = f"arn:aws:sagemaker:{self.region}:{self.account}"
+            profile = f"{sagemaker}:user-profile/{domain}/{user}"
+            self.assume("sagemaker.amazonaws.com", role, f"Studio user {user}", "studio", profile)
+            # Studio's calls carry the profile name as source identity (USER_PROFILE_NAME).
+            who = {"aws__SourceIdentity": user}
+            why = f"Studio user {user} opens Studio"
+            self.ask(role, "sagemaker:DescribeDomain", f"{sagemaker}:domain/{domain}", why, "studio-spaces", **who)
+            self.ask(role, "sagemaker:DescribeUserProfile", profile, why, "studio-spaces", **who)
+            for action in ("sagemaker:ListSpaces", "sagemaker:ListApps"):
+                self.ask(role, action, "*", why, "studio-spaces", **who)
+            space = f"{sagemaker}:space/{domain}/{user}-private"
+            app = f"{sagemaker}:app/{domain}/{user}-private/jupyterlab/default"
+            owned = {"sagemaker__OwnerUserProfileArn": profile, "sagemaker__SpaceSharingType": "Private", **who}
+            for resource, noun, kind in ((space, "private space", "Space"), (app, "JupyterLab app", "App")):
+                why = f"Studio user {user} works in a {noun}"
+                for verb in ("Create", "Delete"):
+                    self.ask(role, f"sagemaker:{verb}{kind}", resource, why, "studio-spaces", **owned)
+                self.ask(role, f"sagemaker:Describe{kind}", resource, why, "studio-spaces", **who)
+                self.ask(
+                    role,
+                    "sagemaker:AddTags",
+                    resource,
+                    why,
+                    "studio-spaces",
+                    sagemaker__TaggingAction=f"Create{kind}",
+                    **who,
+                )
+
+    def custom_resources(self) -> None:
+        """What the CDK's own custom resources do under their provider's role at deploy and destroy."""
+        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
+        for stack, _, p, _physical in self.resources("Custom::VpcRestrictDefaultSG"):
+            role = self._provider_role(p["ServiceToken"])
+            group = f"{ec2}:security-group/{p['DefaultSecurityGroupId']}"
+            # Create revokes the default security group's rules; Delete puts them back.
+            for verb, when in (("Revoke", "deploy"), ("Authorize", "destroy")):
+                for direction in ("Ingress", "Egress"):
                     self.ask(
                         role,
-                        action,
-                        app,
-                        f"{why} opens a {app_type} app",
-                        "studio",
-                        aws__SecureTransport="true",
-                        **_tags_context(p.get("Tags")),
+                        f"ec2:{verb}SecurityGroup{direction}",
+                        group,
+                        f"{stack}: the default security group's rules at {when}",
+                        "vpc-restrict-default-sg",
                     )
-            for action in ("sagemaker:DescribeUserProfile",):
-                self.ask(role, action, profile, f"{why} opens Studio", "studio")
-            self.ask(
-                role,
-                "sagemaker:DescribeDomain",
-                f"arn:aws:sagemaker:{self.region}:{self.account}:domain/{domain}",
-                f"{why} opens Studio",
-                "studio",
-            )
+
+    def _provider_role(self, service_token: str) -> str:
+        function = next((f for f in self.twin.functions if f.arn == service_token), None)
+        if function is None:
+            raise KeyError(f"no deployed function {service_token} provides the custom resource")
+        return function.role_arn
 
 
 def _tags_context(tags: Any) -> dict[str, Any]:
@@ -753,6 +790,7 @@ def derive(twin: Twin, policies: Policies, where: Where) -> tuple[list[Request],
         rules.glue,
         rules.cloudformation,
         rules.studio,
+        rules.custom_resources,
     ):
         rule()
     return rules.requests, sorted(set(rules.unknowns))

@@ -71,6 +71,7 @@ class StudioStack(Stack):
         retain = RemovalPolicy.RETAIN if not config.data.destroy_on_delete else RemovalPolicy.DESTROY
 
         self.roles: dict[str, iam.Role] = {}
+        self._owners: dict[str, str] = {}  # role construct id -> the user it serves (or ${aws:SourceIdentity})
         if workspace.kind == "studio":
             shared = None if workspace.per_user_roles else self._role("DataScientistRole", "${aws:SourceIdentity}")
             self.domain = sagemaker.CfnDomain(
@@ -117,6 +118,8 @@ class StudioStack(Stack):
                         execution_role=role.role_arn, security_groups=[self.security_group.security_group_id]
                     ),
                 )
+            for construct_id, role in self.roles.items():
+                self._allow_studio(role, self._owners[construct_id])
         elif workspace.kind == "notebook":
             role = self._role("NotebookRole", "notebook")
             lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
@@ -236,10 +239,57 @@ class StudioStack(Stack):
             )
         )
         self.roles[construct_id] = role
+        self._owners[construct_id] = sandbox_owner
         return role
+
+    def _allow_studio(self, role: iam.Role, owner: str) -> None:
+        """What Studio asks of the user's execution role when a person works in it: read the
+        domain and their own profile, create, use and delete their own private space and its apps
+        (Studio tags what it creates), and list what they may open. Spaces and apps are limited to
+        those the user profile owns; ``owner`` is the user, or ``${aws:SourceIdentity}`` (the
+        profile name Studio sets) for a role shared by users.
+        https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-jl-admin-guide-permissions.html
+        """
+        arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+        domain = self.domain.attr_domain_id
+        profile = f"{arn}:user-profile/{domain}/{owner}"
+        spaces_and_apps = [f"{arn}:space/{domain}/*", f"{arn}:app/{domain}/*"]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeDomain"], resources=[f"{arn}:domain/{domain}"])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeUserProfile"], resources=[profile])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateSpace",
+                    "sagemaker:UpdateSpace",
+                    "sagemaker:DeleteSpace",
+                    "sagemaker:CreateApp",
+                    "sagemaker:DeleteApp",
+                ],
+                resources=spaces_and_apps,
+                conditions={"StringEquals": {"sagemaker:OwnerUserProfileArn": profile}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags"],
+                resources=spaces_and_apps,
+                conditions={"StringEquals": {"sagemaker:TaggingAction": ["CreateSpace", "CreateApp"]}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeSpace", "sagemaker:DescribeApp"], resources=spaces_and_apps)
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:ListSpaces", "sagemaker:ListApps"], resources=["*"])
+        )
 
     def _acknowledge(self, role: iam.Role) -> None:
         data_id = self.get_logical_id(self._data.bucket.node.default_child)
+        domain_id = self.get_logical_id(self.domain) if self.config.workspace.kind == "studio" else "Domain"
         artifacts_id = self.get_logical_id(self._artifacts.bucket.node.default_child)
         acknowledge_grant_policy(role)
         acknowledge_wildcards(
@@ -272,6 +322,12 @@ class StudioStack(Stack):
                     "Resource::" + nag_arn(self, "sagemaker", f"model-package-group/{self._group_prefix}-*"),
                     "Resource::" + nag_arn(self, "sagemaker", f"model-package/{self._group_prefix}-*/*"),
                     "Resource::*",
+                ],
+                "Studio names spaces and apps when a person opens them; the role may create, change and "
+                "delete only spaces and apps its user profile owns (sagemaker:OwnerUserProfileArn), tag "
+                "them only as Studio creates them, and read the others of its own domain.": [
+                    "Resource::" + nag_arn(self, "sagemaker", f"space/<{domain_id}.DomainId>/*"),
+                    "Resource::" + nag_arn(self, "sagemaker", f"app/<{domain_id}.DomainId>/*"),
                 ],
                 "Jobs started from the workspace log to groups SageMaker creates under /aws/sagemaker/.": [
                     "Resource::" + nag_arn(self, "logs", "log-group:/aws/sagemaker/*")

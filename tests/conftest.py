@@ -145,6 +145,11 @@ _FUTURES: dict[str, concurrent.futures.Future] = {}
 _SCRATCH: list[Path] = []
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The permission proof of test_permissions.py evaluates what the handler tests recorded: it runs last."""
+    items.sort(key=lambda item: item.path.name == "test_permissions.py")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     needed = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
     if needed & {"spark", "prepared", "trained"}:

@@ -4,9 +4,7 @@ and packages of other groups. CloudFormation's refusals of UpdateStack are AWS's
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import boto3
 import pytest
@@ -14,7 +12,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.aws_errors import NO_UPDATES, Answers, AwsError, always, stack_busy
-from tests.conftest import ROOT
+from tests.handler_calls import load_handler
 
 GROUP = "mlplatform-dev-bank-marketing"
 STACK = "MlPlatform-dev-Hosting-bank-marketing"
@@ -53,13 +51,7 @@ def aws(monkeypatch):
 
 @pytest.fixture
 def module(aws, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "deploy_model_under_test", ROOT / "lambda" / "deploy_model" / "handler.py"
-    )
-    loaded = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "deploy_model_under_test", loaded)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return load_handler("deploy_model", "deploy_model_under_test", monkeypatch)
 
 
 def approved(package: str = PACKAGE, group: str = GROUP, status: str = "Approved") -> dict:

@@ -325,6 +325,7 @@ def test_every_request_the_run_made_is_allowed_by_the_policies_the_stage_deploys
         for a in proof.answers
     )
     assert any(a.request.action == "iam:PassRole" for a in proof.answers)
+    assert proof.uncovered() == []
 
 
 def _mutated(proof, request, change):

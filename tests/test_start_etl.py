@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from tests.aws_errors import CONDITIONAL_REQUEST_CONFLICT, PRECONDITION_FAILED, Answers, AwsError, exists
 from tests.conftest import ROOT
+from tests.handler_calls import load_handler
 
 EVENTS = Path(__file__).parent / "events"
 BUCKET = "ml-platform-data-bucket"
@@ -55,15 +56,9 @@ def aws(monkeypatch):
 
 
 @pytest.fixture
-def module(aws):
+def module(aws, monkeypatch):
     """The handler module, loaded by path as Lambda loads it (clients created at import)."""
-    name = "start_etl_handler_under_test"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "lambda" / "start_etl" / "handler.py")
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
-    yield loaded
-    del sys.modules[name]
+    return load_handler("start_etl", "start_etl_handler_under_test", monkeypatch)
 
 
 def event(key: str = "raw/bank-marketing/bank-additional.csv", **object_fields) -> dict:

@@ -6,10 +6,8 @@ delivery takes the name between the handler's lookup and its create is driven ex
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from tests.aws_errors import (
     tuning_job_not_found,
 )
 from tests.conftest import ROOT
+from tests.handler_calls import load_handler
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "eu-west-1"
@@ -89,12 +88,7 @@ def put_spec(s3, name: str, raw: dict) -> str:
 def load(folder: str, env: dict, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    name = f"{folder}_under_test"
-    module_spec = importlib.util.spec_from_file_location(name, ROOT / "lambda" / folder / "handler.py")
-    module = importlib.util.module_from_spec(module_spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    module_spec.loader.exec_module(module)
-    return module
+    return load_handler(folder, f"{folder}_under_test", monkeypatch)
 
 
 def notifications(aws) -> list[dict]:

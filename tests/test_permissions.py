@@ -1,0 +1,65 @@
+"""The permission proof of the prod stage, from its own cloud assembly, with both sources of
+requests: the chain on the twin (a person approves the package, as prod asks) and every call
+the handler tests made, translated to the deployed functions (tests/handler_calls.py).
+
+This module runs after every other (conftest orders it last), so the handler tests' recordings
+are complete when it evaluates them. The dev stage's proof and the mutation tests that must turn
+it red are in test_local_platform.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from local.assembly import load
+from local.platform import Twin
+from local.scenario import Scenario
+from permissions.proof import Proof
+from permissions.recorded import as_deployed
+from tests.conftest import RAW_FILES, TEST_ACCOUNT
+from tests.handler_calls import INVOCATIONS
+
+DATASET = "bank-marketing"
+
+
+@pytest.fixture(scope="module")
+def prod_proof(prod, spark, tmp_path_factory):
+    twin = Twin(load(prod.outdir), tmp_path_factory.mktemp("prod-twin"))
+    twin.start()
+    try:
+        run = Scenario(twin, DATASET, RAW_FILES[DATASET]).execute()
+        handler_calls = list(as_deployed(INVOCATIONS, twin))
+        proof = Proof.of(twin, extra_calls=handler_calls).evaluate()
+        yield run, proof, handler_calls
+    finally:
+        twin.stop()
+
+
+def test_the_prod_twin_runs_in_the_stages_own_account_through_a_persons_approval(prod_proof):
+    run, proof, _ = prod_proof
+    assert proof.account == TEST_ACCOUNT
+    assert not run.failures, run.failures
+    assert [s.name for s in run.steps][3:5] == ["register", "approve"]
+    assert run.prediction is not None and run.batch_output_rows
+
+
+def test_every_request_of_the_prod_stage_is_allowed_by_the_policies_it_deploys(prod_proof):
+    _, proof, _ = prod_proof
+    assert proof.answers, "nothing was evaluated"
+    assert not proof.failures, "\n".join(proof.failures)
+
+
+def test_every_role_and_resource_policy_of_the_prod_stage_is_asked_something(prod_proof):
+    _, proof, _ = prod_proof
+    assert proof.uncovered() == []
+
+
+def test_the_handler_tests_calls_are_part_of_the_proof(prod_proof):
+    _, proof, handler_calls = prod_proof
+    if not INVOCATIONS:
+        pytest.skip("run with the handler tests (test_start_etl, test_training_handlers, test_deploy_model)")
+    recorded = {i["function"] for i in INVOCATIONS}
+    translated = {c["by"].split(" ")[0] for c in handler_calls}
+    assert len(translated) == len(recorded), (recorded, translated)
+    from_tests = [a for a in proof.answers if "(handler test)" in a.request.why]
+    assert from_tests and all(a.decision == "Allowed" for a in from_tests)
