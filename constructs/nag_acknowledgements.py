@@ -42,23 +42,19 @@ def acknowledge_grant_policy(role: IConstruct) -> None:
     )
 
 
-# Why CDK's grant methods use wildcards, for AwsSolutions-IAM5 acknowledgements of grants.
+# Why the platform's grants use wildcards, for AwsSolutions-IAM5 acknowledgements of grants.
 KMS_DATA_KEY_REASON = (
-    "The data-key operations (kms:GenerateDataKey*, kms:ReEncrypt*) that CDK grants for the one "
-    "platform key; the resource is that key's ARN, not a wildcard."
+    "kms:GenerateDataKey* (the data-key operations S3, SQS and SageMaker use with the one platform "
+    "key); the resource is that key's ARN, not a wildcard."
 )
 S3_ACTIONS_REASON = (
-    "CDK's S3 grant action groups (s3:GetObject*, s3:GetBucket*, s3:List*, s3:Abort*, "
-    "s3:DeleteObject*) on the bucket and object prefixes named in the same statement."
+    "S3 read grants (CDK's s3:GetObject*, s3:GetBucket*, s3:List* action groups: S3 clients also "
+    "read the bucket's location and object metadata) on the bucket and object prefixes named in "
+    "the same statement; writes are exactly s3:PutObject, s3:AbortMultipartUpload and, where a "
+    "prefix is its owner's, s3:DeleteObject."
 )
-S3_GRANT_ACTIONS = [
-    "Action::s3:GetBucket*",
-    "Action::s3:GetObject*",
-    "Action::s3:List*",
-    "Action::s3:Abort*",
-    "Action::s3:DeleteObject*",
-]
-KMS_GRANT_ACTIONS = ["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"]
+S3_GRANT_ACTIONS = ["Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"]
+KMS_GRANT_ACTIONS = ["Action::kms:GenerateDataKey*"]
 
 
 def acknowledge_wildcards(policy: IConstruct, reasons: dict[str, list[str]]) -> None:

@@ -104,5 +104,26 @@ class SecureBucket(Construct):
         return self.bucket.grant_read(grantee, prefix)
 
     def grant_write(self, grantee: iam.IGrantable, prefix: str = "*") -> iam.Grant:
-        """Write objects under ``prefix`` (encrypting with the bucket's key); never delete."""
-        return self.bucket.grant_put(grantee, prefix)
+        """Write objects under ``prefix`` (encrypting with the bucket's key); never delete.
+
+        Exactly what an upload needs: PutObject, and AbortMultipartUpload for a multipart upload
+        that fails; with SSE-KMS, GenerateDataKey and (to complete a multipart upload) Decrypt.
+        Not CDK's ``grant_put``, which adds object tagging, legal hold and retention.
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions
+        """
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resource_arns=[self.bucket.arn_for_objects(prefix)],
+        )
+        if self.bucket.encryption_key is not None:
+            self.bucket.encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+        return grant
+
+    def grant_read_write(self, grantee: iam.IGrantable, prefix: str = "*") -> iam.Grant:
+        """Read, write and delete objects under ``prefix`` (a job's own output, a person's sandbox)."""
+        self.grant_read(grantee, prefix)
+        self.grant_write(grantee, prefix)
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:DeleteObject"], resource_arns=[self.bucket.arn_for_objects(prefix)]
+        )

@@ -154,6 +154,14 @@ class Proof:
                         found.append((policy, sid, pattern))
         return found
 
+    def unexplained(self) -> list[str]:
+        """Unused grants with no reason on the reviewed list: each is to be removed or explained."""
+        return [label for label, reason in self.unused_reasons() if not reason]
+
+    def unused_reasons(self) -> list[tuple[str, str]]:
+        """Each unused grant and the reviewed reason it is kept ("" where there is none)."""
+        return [(f"{p.origin} [{sid}] {pattern}", _kept(p, pattern)) for p, sid, pattern in self.unused()]
+
     def report(self) -> str:
         """What was asked and what was allowed, per role and per resource policy."""
         lines: list[str] = []
@@ -271,9 +279,11 @@ def _describe(request: Request) -> str:
 
 
 def _kept(policy: Policy, pattern: str) -> str:
+    """Why an unused grant is kept (reviewed.UNUSED; "*" stands for any action of the policy)."""
     logical_id = policy.origin.rsplit("/", 1)[-1]
     return next(
-        (why for (prefix, p), why in reviewed.UNUSED.items() if p == pattern and logical_id.startswith(prefix)), ""
+        (why for (prefix, p), why in reviewed.UNUSED.items() if p in (pattern, "*") and logical_id.startswith(prefix)),
+        "",
     )
 
 

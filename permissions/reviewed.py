@@ -113,9 +113,121 @@ def placeholders(prefix: str, params: Mapping[str, Any], where: Mapping[str, Any
 # is accepted. An unknown not listed here fails the check.
 UNKNOWNS: dict[str, str] = {}
 
-# Grants no recorded request uses, kept on purpose: (logical id of the policy's resource, action
-# pattern) -> why. Anything unused and not listed is reported for removal.
-UNUSED: dict[tuple[str, str], str] = {}
+# Grants no recorded request uses, kept on purpose: (logical id prefix of the policy's resource,
+# action pattern) -> why. Anything unused and not listed is reported for removal.
+_READ_GRANT = (
+    "CDK's S3 read grant (Bucket.grant_read, with kms:Decrypt and kms:DescribeKey on the bucket's key): S3 "
+    "clients (EMRFS in Glue, SageMaker's channel reader, boto3) read a bucket's location and an object's "
+    "metadata, which the emulated services do not call"
+)
+_MULTIPART = (
+    "an upload above the client's multipart threshold (8 MB in boto3; Spark's S3 committer) that fails is "
+    "aborted; the twin's objects are small"
+)
+_HANDLER_TESTS = "made on a path the chain does not take; proven from the handler tests' calls in make test"
+_NEXT_ROLLOUT = (
+    "the chain's one roll-out creates the endpoint; the next approved model's roll-out replaces the Model "
+    "and EndpointConfig (their delete handlers clean up the old ones) and runs the Endpoint's update handler"
+)
+# The roles with CDK's S3 read grant (Bucket.grant_read).
+_READERS = (
+    "JobRole",
+    "CrawlerRole",
+    "StartEtlRole",
+    "ExecutionRole",
+    "RegisterModelRole",
+    "StartTrainingRole",
+    "DataScientistRole",
+)
+UNUSED: dict[tuple[str, str], str] = {
+    **{
+        (role, pattern): _READ_GRANT
+        for role in _READERS
+        for pattern in ("s3:GetBucket*", "s3:List*", "kms:DescribeKey")
+    },
+    **{
+        (role, "s3:AbortMultipartUpload"): _MULTIPART
+        for role in (
+            "JobRole",
+            "StartEtlRole",
+            "ExecutionRole",
+            "RegisterModelRole",
+            "DataScientistRole",
+        )
+    },
+    ("JobRole", "s3:DeleteObject"): (
+        "Spark's output committer deletes its temporary objects under the run's prefix; the twin runs Spark "
+        "on local files and uploads only the result"
+    ),
+    **{
+        ("CrawlerRole", action): (
+            "the crawler records a partition for each partitioned folder it finds under prepared/; the twin "
+            "does not run the crawler's classification"
+        )
+        for action in ("glue:BatchUpdatePartition", "glue:CreatePartition", "glue:GetPartition", "glue:GetPartitions")
+    },
+    ("StartEtlRole", "s3:GetObject*"): "start_etl reads a run's record when its claim is refused: " + _HANDLER_TESTS,
+    ("StartEtlRole", "glue:GetJobRuns"): "start_etl looks for a run already started: " + _HANDLER_TESTS,
+    **{
+        ("StartTrainingRole", a): "a dataset that trains without tuning: " + _HANDLER_TESTS
+        for a in (
+            "sagemaker:CreateTrainingJob",
+            "sagemaker:AddTags",
+        )
+    },
+    **{
+        ("StartTrainingRole", a): "a job name already taken: " + _HANDLER_TESTS
+        for a in (
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:DescribeHyperParameterTuningJob",
+        )
+    },
+    (
+        "RegisterModelRole",
+        "sagemaker:DescribeModelPackage",
+    ): "the previous approved package, for the gate's comparison: " + _HANDLER_TESTS,
+    ("RegisterModelRole", "sns:Publish"): "a rejected model or a failed job is told to the operators: "
+    + _HANDLER_TESTS,
+    ("StartBatchTransformRole", "sagemaker:DescribeModelPackage"): "the latest approved package: " + _HANDLER_TESTS,
+    ("StartBatchTransformRole", "sagemaker:AddTags"): "a transform of a new model: " + _HANDLER_TESTS,
+    ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + _HANDLER_TESTS,
+    ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + _HANDLER_TESTS,
+    **{
+        ("DeploymentRole", a): _NEXT_ROLLOUT
+        for a in (
+            "sagemaker:DeleteEndpointConfig",
+            "sagemaker:DeleteModel",
+            "sagemaker:UpdateEndpoint",
+        )
+    },
+    ("DeploymentRole", "sagemaker:DescribeModelPackage"): (
+        "not derived by any rule; kept on judgement: CreateModel from a ModelPackageName reads the package "
+        "with the caller's permissions (the registry's cross-account pages grant consumers this action)"
+    ),
+    **{
+        ("DeploymentRole", a): (
+            "not derived by any rule; kept on judgement: CreateModel validates its VpcConfig's subnets and "
+            "security groups, and no AWS page says with whose permissions"
+        )
+        for a in ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs")
+    },
+    **{
+        ("PlatformKey", a): (
+            "used by the CloudWatch Logs and CloudTrail requests the evaluator cannot decide (EVALUATOR_GAPS), "
+            "each read by hand against this statement"
+        )
+        for a in ("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*")
+    },
+    ("DataScientistRole", "*"): (
+        "what a data scientist does (opens Studio, reads the data, writes their sandbox, starts jobs, reads "
+        "the registry): a person's requests, which the chain does not make; Studio's own are derived per "
+        "user profile, where the stage lists users"
+    ),
+    ("AWS managed", "logs:CreateLogGroup"): (
+        "AWSLambdaBasicExecutionRole of CDK's custom-resource providers: an AWS managed policy, not the "
+        "platform's to narrow"
+    ),
+}
 
 
 # Permissions a CloudFormation handler lists for features of its type that the resource does not

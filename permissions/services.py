@@ -51,6 +51,7 @@ DOCS = {
     "cfn-schema": "https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers",
     "studio": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-get-execution-role",
     "studio-spaces": "https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-jl-admin-guide-permissions.html",
+    "s3-auto-delete": "https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_s3/Bucket.html#aws_cdk.aws_s3.Bucket.auto_delete_objects",
     "vpc-restrict-default-sg": "https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_ec2/README.html#restricting-the-default-security-group",
 }
 
@@ -139,6 +140,11 @@ class Rules:
             vpc = p.get("VpcConfig") or {}
             if vpc.get("SubnetIds"):
                 self.network_interfaces(role, vpc["SubnetIds"], vpc.get("SecurityGroupIds", []), why, "lambda-vpc")
+                # The page lists these too: Lambda manages the addresses of the ENIs it creates.
+                eni = f"arn:aws:ec2:{self.region}:{self.account}:network-interface/eni-0"
+                for action in ("ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"):
+                    self.ask(role, action, eni, f"{why} in the VPC", "lambda-vpc")
+                self.ask(role, "ec2:DescribeSubnets", "*", f"{why} in the VPC", "lambda-vpc")
 
     def _message_key(self, principal: str, service: str, arn: str, why: str) -> None:
         """The KMS requests SQS or SNS makes for a sender to an encrypted queue or topic."""
@@ -307,7 +313,7 @@ class Rules:
             base = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}"
             self.ask(role, "logs:CreateLogStream", f"{base}:log-stream:eni-0", why, "flow-logs")
             self.ask(role, "logs:PutLogEvents", f"{base}:log-stream:eni-0", why, "flow-logs")
-            # (the role may also describe streams; delivery itself is these two requests)
+            self.ask(role, "logs:DescribeLogStreams", f"{base}:log-stream:eni-0", why, "flow-logs")
 
     # --- SageMaker jobs, models and endpoints under the execution role ---
 
@@ -375,8 +381,12 @@ class Rules:
         if p.get("VpcConfig"):
             self._vpc(role, p["VpcConfig"], why, doc)
         group = "TrainingJobs" if kind == "training-job" else "TransformJobs"
-        stream = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{group}:log-stream:{name}/algo-1"
-        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        log_group = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{group}"
+        stream = f"{log_group}:log-stream:{name}/algo-1"
+        # The page's list for the execution role: the job creates its group on first use and
+        # describes its streams as well as writing them.
+        self.ask(role, "logs:CreateLogGroup", log_group, f"{why}: creates its log group", doc)
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
             self.ask(role, action, stream, f"{why}: writes its logs", doc)
         self.ask(
             role,
@@ -482,6 +492,17 @@ class Rules:
                 p.get("Connections", {}).get("Connections", []),
                 connections,
             )
+            if str((p.get("DefaultArguments") or {}).get("--enable-metrics", "false")).lower() == "true":
+                # Job metrics are published by the job under its role, in the Glue namespace.
+                # https://docs.aws.amazon.com/glue/latest/dg/monitoring-awsglue-with-cloudwatch-metrics.html
+                self.ask(
+                    role,
+                    "cloudwatch:PutMetricData",
+                    "*",
+                    f"{why}: publishes its job metrics",
+                    "glue-role",
+                    cloudwatch__namespace="Glue",
+                )
         for _, _, p, physical in self.resources("AWS::Glue::Crawler"):
             role, why = p["Role"], f"Glue crawler {physical.ref}"
             role = role if role.startswith("arn:") else f"arn:aws:iam::{self.account}:role/{role}"
@@ -622,6 +643,17 @@ class Rules:
                 network = connections[name].get("ConnectionInput", {}).get("PhysicalConnectionRequirements", {})
                 subnet, groups = network["SubnetId"], network.get("SecurityGroupIdList", [])
                 self.network_interfaces(role, [subnet], groups, f"{why} through {name}", "glue-connection")
+                # Glue tags the ENIs it creates (and untags them) with aws-glue-service-resource.
+                eni = f"arn:aws:ec2:{self.region}:{self.account}:network-interface/eni-0"
+                for action in ("ec2:CreateTags", "ec2:DeleteTags"):
+                    self.ask(
+                        role,
+                        action,
+                        eni,
+                        f"{why}: tags its ENI in {name}",
+                        "glue-role",
+                        aws__TagKeys=["aws-glue-service-resource"],
+                    )
                 for action in (
                     "ec2:DescribeSubnets",
                     "ec2:DescribeSecurityGroups",
@@ -741,6 +773,16 @@ class Rules:
                         f"{stack}: the default security group's rules at {when}",
                         "vpc-restrict-default-sg",
                     )
+
+        # At stack deletion the auto-delete provider checks the bucket's tag, stops new writes
+        # with a bucket policy, lists every object version and deletes them.
+        for stack, _, p, _physical in self.resources("Custom::S3AutoDeleteObjects"):
+            role, bucket = self._provider_role(p["ServiceToken"]), p["BucketName"]
+            why = f"{stack}: empties {bucket} when the stack is deleted"
+            for action in ("s3:GetBucketTagging", "s3:PutBucketPolicy", "s3:ListBucketVersions"):
+                self.ask(role, action, f"arn:aws:s3:::{bucket}", why, "s3-auto-delete")
+            for action in ("s3:DeleteObject", "s3:DeleteObjectVersion"):
+                self.ask(role, action, f"arn:aws:s3:::{bucket}/any/object", why, "s3-auto-delete")
 
     def _provider_role(self, service_token: str) -> str:
         function = next((f for f in self.twin.functions if f.arn == service_token), None)

@@ -152,7 +152,7 @@ class EtlStack(Stack):
         self.spec_assets = {name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in specs.items()}
         self.job_role = self._glue_role("JobRole", "Glue preparation job", key, network_policy)
         data.grant_read(self.job_role, f"{RAW_PREFIX}*")
-        bucket.grant_read_write(self.job_role, f"{PREPARED_PREFIX}*")
+        data.grant_read_write(self.job_role, f"{PREPARED_PREFIX}*")
         # The job reads its own code and specs, object by object, from the CDK assets bucket.
         self.job_role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -311,8 +311,8 @@ class EtlStack(Stack):
             iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[job_arn])
         )
         run_records = f"{PREPARED_PREFIX}*/_RUN.json"
-        bucket.grant_put(function, run_records)
-        bucket.grant_read(function, run_records)
+        data.grant_write(function, run_records)
+        data.grant_read(function, run_records)
         acknowledge_wildcards(
             self.start_etl.role.node.find_child("DefaultPolicy"),
             {
@@ -447,7 +447,8 @@ class EtlStack(Stack):
                 resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws-glue/*"],
             )
         )
-        key.grant_encrypt_decrypt(role)
+        # S3 (SSE-KMS), bookmarks (CSE-KMS) and logs: data keys and decryption, nothing more.
+        key.grant(role, "kms:Decrypt", "kms:GenerateDataKey*")
         return role
 
     def _acknowledge_glue_grants(self, role: iam.Role, reasons: dict[str, list[str]]) -> None:

@@ -181,10 +181,10 @@ class StudioStack(Stack):
         data.grant_read(role, f"{RAW_PREFIX}*")
         data.grant_read(role, f"{PREPARED_PREFIX}*")
         sandbox = f"{SANDBOX_PREFIX}{sandbox_owner}/*"
-        data.bucket.grant_read_write(role, sandbox)  # their own sandbox: read, write and delete
+        data.grant_read_write(role, sandbox)  # their own sandbox: read, write and delete
         if self.config.workspace.sharing == "artifacts":
-            artifacts.bucket.grant_read_write(role, "sharing/*")
-        self._key.grant_encrypt_decrypt(role)
+            artifacts.grant_read_write(role, "sharing/*")
+        self._key.grant(role, "kms:Decrypt", "kms:GenerateDataKey*")  # S3 objects under the platform key
         arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -298,8 +298,6 @@ class StudioStack(Stack):
                 KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,
                 S3_ACTIONS_REASON: [
                     *S3_GRANT_ACTIONS,
-                    "Action::s3:PutObjectLegalHold",
-                    "Action::s3:PutObjectRetention",
                 ],
                 "Data scientists read every dataset's raw/ and prepared/ data and write only their own "
                 "sandbox/<user>/ (and shared notebook snapshots under sharing/ when sharing is on).": [

@@ -127,7 +127,9 @@ class TrainingStack(Stack):
         data.grant_write(role, f"{CAPTURE_PREFIX}*")
         artifacts.grant_write(role, "training/*")
         artifacts.grant_read(role, "training/*")
-        key.grant_encrypt_decrypt(role)
+        # Data keys and decryption for S3 objects and outputs; Encrypt for the job's output key.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms
+        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
         # A job's volume key (VolumeKmsKeyId) is used through a grant the execution role makes
         # for the instance's EBS volume: https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
         role.add_to_principal_policy(

@@ -43,7 +43,12 @@ def test_grants_are_scoped_to_a_prefix_and_never_delete(stack):
     actions = {action for statement in statements for action in _actions(statement)}
     assert not any("Delete" in action for action in actions)
     assert "s3:PutObject" in actions and "s3:GetObject*" in actions
-    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= actions  # the bucket's key comes with the grant
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions  # the bucket's key comes with the grant
+    # A write is exactly an upload (and a failed multipart upload's abort): no tagging, hold or retention.
+    assert {a for a in actions if a.startswith("s3:Put") or a.startswith("s3:Abort")} == {
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+    }
     objects = repr([s["Resource"] for s in statements if any(a.startswith("s3:") for a in _actions(s))])
     assert "/prepared/*" in objects and "/models/*" in objects
 

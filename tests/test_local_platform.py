@@ -326,6 +326,7 @@ def test_every_request_the_run_made_is_allowed_by_the_policies_the_stage_deploys
     )
     assert any(a.request.action == "iam:PassRole" for a in proof.answers)
     assert proof.uncovered() == []
+    assert proof.unexplained() == [], "unused grants to remove, or to explain in permissions/reviewed.py UNUSED"
 
 
 def _mutated(proof, request, change):

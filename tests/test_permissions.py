@@ -63,3 +63,17 @@ def test_the_handler_tests_calls_are_part_of_the_proof(prod_proof):
     assert len(translated) == len(recorded), (recorded, translated)
     from_tests = [a for a in proof.answers if "(handler test)" in a.request.why]
     assert from_tests and all(a.decision == "Allowed" for a in from_tests)
+
+
+def test_every_grant_of_the_prod_stage_is_used_or_its_reason_is_reviewed(prod_proof):
+    _, proof, _ = prod_proof
+    assert proof.unexplained() == [], "unused grants to remove, or to explain in permissions/reviewed.py UNUSED"
+
+
+def test_grants_kept_for_the_handler_tests_paths_are_used_by_the_handler_tests(prod_proof):
+    from permissions.reviewed import _HANDLER_TESTS
+
+    _, proof, _ = prod_proof
+    if not INVOCATIONS:
+        pytest.skip("run with the handler tests (test_start_etl, test_training_handlers, test_deploy_model)")
+    assert [label for label, reason in proof.unused_reasons() if reason.endswith(_HANDLER_TESTS)] == []
