@@ -167,13 +167,13 @@ UNUSED: dict[tuple[str, str], str] = {
         for action in ("glue:BatchUpdatePartition", "glue:CreatePartition", "glue:GetPartition", "glue:GetPartitions")
     },
     ("StartEtlRole", "s3:GetObject*"): "start_etl reads a run's record when its claim is refused: " + _HANDLER_TESTS,
-    ("StartEtlRole", "glue:GetJobRuns"): "start_etl looks for a run already started: " + _HANDLER_TESTS,
+    ("StartEtlRole", "glue:GetJobRuns"): (
+        "start_etl's lookup of a run already writing the output (_find_run), when a claim is older than the "
+        "claim timeout; neither the chain nor the handler tests reach it yet (a gap in the tests)"
+    ),
     **{
         ("StartTrainingRole", a): "a dataset that trains without tuning: " + _HANDLER_TESTS
-        for a in (
-            "sagemaker:CreateTrainingJob",
-            "sagemaker:AddTags",
-        )
+        for a in ("sagemaker:CreateTrainingJob",)
     },
     **{
         ("StartTrainingRole", a): "a job name already taken: " + _HANDLER_TESTS
@@ -188,8 +188,14 @@ UNUSED: dict[tuple[str, str], str] = {
     ): "the previous approved package, for the gate's comparison: " + _HANDLER_TESTS,
     ("RegisterModelRole", "sns:Publish"): "a rejected model or a failed job is told to the operators: "
     + _HANDLER_TESTS,
-    ("StartBatchTransformRole", "sagemaker:DescribeModelPackage"): "the latest approved package: " + _HANDLER_TESTS,
-    ("StartBatchTransformRole", "sagemaker:AddTags"): "a transform of a new model: " + _HANDLER_TESTS,
+    **{
+        (role, "sagemaker:AddTags"): (
+            "SageMaker authorizes sagemaker:AddTags for a Create* request that carries Tags; the proof does "
+            "not derive that request yet "
+            "(https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html)"
+        )
+        for role in ("StartTrainingRole", "StartBatchTransformRole")
+    },
     ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + _HANDLER_TESTS,
     ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + _HANDLER_TESTS,
     **{

@@ -400,7 +400,7 @@ class TrainingStack(Stack):
         function = self.start_batch_transform.function
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                actions=["sagemaker:ListModelPackages"],
                 resources=[*groups, *packages],
             )
         )

@@ -76,4 +76,5 @@ def test_grants_kept_for_the_handler_tests_paths_are_used_by_the_handler_tests(p
     _, proof, _ = prod_proof
     if not INVOCATIONS:
         pytest.skip("run with the handler tests (test_start_etl, test_training_handlers, test_deploy_model)")
-    assert [label for label, reason in proof.unused_reasons() if reason.endswith(_HANDLER_TESTS)] == []
+    unproven = [label for label, reason in proof.unused_reasons() if reason.endswith(_HANDLER_TESTS)]
+    assert unproven == [], "\n".join(unproven)
