@@ -181,11 +181,9 @@ class Proof:
                 for answer in sorted(answers, key=lambda a: (a.request.action, a.request.resource)):
                     mark = "ok  " if answer.decision == "Allowed" else "DENY"
                     lines.append(f"  {mark} {answer.request.action} {answer.request.resource}")
-        unused = self.unused()
+        unused = self.unused_reasons()
         lines.append(f"== Grants no request used ({len(unused)}) ==")
-        for policy, sid, pattern in unused:
-            reason = _kept(policy, pattern)
-            lines.append(f"  {policy.origin} [{sid}] {pattern}{' — ' + reason if reason else ''}")
+        lines += [f"  {label}{' — ' + reason if reason else ''}" for label, reason in unused]
         lines.append(f"== Requests the evaluator cannot decide ({len(self.unevaluable)}), reviewed ==")
         lines += [f"  {_describe(a.request)}: {a.detail}" for a in self.unevaluable]
         failures = self.failures

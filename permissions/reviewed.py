@@ -124,7 +124,7 @@ _MULTIPART = (
     "an upload above the client's multipart threshold (8 MB in boto3; Spark's S3 committer) that fails is "
     "aborted; the twin's objects are small"
 )
-_HANDLER_TESTS = "made on a path the chain does not take; proven from the handler tests' calls in make test"
+HANDLER_TESTS = "made on a path the chain does not take; proven from the handler tests' calls in make test"
 _NEXT_ROLLOUT = (
     "the chain's one roll-out creates the endpoint; the next approved model's roll-out replaces the Model "
     "and EndpointConfig (their delete handlers clean up the old ones) and runs the Endpoint's update handler"
@@ -166,17 +166,17 @@ UNUSED: dict[tuple[str, str], str] = {
         )
         for action in ("glue:BatchUpdatePartition", "glue:CreatePartition", "glue:GetPartition", "glue:GetPartitions")
     },
-    ("StartEtlRole", "s3:GetObject*"): "start_etl reads a run's record when its claim is refused: " + _HANDLER_TESTS,
+    ("StartEtlRole", "s3:GetObject*"): "start_etl reads a run's record when its claim is refused: " + HANDLER_TESTS,
     ("StartEtlRole", "glue:GetJobRuns"): (
         "start_etl's lookup of a run already writing the output (_find_run), when a claim is older than the "
         "claim timeout; neither the chain nor the handler tests reach it yet (a gap in the tests)"
     ),
     **{
-        ("StartTrainingRole", a): "a dataset that trains without tuning: " + _HANDLER_TESTS
+        ("StartTrainingRole", a): "a dataset that trains without tuning: " + HANDLER_TESTS
         for a in ("sagemaker:CreateTrainingJob",)
     },
     **{
-        ("StartTrainingRole", a): "a job name already taken: " + _HANDLER_TESTS
+        ("StartTrainingRole", a): "a job name already taken: " + HANDLER_TESTS
         for a in (
             "sagemaker:DescribeTrainingJob",
             "sagemaker:DescribeHyperParameterTuningJob",
@@ -185,9 +185,8 @@ UNUSED: dict[tuple[str, str], str] = {
     (
         "RegisterModelRole",
         "sagemaker:DescribeModelPackage",
-    ): "the previous approved package, for the gate's comparison: " + _HANDLER_TESTS,
-    ("RegisterModelRole", "sns:Publish"): "a rejected model or a failed job is told to the operators: "
-    + _HANDLER_TESTS,
+    ): "the previous approved package, for the gate's comparison: " + HANDLER_TESTS,
+    ("RegisterModelRole", "sns:Publish"): "a rejected model or a failed job is told to the operators: " + HANDLER_TESTS,
     **{
         (role, "sagemaker:AddTags"): (
             "SageMaker authorizes sagemaker:AddTags for a Create* request that carries Tags; the proof does "
@@ -196,8 +195,8 @@ UNUSED: dict[tuple[str, str], str] = {
         )
         for role in ("StartTrainingRole", "StartBatchTransformRole")
     },
-    ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + _HANDLER_TESTS,
-    ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + _HANDLER_TESTS,
+    ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + HANDLER_TESTS,
+    ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + HANDLER_TESTS,
     **{
         ("DeploymentRole", a): _NEXT_ROLLOUT
         for a in (

@@ -95,6 +95,18 @@ class Rules:
             context["aws__SourceArn"] = source_arn
         self.ask(service, "sts:AssumeRole", role, why, doc, **context)
 
+    def via_s3(self, role: str, action: str, key: str | None, why: str, doc: str) -> None:
+        """A KMS request S3 makes with the role's permissions for an object under ``key``."""
+        self.ask(
+            role,
+            action,
+            key,
+            why,
+            doc,
+            kms__ViaService=f"s3.{self.region}.amazonaws.com",
+            kms__CallerAccount=self.account,
+        )
+
     def network_interfaces(self, role: str, subnets: list[str], groups: list[str], why: str, doc: str) -> None:
         """What creating and removing an ENI in the VPC asks: the ENI, each subnet and security group."""
         ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
@@ -358,15 +370,7 @@ class Rules:
         output = p.get("OutputDataConfig") or p.get("TransformOutput") or {}
         if output.get("KmsKeyId"):
             for action in ("kms:GenerateDataKey", "kms:Encrypt"):
-                self.ask(
-                    role,
-                    action,
-                    self.key_arn(output["KmsKeyId"]),
-                    f"{why}: encrypts its output",
-                    doc,
-                    kms__ViaService=f"s3.{self.region}.amazonaws.com",
-                    kms__CallerAccount=self.account,
-                )
+                self.via_s3(role, action, self.key_arn(output["KmsKeyId"]), f"{why}: encrypts its output", doc)
         resources = p.get("ResourceConfig") or p.get("TransformResources") or {}
         if resources.get("VolumeKmsKeyId"):
             self.ask(
@@ -463,14 +467,12 @@ class Rules:
                         s3__TlsVersion="1.2",
                     )
                     if capture.get("KmsKeyId"):
-                        self.ask(
+                        self.via_s3(
                             role,
                             "kms:GenerateDataKey",
                             self.key_arn(capture["KmsKeyId"]),
                             f"{why}: encrypts captures",
                             "sagemaker-capture",
-                            kms__ViaService=f"s3.{self.region}.amazonaws.com",
-                            kms__CallerAccount=self.account,
                         )
 
     # --- Glue ---
@@ -563,15 +565,7 @@ class Rules:
                 )
                 default = self.where.bucket_keys.get(bucket, (None, False))[0]
                 if default:
-                    self.ask(
-                        role,
-                        "kms:Decrypt",
-                        default,
-                        f"{why} reads {target['Path']}",
-                        "glue-crawler",
-                        kms__ViaService=f"s3.{self.region}.amazonaws.com",
-                        kms__CallerAccount=self.account,
-                    )
+                    self.via_s3(role, "kms:Decrypt", default, f"{why} reads {target['Path']}", "glue-crawler")
 
     def _glue_common(
         self,
@@ -615,14 +609,12 @@ class Rules:
                 )
         for s3 in encryption.get("S3Encryptions", []):
             if s3.get("S3EncryptionMode") == "SSE-KMS":
-                self.ask(
+                self.via_s3(
                     role,
                     "kms:GenerateDataKey",
                     self.key_arn(s3["KmsKeyArn"]),
                     f"{why}: encrypts what it writes",
                     "glue-encryption",
-                    kms__ViaService=f"s3.{self.region}.amazonaws.com",
-                    kms__CallerAccount=self.account,
                 )
         for name in used:
             if name in connections:

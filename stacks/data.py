@@ -24,6 +24,9 @@ BATCH_OUTPUT_PREFIX = "batch-output/"
 CAPTURE_PREFIX = "capture/"
 DATA_PREFIXES = (RAW_PREFIX, PREPARED_PREFIX, BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX)
 TRAIL_PREFIX = "cloudtrail"
+# The services that publish to the operators' topic (alarms, EventBridge rules): the topic's policy
+# and the key it is encrypted with both let them in.
+TOPIC_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
 
 
 class DataStack(Stack):
@@ -89,10 +92,7 @@ class DataStack(Stack):
         self.alarm_topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AlarmsAndRulesOfThisAccountPublish",
-                principals=[
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                    iam.ServicePrincipal("events.amazonaws.com"),
-                ],
+                principals=[iam.ServicePrincipal(service) for service in TOPIC_PUBLISHERS],
                 actions=["sns:Publish"],
                 resources=[self.alarm_topic.topic_arn],
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
@@ -143,10 +143,7 @@ class DataStack(Stack):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AlarmsAndRulesPublishToEncryptedTopic",
-                principals=[
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                    iam.ServicePrincipal("events.amazonaws.com"),
-                ],
+                principals=[iam.ServicePrincipal(service) for service in TOPIC_PUBLISHERS],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": account}},

@@ -71,10 +71,10 @@ def test_every_grant_of_the_prod_stage_is_used_or_its_reason_is_reviewed(prod_pr
 
 
 def test_grants_kept_for_the_handler_tests_paths_are_used_by_the_handler_tests(prod_proof):
-    from permissions.reviewed import _HANDLER_TESTS
+    from permissions.reviewed import HANDLER_TESTS
 
     _, proof, _ = prod_proof
     if not INVOCATIONS:
         pytest.skip("run with the handler tests (test_start_etl, test_training_handlers, test_deploy_model)")
-    unproven = [label for label, reason in proof.unused_reasons() if reason.endswith(_HANDLER_TESTS)]
+    unproven = [label for label, reason in proof.unused_reasons() if reason.endswith(HANDLER_TESTS)]
     assert unproven == [], "\n".join(unproven)
