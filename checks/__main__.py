@@ -1,8 +1,9 @@
 """``python -m checks [cdk.out]``: check a synthesized assembly and print a short summary.
 
-Exits non-zero when cdk-nag has an open finding or a lazy acknowledgement, when a stack
-carries a stack-wide acknowledgement, when cfn-lint finds an error, or when synth needed a
-look-up in an AWS account (the platform synthesizes from its configuration alone).
+Exits non-zero when cdk-nag has an open finding or a lazy acknowledgement, when an
+acknowledgement matches no finding, when a stack carries a stack-wide acknowledgement, when
+cfn-lint finds an error, or when synth needed a look-up in an AWS account (the platform
+synthesizes from its configuration alone).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from checks.assembly import read_lookups, read_stacks
 from checks.cfn_lint import lint_template
-from checks.nag import PACKS, problems, read_reports, stack_wide_suppressions
+from checks.nag import PACKS, problems, read_reports, stack_wide_suppressions, unmatched_acknowledgements
 
 DEFAULT_LINT_REGION = "us-east-1"
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         template = stack.template
         blanket = stack_wide_suppressions(template)
         failures += [f"{stack.name}: stack-wide acknowledgement of {rule}" for rule in blanket]
+        failures += unmatched_acknowledgements(stack.name, template, findings)
         lint = lint_template(stack.template_path, [stack.region or DEFAULT_LINT_REGION])
         failures += [f"{stack.name}: cfn-lint {error}" for error in lint.errors]
         lint_errors += len(lint.errors)

@@ -80,3 +80,28 @@ def stack_wide_suppressions(template: dict) -> list[str]:
     """Rule ids acknowledged for a whole stack (template-level metadata): never allowed."""
     rules = template.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
     return [rule["id"] for rule in rules]
+
+
+def unmatched_acknowledgements(stack: str, template: dict, findings: list[NagFinding]) -> list[str]:
+    """Acknowledgements on ``stack``'s resources that no finding of that resource used.
+
+    cdk-nag writes a suppressed finding with the acknowledgement's reason as its exception reason,
+    prefixed with ``[<finding>]`` for one given per finding (``applies_to``), so each
+    acknowledgement, and each item of a granular one, must appear in the reports. One that does
+    not acknowledges nothing: its rule no longer fires there, or its reason was never about this
+    resource.
+    """
+    used = {(f.resource, f.rule_id, f.reason) for f in findings if f.stack == stack and f.compliance == "Suppressed"}
+    found = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        metadata = resource.get("Metadata", {})
+        path = metadata.get("aws:cdk:path", logical_id)
+        for rule in metadata.get("cdk_nag", {}).get("rules_to_suppress", []):
+            items = rule.get("applies_to") or [None]
+            for item in items:
+                label = item if isinstance(item, str) else json.dumps(item) if item else None
+                reason = f"[{label}] {rule['reason']}" if label else rule["reason"]
+                if (path, rule["id"], reason) not in used:
+                    what = f"{rule['id']}" + (f" [{label}]" if label else "")
+                    found.append(f"{stack}: {path}: acknowledgement of {what} matches no finding")
+    return found

@@ -3,7 +3,10 @@
 from config.stage import (
     INTERFACE_ENDPOINT_SERVICES,
     ConfigError,
+    EtlConfig,
+    HostingConfig,
     StageConfig,
+    WorkspaceConfig,
     available_stages,
     load_stage,
 )
@@ -11,7 +14,10 @@ from config.stage import (
 __all__ = [
     "INTERFACE_ENDPOINT_SERVICES",
     "ConfigError",
+    "EtlConfig",
+    "HostingConfig",
     "StageConfig",
+    "WorkspaceConfig",
     "available_stages",
     "load_stage",
 ]

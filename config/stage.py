@@ -219,6 +219,8 @@ class FunctionsConfig(_Section):
     reserved_concurrency: int = Field(default=5, ge=1, le=1000)
     # Retries of an asynchronous invocation (and of EventBridge's delivery) before the DLQ.
     retry_attempts: int = Field(default=2, ge=0, le=2)
+    # The application log level Lambda applies to the handlers' logging (JSON log format).
+    log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
 
 
 class NotificationsConfig(_Section):
@@ -322,6 +324,18 @@ class StageConfig(_Section):
     @property
     def stack_prefix(self) -> str:
         return f"MlPlatform-{self.name}"
+
+    @property
+    def resource_prefix(self) -> str:
+        """The prefix of the names the platform gives its resources (endpoints, model package
+        groups, the Studio domain): the stack prefix in lower case."""
+        return self.stack_prefix.lower()
+
+    @property
+    def retains_data(self) -> bool:
+        """Whether the stage keeps what holds data (buckets, key, logs, registry, Studio domain)
+        when its stacks are deleted; always in production."""
+        return not self.data.destroy_on_delete
 
 
 def _fail(stage: str, key: str, value: Any, allowed: str) -> None:

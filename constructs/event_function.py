@@ -15,7 +15,7 @@ Callers grant the function what its handler needs through ``function`` (CDK gran
 
 from __future__ import annotations
 
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -31,18 +31,37 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from constructs.build_folder import build_folder
 from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.local_bundling import bundling, folder_with
 from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_ROOT = ROOT / "lambda"
+# The runtime modules functions share live in etl/ (the Glue job ships dataset_spec.py too); the
+# runtime library is shipped beside every handler, others where a function names them.
+SHARED_MODULES = ROOT / "etl"
+RUNTIME_LIBRARY = "platform_runtime.py"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ENI_REASON = (
     "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
     "EC2 offers no resource-level permissions for the Describe actions, so AWS's own "
     "AWSLambdaVPCAccessExecutionRole grants them on all resources too."
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionDefaults:
+    """What every function of a stage shares, decided once for the stage (``app.py``)."""
+
+    key: kms.IKey  # environment, logs and dead-letter queue
+    alarm_topic: sns.ITopic
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    log_retention_days: int
+    log_level: str  # DEBUG, INFO, WARN or ERROR
+    reserved_concurrency: int
+    retry_attempts: int
+    retain_logs: bool
 
 
 def object_created(bucket: s3.IBucket, key: dict[str, str]) -> events.EventPattern:
@@ -65,24 +84,21 @@ class EventFunction(Construct):
         description: str,
         event_pattern: events.EventPattern,
         environment: dict[str, str],
-        key: kms.IKey,
-        alarm_topic: sns.ITopic,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
-        log_retention_days: int,
-        reserved_concurrency: int,
-        retry_attempts: int,
-        retain_logs: bool,
+        defaults: FunctionDefaults,
+        reserved_concurrency: int | None = None,
         timeout_seconds: int = 30,
         memory_size: int = 256,
-        shared_modules: tuple[Path, ...] = (),
+        shared_modules: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        key, vpc = defaults.key, defaults.vpc
         code = LAMBDA_ROOT / handler_folder
         if not (code / "handler.py").is_file():
             raise ValueError(f"{code}/handler.py not found: each function is a folder under lambda/ with a handler.py")
-        if shared_modules:
-            code = _assemble(handler_folder, code, shared_modules)
+        modules = [SHARED_MODULES / name for name in (RUNTIME_LIBRARY, *shared_modules)]
+        for module in modules:
+            if not module.is_file():
+                raise ValueError(f"{module} not found: shared modules are files of {SHARED_MODULES}")
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -92,15 +108,8 @@ class EventFunction(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        acknowledge(
-            self.dead_letter_queue,
-            {
-                "AwsSolutions-SQS3": "This queue is the dead-letter queue of the function and of its "
-                "EventBridge target; a DLQ of a DLQ would only move the messages one step further."
-            },
-        )
         log_group = EncryptedLogGroup(
-            self, "Logs", key=key, retention_days=log_retention_days, retain=retain_logs
+            self, "Logs", key=key, retention_days=defaults.log_retention_days, retain=defaults.retain_logs
         ).log_group
 
         self.role = iam.Role(
@@ -161,20 +170,20 @@ class EventFunction(Construct):
             description=description,
             runtime=RUNTIME,
             handler="handler.handler",
-            code=lambda_.Code.from_asset(str(code), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(code), **bundling(folder_with(code, modules))),
             role=self.role,
             environment=environment,
             environment_encryption=key,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_size,
-            reserved_concurrent_executions=reserved_concurrency,
-            retry_attempts=retry_attempts,
+            reserved_concurrent_executions=reserved_concurrency or defaults.reserved_concurrency,
+            retry_attempts=defaults.retry_attempts,
             dead_letter_queue=self.dead_letter_queue,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            application_log_level_v2=lambda_.ApplicationLogLevel[defaults.log_level],
             vpc=vpc,
-            vpc_subnets=subnets,
+            vpc_subnets=defaults.subnets,
             security_groups=[self.security_group],
         )
         self.function.node.add_dependency(self.role)
@@ -184,12 +193,12 @@ class EventFunction(Construct):
             targets.LambdaFunction(
                 self.function,
                 dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=retry_attempts,
+                retry_attempts=defaults.retry_attempts,
                 max_event_age=Duration.hours(2),
             )
         )
 
-        notify = actions.SnsAction(alarm_topic)
+        notify = actions.SnsAction(defaults.alarm_topic)
         self.alarms = [
             self.function.metric_errors(period=Duration.minutes(5), statistic="Sum").create_alarm(
                 self,
@@ -216,14 +225,6 @@ class EventFunction(Construct):
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)
-        self.dead_letter_queue.apply_removal_policy(RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY)
-
-
-def _assemble(name: str, source: Path, modules: tuple[Path, ...]) -> Path:
-    """The handler's folder plus shared runtime modules, in the process's build folder."""
-    target = build_folder() / "lambda" / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for module in modules:
-        shutil.copyfile(module, target / module.name)
-    return target
+        self.dead_letter_queue.apply_removal_policy(
+            RemovalPolicy.RETAIN if defaults.retain_logs else RemovalPolicy.DESTROY
+        )

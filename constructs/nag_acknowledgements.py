@@ -58,12 +58,14 @@ KMS_GRANT_ACTIONS = ["Action::kms:GenerateDataKey*"]
 
 
 def acknowledge_wildcards(policy: IConstruct, reasons: dict[str, list[str]]) -> None:
-    """AwsSolutions-IAM5 on ``policy``, item by item: each reason covers exactly its items."""
+    """AwsSolutions-IAM5 on ``policy``, item by item: each reason covers exactly its items (a reason
+    with no items acknowledges nothing; an empty ``applies_to`` would acknowledge every finding)."""
     NagSuppressions.add_resource_suppressions(
         policy,
         [
             NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=items)
             for reason, items in reasons.items()
+            if items
         ],
     )
 

@@ -20,12 +20,8 @@ REPLICATION_REASON = (
     "platform's scope; versioning, noncurrent-version retention and RETAIN in production "
     "protect the objects against deletion and overwrite."
 )
-_LOOP = "This is the server access log destination; logging it to itself would loop."
 _SSE_S3 = "S3 server access logging delivers only to buckets encrypted with SSE-S3 (AES256), not SSE-KMS."
 LOG_BUCKET_REASONS = {
-    "AwsSolutions-S1": _LOOP,
-    "HIPAA.Security-S3BucketLoggingEnabled": _LOOP,
-    "NIST.800.53.R5-S3BucketLoggingEnabled": _LOOP,
     "HIPAA.Security-S3DefaultEncryptionKMS": _SSE_S3,
     "NIST.800.53.R5-S3DefaultEncryptionKMS": _SSE_S3,
 }

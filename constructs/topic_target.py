@@ -12,6 +12,7 @@ from __future__ import annotations
 import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
+from constructs import Construct
 
 
 @jsii.implements(events.IRuleTarget)
@@ -22,3 +23,19 @@ class TopicTarget:
 
     def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(arn=self.topic.topic_arn, input=self.message)
+
+
+def notify(
+    scope: Construct,
+    construct_id: str,
+    *,
+    topic: sns.ITopic,
+    description: str,
+    event_pattern: events.EventPattern,
+    message: str,
+) -> events.Rule:
+    """An EventBridge rule that tells ``topic`` ``message`` (with ``EventField`` placeholders)
+    whenever an event matches ``event_pattern``."""
+    rule = events.Rule(scope, construct_id, description=description, event_pattern=event_pattern)
+    rule.add_target(TopicTarget(topic, message=events.RuleTargetInput.from_text(message)))
+    return rule

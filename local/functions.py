@@ -150,6 +150,11 @@ class LocalFunction:
     def log_group(self) -> str:
         return self.properties.get("LoggingConfig", {}).get("LogGroup", f"/aws/lambda/{self.name}")
 
+    @property
+    def log_level(self) -> str:
+        """The application log level (Lambda's default, INFO, where the template sets none)."""
+        return self.properties.get("LoggingConfig", {}).get("ApplicationLogLevel", "INFO")
+
     def runtime_environment(self) -> dict[str, str]:
         properties = self.properties
         reserved = {
@@ -161,6 +166,8 @@ class LocalFunction:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 128)),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
+            "AWS_LAMBDA_LOG_FORMAT": self.properties.get("LoggingConfig", {}).get("LogFormat", "Text"),
+            "AWS_LAMBDA_LOG_LEVEL": self.log_level,
             "AWS_LAMBDA_LOG_STREAM_NAME": "local",
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "TZ": ":UTC",
@@ -204,15 +211,22 @@ class LocalFunction:
             log_group_name=self.log_group,
             timeout_seconds=int(self.properties.get("Timeout", 3)),
         )
-        level = self.properties.get("LoggingConfig", {}).get("ApplicationLogLevel", "INFO")
-        capture = _Capture(getattr(logging, level, logging.INFO))
+        # Lambda filters the handler's logging at the function's application log level (JSON format):
+        # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html; its
+        # Python runtime reads the level from AWS_LAMBDA_LOG_LEVEL and sets it on the root logger
+        # (aws-lambda-python-runtime-interface-client, awslambdaric/bootstrap.py).
+        level = logging.getLevelName(self.log_level.replace("WARN", "WARNING"))
+        capture = _Capture(level)
         root = logging.getLogger()
+        saved_level = root.level
         root.addHandler(capture)
+        root.setLevel(level)
         try:
             with environment(self.runtime_environment()), acting_as(self.role_arn):
                 return getattr(module, self._function)(json.loads(json.dumps(event)), context)
         finally:
             root.removeHandler(capture)
+            root.setLevel(saved_level)
             self.last_logs = capture.records
 
 

@@ -131,8 +131,8 @@ _NEXT_ROLLOUT = (
 )
 # The roles with CDK's S3 read grant (Bucket.grant_read).
 _READERS = (
-    "JobRole",
-    "CrawlerRole",
+    "PreparationJobRole",
+    "CatalogueCrawlerRole",
     "StartEtlRole",
     "ExecutionRole",
     "RegisterModelRole",
@@ -148,19 +148,19 @@ UNUSED: dict[tuple[str, str], str] = {
     **{
         (role, "s3:AbortMultipartUpload"): _MULTIPART
         for role in (
-            "JobRole",
+            "PreparationJobRole",
             "StartEtlRole",
             "ExecutionRole",
             "RegisterModelRole",
             "DataScientistRole",
         )
     },
-    ("JobRole", "s3:DeleteObject"): (
+    ("PreparationJobRole", "s3:DeleteObject"): (
         "Spark's output committer deletes its temporary objects under the run's prefix; the twin runs Spark "
         "on local files and uploads only the result"
     ),
     **{
-        ("CrawlerRole", action): (
+        ("CatalogueCrawlerRole", action): (
             "the crawler records a partition for each partitioned folder it finds under prepared/; the twin "
             "does not run the crawler's classification"
         )

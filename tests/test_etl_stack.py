@@ -11,6 +11,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from moto.events.models import EventPattern
 
+from config.datasets import DATASETS_DIR, dataset_specs
+from etl.dataset_spec import SpecError
 from tests.helpers import logical_id, properties, resources
 
 EVENTS = Path(__file__).parent / "events"
@@ -40,6 +42,10 @@ def concrete(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [concrete(item, names) for item in value]
     return value
+
+
+def prepare_job(template: Template) -> str:
+    return logical_id(template, "AWS::Glue::Job", "PreparationJob")
 
 
 def rule_pattern(template: Template, fragment: str, names: dict[str, str]) -> EventPattern:
@@ -124,7 +130,7 @@ def test_security_configuration_is_named_after_the_stage(stage):
 
 def test_job_and_crawler_run_inside_the_vpc(stage):
     template = etl(stage)
-    group = logical_id(template, "AWS::EC2::SecurityGroup", "GlueSecurityGroup")
+    group = logical_id(template, "AWS::EC2::SecurityGroup", "GlueNetworkSecurityGroup")
     template.has_resource_properties(
         "AWS::Glue::Connection",
         {
@@ -192,7 +198,7 @@ def test_start_etl_is_an_isolated_python_function_with_reserved_concurrency_and_
             "VpcConfig": {"SecurityGroupIds": Match.any_value(), "SubnetIds": Match.any_value()},
             "Environment": {
                 "Variables": Match.object_like(
-                    {"JOB_NAME": {"Ref": "PrepareJob"}, "RAW_PREFIX": "raw/", "PREPARED_PREFIX": "prepared/"}
+                    {"JOB_NAME": {"Ref": prepare_job(template)}, "RAW_PREFIX": "raw/", "PREPARED_PREFIX": "prepared/"}
                 )
             },
         },
@@ -229,7 +235,7 @@ def test_start_etl_may_start_only_this_job_and_touch_only_run_records(stage):
     glue = [s for s in statements if any(a.startswith("glue:") for a in _actions(s))]
     assert len(glue) == 1
     assert sorted(_actions(glue[0])) == ["glue:GetJobRuns", "glue:StartJobRun"]
-    assert "job/" in json.dumps(glue[0]["Resource"]) and "PrepareJob" in json.dumps(glue[0]["Resource"])
+    assert "job/" in json.dumps(glue[0]["Resource"]) and prepare_job(template) in json.dumps(glue[0]["Resource"])
     for statement in statements:
         if any(
             a.startswith("s3:") and a != "s3:List*" and not a.startswith("s3:GetBucket") for a in _actions(statement)
@@ -254,12 +260,12 @@ def test_alarms_on_errors_and_dead_letters_notify_the_operators(stage):
 
 def test_failed_job_runs_are_published_to_the_operators(stage):
     template = etl(stage)
-    pattern = rule_pattern(template, "JobFailedRule", {"PrepareJob": "PrepareJob-abc123"})
+    pattern = rule_pattern(template, "PreparationFailedRule", {prepare_job(template): "PrepareJob-abc123"})
     failed = json.loads((EVENTS / "glue_job_state_change_failed.json").read_text())
     assert pattern.matches_event(failed)
     assert not pattern.matches_event({**failed, "detail": {**failed["detail"], "state": "SUCCEEDED"}})
     assert not pattern.matches_event({**failed, "detail": {**failed["detail"], "jobName": "someone-elses-job"}})
-    rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", "JobFailedRule")]
+    rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", "PreparationFailedRule")]
     [target] = rule["Properties"]["Targets"]
     assert "OperatorTopic" in json.dumps(target["Arn"])
     # EventBridge reaches an SNS target through the topic's policy only, never a role:
@@ -277,7 +283,9 @@ def test_no_statement_grants_every_action_of_a_service(stage):
 
 def test_glue_job_reads_raw_and_writes_prepared_only(stage):
     template = etl(stage)
-    policy = resources(template, "AWS::IAM::Policy")[logical_id(template, "AWS::IAM::Policy", "JobRoleDefaultPolicy")]
+    policy = resources(template, "AWS::IAM::Policy")[
+        logical_id(template, "AWS::IAM::Policy", "PreparationJobRoleDefaultPolicy")
+    ]
     text = json.dumps(policy["Properties"]["PolicyDocument"])
     writes = [
         s
@@ -301,24 +309,14 @@ def _actions(statement: dict) -> list[str]:
     return [action] if isinstance(action, str) else action
 
 
-def test_a_broken_spec_fails_synth(monkeypatch, tmp_path):
-    import stacks.etl as etl_module
-
+def test_a_broken_spec_fails_synth(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps({"dataset": "broken", "csv": {"header": True}}))
-    monkeypatch.setattr(etl_module, "DATASETS_DIR", tmp_path)
-    from dataset_spec import SpecError
-
     with pytest.raises(SpecError, match="dataset 'broken': target is required"):
-        etl_module.dataset_specs()
+        dataset_specs(folder=tmp_path)
 
 
-def test_a_spec_must_be_named_after_its_dataset(monkeypatch, tmp_path):
-    import stacks.etl as etl_module
-
-    spec = json.loads((etl_module.DATASETS_DIR / "car-evaluation.json").read_text())
+def test_a_spec_must_be_named_after_its_dataset(tmp_path):
+    spec = json.loads((DATASETS_DIR / "car-evaluation.json").read_text())
     (tmp_path / "cars.json").write_text(json.dumps(spec))
-    monkeypatch.setattr(etl_module, "DATASETS_DIR", tmp_path)
-    from dataset_spec import SpecError
-
     with pytest.raises(SpecError, match=r"must be named car-evaluation\.json, not cars\.json"):
-        etl_module.dataset_specs()
+        dataset_specs(folder=tmp_path)

@@ -7,11 +7,11 @@ import json
 
 import pytest
 from aws_cdk.assertions import Template
+from constructs.realtime_endpoint import vcpus
 from moto.events.models import EventPattern
 
 from app import build_app
 from config import ConfigError
-from stacks.hosting import vcpus
 from tests.helpers import logical_id, resources
 
 BILLABLE = (

@@ -70,20 +70,19 @@ def test_a_spec_whose_dataset_the_assembly_lacks_says_to_synthesize_it(run, dev,
 
 
 def test_extra_spec_files_are_checked_like_the_shipped_ones(tmp_path):
-    from dataset_spec import SpecError
-
-    import stacks.etl as etl_module
+    from config.datasets import dataset_specs
+    from etl.dataset_spec import SpecError
 
     own = json.loads((ROOT / "datasets" / "vertebral-column.json").read_text())
     (tmp_path / "spine.json").write_text(json.dumps({**own, "dataset": "spine"}))
-    specs = etl_module.dataset_specs((tmp_path / "spine.json",))
+    specs = dataset_specs((tmp_path / "spine.json",))
     assert specs["spine"] == tmp_path / "spine.json" and "bank-marketing" in specs
 
     (tmp_path / "twin.json").write_text(json.dumps(own))
     with pytest.raises(SpecError, match=r"names a dataset that .*vertebral-column\.json already defines"):
-        etl_module.dataset_specs((tmp_path / "twin.json",))
+        dataset_specs((tmp_path / "twin.json",))
     with pytest.raises(SpecError, match="does not exist"):
-        etl_module.dataset_specs((tmp_path / "missing.json",))
+        dataset_specs((tmp_path / "missing.json",))
     (tmp_path / "broken.json").write_text(json.dumps({"dataset": "broken", "csv": {}}))
     with pytest.raises(SpecError, match=r"dataset .broken.: csv\.header must be true or false"):
-        etl_module.dataset_specs((tmp_path / "broken.json",))
+        dataset_specs((tmp_path / "broken.json",))

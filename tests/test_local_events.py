@@ -227,8 +227,19 @@ def test_object_created_in_other_partitions_names_the_bucket_there():
     assert object_created(region="cn-north-1")["resources"] == [f"arn:aws-cn:s3:::{BUCKET}"]
 
 
+START_ETL_ENV = {
+    "JOB_NAME": "prepare",
+    "DATA_BUCKET": BUCKET,
+    "RAW_PREFIX": "raw/",
+    "PREPARED_PREFIX": "prepared/",
+    "DATASET_SPECS": "{}",
+    "SEED": "42",
+    "CLAIM_TIMEOUT_SECONDS": "900",
+}
+
+
 def test_start_etl_reads_object_created(load_handler):
-    start_etl = load_handler("start_etl", {"JOB_NAME": "prepare", "DATA_BUCKET": BUCKET, "DATASET_SPECS": "{}"})
+    start_etl = load_handler("start_etl", START_ETL_ENV)
     first = start_etl.ObjectCreated.from_event(object_created(n=1, event_id="first"))
     assert first.bucket == BUCKET
     assert first.key == "raw/bank-marketing/bank-additional.csv"
@@ -241,7 +252,7 @@ def test_start_etl_reads_object_created(load_handler):
     assert unversioned.version == "2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"
 
     settings = start_etl.Settings.from_env(
-        {"JOB_NAME": "prepare", "DATA_BUCKET": BUCKET, "DATASET_SPECS": json.dumps({"bank-marketing": "s3://a/b"})}
+        {**START_ETL_ENV, "DATASET_SPECS": json.dumps({"bank-marketing": "s3://a/b"})}
     )
     # The same delivery twice is the same run; a later write of the same key in the same second is not.
     again = start_etl.ObjectCreated.from_event(object_created(n=1, event_id="first"))
@@ -261,6 +272,10 @@ TRAINING_ENV = {
     "IMAGES": "{}",
     "DATASET_SPECS": json.dumps({"car-evaluation": "s3://cdk-assets/car.json"}),
     "STAGE": "dev",
+    "PREPARED_PREFIX": "prepared/",
+    "MANAGED_SPOT": "false",
+    "MAX_WAIT_MINUTES": "120",
+    "VOLUME_SIZE_GB": "30",
 }
 
 
@@ -295,6 +310,10 @@ BATCH_ENV = {
     "DATASETS": json.dumps(["car-evaluation"]),
     "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:operators",
     "STAGE": "dev",
+    "BATCH_INPUT_PREFIX": "batch-input/",
+    "BATCH_OUTPUT_PREFIX": "batch-output/",
+    "INSTANCE_TYPE": "ml.m5.large",
+    "INSTANCE_COUNT": "1",
 }
 
 
@@ -619,6 +638,7 @@ REGISTER_ENV = {
     "IMAGES": "{}",
     "DATASET_SPECS": json.dumps({"car-evaluation": "s3://cdk-assets/car.json"}),
     "STAGE": "dev",
+    "PASS_STATUS": "Approved",
 }
 OUR_TAGS = [{"Key": "ml-platform:stage", "Value": "dev"}, {"Key": "ml-platform:dataset", "Value": "car-evaluation"}]
 

@@ -202,7 +202,7 @@ def test_missing_configuration_is_named_at_start(aws, monkeypatch):
     spec = importlib.util.spec_from_file_location("start_etl_broken", ROOT / "lambda" / "start_etl" / "handler.py")
     broken = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "start_etl_broken", broken)
-    with pytest.raises(RuntimeError, match="start_etl needs the environment variables DATASET_SPECS"):
+    with pytest.raises(RuntimeError, match="start_etl needs the environment variable DATASET_SPECS"):
         spec.loader.exec_module(broken)
 
 

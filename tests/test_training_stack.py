@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Template
+from constructs.local_bundling import tarball_of
 from constructs.sagemaker_images import Image, registries
 from moto.events.models import EventPattern
 
-from stacks.training import IMAGES, SOURCE_FILES, source_tarball
+from stacks.training import IMAGES, SOURCE_FILES, TRAINING_CODE
 from tests.helpers import logical_id, properties, resources
 from tests.test_etl_stack import concrete
 
@@ -147,9 +148,14 @@ def test_every_lambda_has_a_dlq_and_two_alarms(stage):
     assert all(f["Runtime"] == "python3.14" and "VpcConfig" in f for f in functions)
 
 
-def test_the_training_code_tarball_is_byte_stable_and_holds_the_scripts():
-    first = source_tarball().read_bytes()
-    second = source_tarball().read_bytes()
+def test_the_training_code_tarball_is_byte_stable_and_holds_the_scripts(tmp_path):
+    write = tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    write(tmp_path / "a"), write(tmp_path / "b")
+    first, second = (
+        (tmp_path / "a" / "sourcedir.tar.gz").read_bytes(),
+        (tmp_path / "b" / "sourcedir.tar.gz").read_bytes(),
+    )
     assert first == second
-    with tarfile.open(source_tarball()) as archive:
+    with tarfile.open(tmp_path / "a" / "sourcedir.tar.gz") as archive:
         assert sorted(archive.getnames()) == sorted(SOURCE_FILES)

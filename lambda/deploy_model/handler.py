@@ -28,9 +28,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from platform_runtime import Environment, error_code
 
 LOG = logging.getLogger(__name__)
-LOG.setLevel(logging.INFO)
 PARAMETER = "ModelPackageArn"
 READY = {
     "CREATE_COMPLETE",
@@ -57,9 +57,12 @@ class Settings:
     role_arn: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, variables: Mapping[str, str]) -> Settings:
+        env = Environment("deploy_model", variables)
         return cls(
-            stack_name=env["STACK_NAME"], group_name=env["MODEL_PACKAGE_GROUP"], role_arn=env["CLOUDFORMATION_ROLE_ARN"]
+            stack_name=env.text("STACK_NAME"),
+            group_name=env.text("MODEL_PACKAGE_GROUP"),
+            role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
         )
 
 
@@ -111,7 +114,7 @@ def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -
             Capabilities=["CAPABILITY_IAM"],
         )
     except ClientError as error:
-        if error.response["Error"]["Code"] != UPDATE_REFUSED:
+        if error_code(error) != UPDATE_REFUSED:
             raise
         # Busy since we looked, or already given the package (no updates to perform): the
         # stack as it is now says which. Anything else it refused is raised as it came.

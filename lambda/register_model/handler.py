@@ -31,10 +31,20 @@ from typing import Any
 
 import boto3
 from dataset_spec import DatasetSpec, load_spec
+from platform_runtime import (
+    DATASET_TAG,
+    RUN_TAG,
+    STAGE_TAG,
+    Environment,
+    MissingSetting,
+    latest_approved_package,
+    read_text,
+    tag_map,
+)
 
 LOG = logging.getLogger(__name__)
-LOG.setLevel(logging.INFO)
 CONTENT_TYPES = ["text/csv", "application/json"]
+PASS_STATUSES = ("Approved", "PendingManualApproval")
 
 
 @dataclass(frozen=True)
@@ -46,19 +56,23 @@ class Settings:
     specs: Mapping[str, str]
     stage: str
     # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
-    pass_status: str = "Approved"
+    pass_status: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        return cls(
-            artifacts_bucket=env["ARTIFACTS_BUCKET"],
-            group_prefix=env["GROUP_PREFIX"],
-            topic_arn=env["TOPIC_ARN"],
-            images=json.loads(env["IMAGES"]),
-            specs=json.loads(env["DATASET_SPECS"]),
-            stage=env["STAGE"],
-            pass_status=env.get("PASS_STATUS", "Approved"),
+    def from_env(cls, variables: Mapping[str, str]) -> Settings:
+        env = Environment("register_model", variables)
+        settings = cls(
+            artifacts_bucket=env.text("ARTIFACTS_BUCKET"),
+            group_prefix=env.text("GROUP_PREFIX"),
+            topic_arn=env.text("TOPIC_ARN"),
+            images=env.json("IMAGES"),
+            specs=env.json("DATASET_SPECS"),
+            stage=env.text("STAGE"),
+            pass_status=env.text("PASS_STATUS"),
         )
+        if settings.pass_status not in PASS_STATUSES:
+            raise MissingSetting(f"register_model: PASS_STATUS must be one of {', '.join(PASS_STATUSES)}")
+        return settings
 
 
 @dataclass(frozen=True)
@@ -106,9 +120,9 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         if described.get("TuningJobArn"):
             return {"status": "ignored", "reason": f"{name} belongs to a tuning job; its outcome is the tuning job's"}
     # The rule passes every job's end in the account; only this stage's jobs are ours.
-    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
-    dataset = tags.get("ml-platform:dataset")
-    if tags.get("ml-platform:stage") != settings.stage or dataset not in settings.specs:
+    tags = tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
+    dataset = tags.get(DATASET_TAG)
+    if tags.get(STAGE_TAG) != settings.stage or dataset not in settings.specs:
         return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
     kind = "tuning job" if tuning_event else "training job"
     if status != "Completed":
@@ -121,7 +135,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
     else:
         job = described
 
-    spec = load_spec(_read(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    spec = load_spec(read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
     group = group_name(settings, dataset)
     existing = _package_of(sagemaker, group, job["TrainingJobName"])
     if existing:
@@ -146,7 +160,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         }
     metadata = {
         "dataset": dataset,
-        "run_id": tags.get("ml-platform:run", ""),
+        "run_id": tags.get(RUN_TAG, ""),
         "training_job": job["TrainingJobName"],
         "objective_metric": metric,
         "objective_value": f"{value:.6f}",
@@ -204,16 +218,10 @@ def _package_of(sagemaker, group: str, training_job: str) -> str | None:
 
 
 def _approved_value(sagemaker, group: str) -> float | None:
-    packages = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )["ModelPackageSummaryList"]
-    if not packages:
+    package = latest_approved_package(sagemaker, group)
+    if package is None:
         return None
-    described = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    described = sagemaker.describe_model_package(ModelPackageName=package)
     value = described.get("CustomerMetadataProperties", {}).get("objective_value")
     return float(value) if value is not None else None
 
@@ -237,11 +245,6 @@ def _store_evaluation(s3, settings: Settings, dataset: str, job_name: str, evalu
         Bucket=settings.artifacts_bucket, Key=key, Body=json.dumps(evaluation).encode(), ContentType="application/json"
     )
     return f"s3://{settings.artifacts_bucket}/{key}"
-
-
-def _read(s3, uri: str) -> str:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
 
 
 SETTINGS = Settings.from_env(os.environ)

@@ -11,8 +11,8 @@ refuses for the name counts as success when the job of that name, described agai
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import logging
 import os
 import re
@@ -22,23 +22,17 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from platform_runtime import (
+    NAME_TAKEN,
+    Environment,
+    ObjectCreated,
+    described,
+    error_code,
+    job_tags,
+    latest_approved_package,
+)
 
 LOG = logging.getLogger(__name__)
-LOG.setLevel(logging.INFO)
-# SageMaker's error codes this function decides by (never by the wording):
-# - DescribeTransformJob of a name SageMaker does not have: ResourceNotFound as documented, or the
-#   common ValidationException, which SageMaker answers instead. Our names are valid by
-#   construction, so a ValidationException can only mean "not found" here.
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html#API_DescribeTransformJob_Errors
-# - Create* of a name in use: ResourceInUse as documented for CreateTransformJob, the common
-#   ValidationException for CreateModel (which documents no such error). Never taken on the code
-#   alone: the transform job is described again, and a model refused so is left for
-#   CreateTransformJob, which needs it, to prove (the function's role has no DescribeModel).
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html#API_CreateTransformJob_Errors
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModel.html#API_CreateModel_Errors
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
-NOT_FOUND = ("ResourceNotFound", "ValidationException")
-NAME_TAKEN = ("ResourceInUse", "ValidationException")
 
 
 @dataclass(frozen=True)
@@ -58,55 +52,37 @@ class Settings:
     instance_count: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, variables: Mapping[str, str]) -> Settings:
+        env = Environment("start_batch_transform", variables)
         return cls(
-            data_bucket=env["DATA_BUCKET"],
-            input_prefix=env.get("BATCH_INPUT_PREFIX", "batch-input/"),
-            output_prefix=env.get("BATCH_OUTPUT_PREFIX", "batch-output/"),
-            group_prefix=env["GROUP_PREFIX"],
-            role_arn=env["ROLE_ARN"],
-            kms_key_arn=env["KMS_KEY_ARN"],
-            subnets=json.loads(env["SUBNETS"]),
-            security_groups=json.loads(env["SECURITY_GROUPS"]),
-            datasets=json.loads(env["DATASETS"]),
-            topic_arn=env["TOPIC_ARN"],
-            stage=env["STAGE"],
-            instance_type=env.get("INSTANCE_TYPE", "ml.m5.large"),
-            instance_count=int(env.get("INSTANCE_COUNT", "1")),
+            data_bucket=env.text("DATA_BUCKET"),
+            input_prefix=env.text("BATCH_INPUT_PREFIX"),
+            output_prefix=env.text("BATCH_OUTPUT_PREFIX"),
+            group_prefix=env.text("GROUP_PREFIX"),
+            role_arn=env.text("ROLE_ARN"),
+            kms_key_arn=env.text("KMS_KEY_ARN"),
+            subnets=env.json("SUBNETS"),
+            security_groups=env.json("SECURITY_GROUPS"),
+            datasets=env.json("DATASETS"),
+            topic_arn=env.text("TOPIC_ARN"),
+            stage=env.text("STAGE"),
+            instance_type=env.text("INSTANCE_TYPE"),
+            instance_count=env.integer("INSTANCE_COUNT"),
         )
 
 
 def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Settings) -> dict[str, Any]:
-    detail = event["detail"]
-    bucket, key = detail["bucket"]["name"], detail["object"]["key"]
-    size = int(detail["object"].get("size", 0))
-    identity = detail["object"].get("version-id") or detail["object"].get("etag", "")
-    dataset, _, name = key.removeprefix(settings.input_prefix).partition("/")
-    reason = None
-    if bucket != settings.data_bucket or not key.startswith(settings.input_prefix):
-        reason = f"s3://{bucket}/{key} is not under the data bucket's {settings.input_prefix}"
-    elif key.endswith("/") or size == 0:
-        reason = f"{key} is a folder marker or empty"
-    elif not name:
-        reason = f"{key} is directly under {settings.input_prefix}; expected {settings.input_prefix}<dataset>/<file>"
-    elif dataset not in settings.datasets:
-        reason = f"dataset {dataset!r} has no spec"
-    if reason:
-        LOG.info("ignored: %s", reason)
-        return {"status": "ignored", "reason": reason}
+    obj = ObjectCreated.from_event(event)
+    found = obj.in_dataset(bucket=settings.data_bucket, prefix=settings.input_prefix, datasets=settings.datasets)
+    if isinstance(found, str):
+        LOG.info("ignored: %s", found)
+        return {"status": "ignored", "reason": found}
+    dataset, name = found
 
     group = f"{settings.group_prefix}-{dataset}"
-    approved = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )["ModelPackageSummaryList"]
-    if not approved:
-        message = (
-            f"No approved model for {dataset} (model package group {group}): s3://{bucket}/{key} was not transformed"
-        )
+    package = latest_approved_package(sagemaker, group)
+    if package is None:
+        message = f"No approved model for {dataset} (model package group {group}): {obj.uri} was not transformed"
         LOG.warning(message)
         sns.publish(
             TopicArn=settings.topic_arn,
@@ -114,17 +90,17 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
             Message=message,
         )
         return {"status": "no-model", "dataset": dataset}
-    package = approved[0]["ModelPackageArn"]
 
-    digest = hashlib.sha256("\n".join([key, identity, package]).encode()).hexdigest()[:12]
+    digest = hashlib.sha256("\n".join([obj.key, obj.version, package]).encode()).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit('.', 1)[0]}")[: 63 - 13].strip("-")
     job = f"{stem}-{digest}"
-    source = f"s3://{bucket}/{key}"
-    if _described(sagemaker, job) is not None:
+    source = obj.uri
+    describe = functools.partial(sagemaker.describe_transform_job, TransformJobName=job)
+    if described(describe) is not None:
         LOG.info("duplicate event: transform job %s exists", job)
         return {"status": "duplicate", "job": job}
     model = job  # one model per job, named after it
-    model_refused = _create_model(sagemaker, model, package, settings)
+    model_refused = _create_model(sagemaker, model, package, settings, dataset)
     try:
         sagemaker.create_transform_job(
             TransformJobName=job,
@@ -136,7 +112,7 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
                 "SplitType": "Line",
             },
             TransformOutput={
-                "S3OutputPath": f"s3://{bucket}/{settings.output_prefix}{dataset}/",
+                "S3OutputPath": f"s3://{obj.bucket}/{settings.output_prefix}{dataset}/",
                 "Accept": "text/csv",
                 "AssembleWith": "Line",
                 "KmsKeyId": settings.kms_key_arn,
@@ -147,14 +123,10 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
                 "VolumeKmsKeyId": settings.kms_key_arn,
             },
             DataProcessing={"JoinSource": "Input"},
-            Tags=[
-                {"Key": "ml-platform:stage", "Value": settings.stage},
-                {"Key": "ml-platform:dataset", "Value": dataset},
-            ],
+            Tags=job_tags(settings.stage, dataset),
         )
     except ClientError as error:
-        described = _described(sagemaker, job) if error.response["Error"]["Code"] in NAME_TAKEN else None
-        if not _is_ours(described, model, source):
+        if error_code(error) not in NAME_TAKEN or not _is_ours(described(describe), model, source):
             if model_refused:  # most likely why: the refused model was not one already there
                 raise error from model_refused
             raise
@@ -164,7 +136,7 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
     return {"status": "started", "job": job, "model_package": package, "dataset": dataset}
 
 
-def _create_model(sagemaker, name: str, package: str, settings: Settings) -> ClientError | None:
+def _create_model(sagemaker, name: str, package: str, settings: Settings, dataset: str) -> ClientError | None:
     """Creates the SageMaker model of the approved package, isolated in the VPC. SageMaker's
     refusal with a code a taken name gets is returned, not raised: the model is then most likely
     a previous delivery's (its name derives from this object and package), and the transform
@@ -176,23 +148,14 @@ def _create_model(sagemaker, name: str, package: str, settings: Settings) -> Cli
             ExecutionRoleArn=settings.role_arn,
             VpcConfig={"SecurityGroupIds": settings.security_groups, "Subnets": settings.subnets},
             EnableNetworkIsolation=True,
+            Tags=job_tags(settings.stage, dataset),  # the function may create only models tagged with its stage
         )
     except ClientError as error:
-        if error.response["Error"]["Code"] not in NAME_TAKEN:
+        if error_code(error) not in NAME_TAKEN:
             raise
-        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, error.response["Error"]["Code"])
+        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, error_code(error))
         return error
     return None
-
-
-def _described(sagemaker, job: str) -> Mapping[str, Any] | None:
-    """The transform job as SageMaker describes it, or None when SageMaker has none of that name."""
-    try:
-        return sagemaker.describe_transform_job(TransformJobName=job)
-    except ClientError as error:
-        if error.response["Error"]["Code"] in NOT_FOUND:
-            return None
-        raise
 
 
 def _is_ours(described: Mapping[str, Any] | None, model: str, source: str) -> bool:

@@ -29,9 +29,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from platform_runtime import Environment, ObjectCreated, error_code
 
 LOG = logging.getLogger(__name__)
-LOG.setLevel(logging.INFO)
 RUN_RECORD = "_RUN.json"
 # S3's answers to a PutObject with If-None-Match: * that does not write, by code
 # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html; botocore's model lists neither):
@@ -54,44 +54,16 @@ class Settings:
     claim_timeout_seconds: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, variables: Mapping[str, str]) -> Settings:
+        env = Environment("start_etl", variables)
         return cls(
-            job_name=env["JOB_NAME"],
-            data_bucket=env["DATA_BUCKET"],
-            raw_prefix=env.get("RAW_PREFIX", "raw/"),
-            prepared_prefix=env.get("PREPARED_PREFIX", "prepared/"),
-            specs=json.loads(env["DATASET_SPECS"]),
-            seed=int(env.get("SEED", "42")),
-            claim_timeout_seconds=int(env.get("CLAIM_TIMEOUT_SECONDS", "900")),
-        )
-
-
-@dataclass(frozen=True)
-class ObjectCreated:
-    """The parts of an EventBridge "Object Created" event from S3 that this function uses."""
-
-    event_id: str
-    time: str
-    bucket: str
-    key: str
-    size: int
-    version: str
-    sequencer: str
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> ObjectCreated:
-        if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
-            raise ValueError(f"not an S3 Object Created event: {event.get('source')!r} {event.get('detail-type')!r}")
-        detail = event["detail"]
-        obj = detail["object"]
-        return cls(
-            event_id=event["id"],
-            time=event["time"],
-            bucket=detail["bucket"]["name"],
-            key=obj["key"],  # EventBridge delivers S3 keys as they are, not URL-encoded
-            size=int(obj.get("size", 0)),
-            version=obj.get("version-id") or obj.get("etag", ""),
-            sequencer=obj.get("sequencer", ""),
+            job_name=env.text("JOB_NAME"),
+            data_bucket=env.text("DATA_BUCKET"),
+            raw_prefix=env.text("RAW_PREFIX"),
+            prepared_prefix=env.text("PREPARED_PREFIX"),
+            specs=env.json("DATASET_SPECS"),
+            seed=env.integer("SEED"),
+            claim_timeout_seconds=env.integer("CLAIM_TIMEOUT_SECONDS"),
         )
 
 
@@ -107,21 +79,10 @@ class Plan:
 
 
 def plan(obj: ObjectCreated, settings: Settings) -> Plan:
-    if obj.bucket != settings.data_bucket:
-        return Plan(ignore=f"bucket {obj.bucket} is not the data bucket")
-    if not obj.key.startswith(settings.raw_prefix):
-        return Plan(ignore=f"{obj.key} is not under {settings.raw_prefix}")
-    if obj.key.endswith("/"):
-        return Plan(ignore=f"{obj.key} is a folder marker")
-    if obj.size == 0:
-        return Plan(ignore=f"{obj.key} is empty")
-    dataset, _, name = obj.key.removeprefix(settings.raw_prefix).partition("/")
-    if not name:
-        expected = f"{settings.raw_prefix}<dataset>/<file>"
-        return Plan(ignore=f"{obj.key} is directly under {settings.raw_prefix}; expected {expected}")
-    if dataset not in settings.specs:
-        known = ", ".join(sorted(settings.specs)) or "none"
-        return Plan(ignore=f"dataset {dataset!r} has no spec (datasets with specs: {known})")
+    found = obj.in_dataset(bucket=settings.data_bucket, prefix=settings.raw_prefix, datasets=settings.specs)
+    if isinstance(found, str):
+        return Plan(ignore=found)
+    dataset, _ = found
 
     identity = "\n".join([obj.bucket, obj.key, obj.version, obj.sequencer])
     stamp = datetime.fromisoformat(obj.time.replace("Z", "+00:00")).strftime("%Y%m%dT%H%M%SZ")
@@ -160,7 +121,7 @@ def start_etl(event: Mapping[str, Any], glue, s3, settings: Settings, now: datet
     try:
         _put(s3, settings, step.record_key, record, IfNoneMatch="*")
     except ClientError as error:
-        code = error.response["Error"]["Code"]
+        code = error_code(error)
         if code == CLAIM_CONFLICT:  # the claim is undecided: S3 asks for the write to be retried
             raise RunStarting(f"the claim of run {step.run_id} met a conflicting write; retrying later") from error
         if code != CLAIM_TAKEN:
@@ -214,15 +175,7 @@ def _find_run(glue, job_name: str, output: str, pages: int = 5) -> str | None:
 
 # --- Lambda entry point: clients and settings once per container ---------------------------------
 
-
-def _settings() -> Settings:
-    missing = [name for name in ("JOB_NAME", "DATA_BUCKET", "DATASET_SPECS") if name not in os.environ]
-    if missing:
-        raise RuntimeError(f"start_etl needs the environment variables {', '.join(missing)}")
-    return Settings.from_env(os.environ)
-
-
-SETTINGS = _settings()
+SETTINGS = Settings.from_env(os.environ)
 GLUE = boto3.client("glue")
 S3 = boto3.client("s3")
 

@@ -26,28 +26,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 from dataset_spec import METRICS, DatasetSpec, load_spec
+from platform_runtime import NAME_TAKEN, Environment, ObjectCreated, described, error_code, job_tags, read_text
 
 LOG = logging.getLogger(__name__)
-LOG.setLevel(logging.INFO)
 CHANNELS = ("train", "validation", "test")
 # The trainer prints "metric <channel>:<name>=<value>" (training_jobs/train.py).
 METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-SUCCESS_KEY = re.compile(r"^(?P<prefix>.*?)(?P<dataset>[a-z0-9][a-z0-9-]*)/(?P<run>[A-Za-z0-9-]+)/_SUCCESS$")
+SUCCESS = "_SUCCESS"  # what the ETL job writes last in prepared/<dataset>/<run-id>/
+RUN_ID = re.compile(r"^[A-Za-z0-9-]+$")
 MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
-# SageMaker's error codes this function decides by (never by the wording):
-# - Describe* of a name SageMaker does not have: ResourceNotFound as documented (the tuning job's
-#   answer), or the common ValidationException, which DescribeTrainingJob answers instead. Our
-#   names are valid by construction, so a ValidationException can only mean "not found" here; if
-#   it meant more, the create that follows is refused and that refusal is raised.
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html#API_DescribeTrainingJob_Errors
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeHyperParameterTuningJob.html#API_DescribeHyperParameterTuningJob_Errors
-# - Create* of a name in use: ResourceInUse as documented, or the common ValidationException.
-#   Either counts as "already started" only when the job of that name is described and is ours.
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html#API_CreateTrainingJob_Errors
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateHyperParameterTuningJob.html#API_CreateHyperParameterTuningJob_Errors
-#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
-NOT_FOUND = ("ResourceNotFound", "ValidationException")
-NAME_TAKEN = ("ResourceInUse", "ValidationException")
 
 
 @dataclass(frozen=True)
@@ -68,22 +55,23 @@ class Settings:
     volume_size_gb: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, variables: Mapping[str, str]) -> Settings:
+        env = Environment("start_training", variables)
         return cls(
-            data_bucket=env["DATA_BUCKET"],
-            prepared_prefix=env.get("PREPARED_PREFIX", "prepared/"),
-            artifacts_bucket=env["ARTIFACTS_BUCKET"],
-            role_arn=env["ROLE_ARN"],
-            kms_key_arn=env["KMS_KEY_ARN"],
-            subnets=json.loads(env["SUBNETS"]),
-            security_groups=json.loads(env["SECURITY_GROUPS"]),
-            source_uri=env["SOURCE_URI"],
-            images=json.loads(env["IMAGES"]),
-            specs=json.loads(env["DATASET_SPECS"]),
-            stage=env["STAGE"],
-            managed_spot=env.get("MANAGED_SPOT", "false") == "true",
-            max_wait_minutes=int(env.get("MAX_WAIT_MINUTES", "120")),
-            volume_size_gb=int(env.get("VOLUME_SIZE_GB", "30")),
+            data_bucket=env.text("DATA_BUCKET"),
+            prepared_prefix=env.text("PREPARED_PREFIX"),
+            artifacts_bucket=env.text("ARTIFACTS_BUCKET"),
+            role_arn=env.text("ROLE_ARN"),
+            kms_key_arn=env.text("KMS_KEY_ARN"),
+            subnets=env.json("SUBNETS"),
+            security_groups=env.json("SECURITY_GROUPS"),
+            source_uri=env.text("SOURCE_URI"),
+            images=env.json("IMAGES"),
+            specs=env.json("DATASET_SPECS"),
+            stage=env.text("STAGE"),
+            managed_spot=env.flag("MANAGED_SPOT"),
+            max_wait_minutes=env.integer("MAX_WAIT_MINUTES"),
+            volume_size_gb=env.integer("VOLUME_SIZE_GB"),
         )
 
 
@@ -99,16 +87,17 @@ def job_name(dataset: str, run_id: str, limit: int) -> str:
 
 def parse(event: Mapping[str, Any], settings: Settings) -> tuple[str, str] | str:
     """(dataset, run_id) for a run's _SUCCESS, or the reason to ignore the object."""
-    detail = event["detail"]
-    bucket, key = detail["bucket"]["name"], detail["object"]["key"]
-    if bucket != settings.data_bucket:
-        return f"bucket {bucket} is not the data bucket"
-    match = SUCCESS_KEY.match(key)
-    if not key.startswith(settings.prepared_prefix) or not match or match["prefix"] != settings.prepared_prefix:
-        return f"{key} is not {settings.prepared_prefix}<dataset>/<run-id>/_SUCCESS"
-    if match["dataset"] not in settings.specs:
-        return f"dataset {match['dataset']!r} has no spec"
-    return match["dataset"], match["run"]
+    obj = ObjectCreated.from_event(event)
+    found = obj.in_dataset(
+        bucket=settings.data_bucket, prefix=settings.prepared_prefix, datasets=settings.specs, allow_empty=True
+    )
+    if isinstance(found, str):
+        return found
+    dataset, rest = found
+    run, _, marker = rest.partition("/")
+    if marker != SUCCESS or not RUN_ID.match(run):
+        return f"{obj.key} is not {settings.prepared_prefix}<dataset>/<run-id>/{SUCCESS}"
+    return dataset, run
 
 
 def training_definition(
@@ -206,34 +195,28 @@ def builtin_hyperparameters(spec: DatasetSpec, schema: Mapping[str, Any]) -> dic
     return {k: str(v) for k, v in values.items()}
 
 
-def tags(spec: DatasetSpec, run_id: str, settings: Settings) -> list[dict[str, str]]:
-    return [
-        {"Key": "ml-platform:stage", "Value": settings.stage},
-        {"Key": "ml-platform:dataset", "Value": spec.name},
-        {"Key": "ml-platform:run", "Value": run_id},
-    ]
-
-
 def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) -> dict[str, Any]:
     parsed = parse(event, settings)
     if isinstance(parsed, str):
         LOG.info("ignored: %s", parsed)
         return {"status": "ignored", "reason": parsed}
     dataset, run_id = parsed
-    spec = load_spec(_read(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    spec = load_spec(read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
     schema = json.loads(
-        _read(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
+        read_text(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
     )
     definition = training_definition(spec, run_id, settings, schema)
     if spec.training.tuning:
         return _tune(sagemaker, spec, run_id, definition, settings)
     name = job_name(dataset, run_id, MAX_TRAINING_NAME)
     describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
-    if _described(describe) is not None:
+    if described(describe) is not None:
         LOG.info("duplicate event: training job %s exists", name)
         return {"status": "duplicate", "job": name}
     try:
-        sagemaker.create_training_job(TrainingJobName=name, Tags=tags(spec, run_id, settings), **definition)
+        sagemaker.create_training_job(
+            TrainingJobName=name, Tags=job_tags(settings.stage, spec.name, run_id), **definition
+        )
     except ClientError as error:
         if not _started_elsewhere(error, describe, definition):
             raise
@@ -247,7 +230,7 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
     tuning = spec.training.tuning
     name = job_name(spec.name, run_id, MAX_TUNING_NAME)
     describe = functools.partial(sagemaker.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
-    if _described(describe) is not None:
+    if described(describe) is not None:
         LOG.info("duplicate event: tuning job %s exists", name)
         return {"status": "duplicate", "job": name}
     static = {k: v for k, v in definition.pop("HyperParameters").items() if k not in tuning.ranges}
@@ -281,7 +264,7 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
             HyperParameterTuningJobName=name,
             HyperParameterTuningJobConfig=config,
             TrainingJobDefinition=job,
-            Tags=tags(spec, run_id, settings),
+            Tags=job_tags(settings.stage, spec.name, run_id),
         )
     except ClientError as error:
         if not _started_elsewhere(error, describe, definition, part="TrainingJobDefinition"):
@@ -292,39 +275,24 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
     return {"status": "started", "kind": "tuning", "job": name, "dataset": spec.name, "run_id": run_id}
 
 
-def _described(describe: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The job as SageMaker describes it, or None when SageMaker has no job of that name."""
-    try:
-        return describe()
-    except ClientError as error:
-        if error.response["Error"]["Code"] in NOT_FOUND:
-            return None
-        raise
-
-
 def _started_elsewhere(
     refused: ClientError, describe: Callable[[], Mapping[str, Any]], definition: Mapping[str, Any], part: str = ""
 ) -> bool:
     """Whether a create SageMaker refused lost the race to another delivery of this event: the
     code is one a taken name gets, and the job of our name, described now, is the one we meant,
     training on this run's data (its train channel's URI names the dataset and the run)."""
-    if refused.response["Error"]["Code"] not in NAME_TAKEN:
+    if error_code(refused) not in NAME_TAKEN:
         return False
-    described = _described(describe)
-    if described is None:
+    found = described(describe)
+    if found is None:
         return False
-    job = described[part] if part else described
+    job = found[part] if part else found
     return _train_uri(job) == _train_uri(definition)
 
 
 def _train_uri(job: Mapping[str, Any]) -> str | None:
     channels = {c["ChannelName"]: c for c in job.get("InputDataConfig", [])}
     return channels.get("train", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-
-
-def _read(s3, uri: str) -> str:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
 
 
 SETTINGS = Settings.from_env(os.environ)

@@ -1,0 +1,132 @@
+"""Catalogue: the Glue database of the platform's data and the crawler that keeps it current.
+
+One table per dataset under raw/ and prepared/ (the prepared runs are partitions of it), crawled
+on the stage's schedule inside the VPC, under the security configuration. The crawler's role
+reads both prefixes and writes tables of this database only; a failed crawl is told to the
+operators' topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+from constructs.glue_network import GlueNetwork
+from constructs.logical_ids import pin
+from constructs.nag_acknowledgements import nag_arn
+from constructs.preparation_job import acknowledge_glue_role
+from constructs.secure_bucket import SecureBucket
+from constructs.topic_target import notify
+
+# Files the crawler must not take for data (the job's and start_etl's bookkeeping).
+CRAWLER_EXCLUSIONS = ["**/_SUCCESS", "**/_RUN.json", "**/schema.json", "**/report.json"]
+CATALOGUE_ACTIONS = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+    "glue:CreatePartition",
+    "glue:BatchCreatePartition",
+    "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+]
+
+
+class Catalogue(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        database_name: str,
+        stage: str,
+        schedule: str,
+        data: SecureBucket,
+        prefixes: tuple[str, ...],
+        key: kms.IKey,
+        network: GlueNetwork,
+        security_configuration: glue.CfnSecurityConfiguration,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=stack.account,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=database_name, description="Raw uploads and prepared datasets of the ML platform"
+            ),
+        )
+        pin(self.database, "Database")
+        self.role = network.role(self, "CrawlerRole", purpose="Glue crawler", key=key)
+        for prefix in prefixes:
+            data.grant_read(self.role, f"{prefix}*")
+        catalog = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}"
+        name = self.database.ref
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=CATALOGUE_ACTIONS,
+                resources=[f"{catalog}:catalog", f"{catalog}:database/{name}", f"{catalog}:table/{name}/*"],
+            )
+        )
+        self.crawler = glue.CfnCrawler(
+            self,
+            "Crawler",
+            description="Keeps the catalogue of raw/ and prepared/ current",
+            role=self.role.role_arn,
+            database_name=name,
+            targets=glue.CfnCrawler.TargetsProperty(
+                s3_targets=[
+                    glue.CfnCrawler.S3TargetProperty(
+                        path=f"s3://{data.bucket.bucket_name}/{prefix}",
+                        exclusions=CRAWLER_EXCLUSIONS,
+                        connection_name=network.connection.ref,
+                    )
+                    for prefix in prefixes
+                ]
+            ),
+            schedule=glue.CfnCrawler.ScheduleProperty(schedule_expression=schedule),
+            schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
+                update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"
+            ),
+            recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_EVERYTHING"),
+            # One table per dataset: s3://bucket/raw/<dataset>/ and s3://bucket/prepared/<dataset>/.
+            configuration='{"Version": 1.0, "Grouping": {"TableLevelConfiguration": 3}}',
+            crawler_security_configuration=security_configuration.ref,
+        )
+        self.crawler.node.add_dependency(self.role)
+        bucket_id = stack.get_logical_id(data.bucket.node.default_child)
+        acknowledge_glue_role(
+            self.role,
+            {
+                "The crawler catalogues every dataset under raw/ and prepared/.": [
+                    f"Resource::<{bucket_id}.Arn>/{prefix}*" for prefix in prefixes
+                ],
+                "The crawler creates and updates one table per dataset it finds, in this database only.": [
+                    "Resource::" + nag_arn(stack, "glue", f"table/<{stack.resolve(self.database.logical_id)}>/*")
+                ],
+            },
+        )
+        field = events.EventField.from_path
+        self.failure_rule = notify(
+            self,
+            "FailedRule",
+            topic=alarm_topic,
+            description="The catalogue crawler failed",
+            event_pattern=events.EventPattern(
+                source=["aws.glue"],
+                detail_type=["Glue Crawler State Change"],
+                detail={"crawlerName": [self.crawler.ref], "state": ["Failed"]},
+            ),
+            message=f"ML platform ({stage}): crawler {field('$.detail.crawlerName')} "
+            f"failed: {field('$.detail.errorMessage')}",
+        )

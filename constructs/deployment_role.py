@@ -1,0 +1,144 @@
+"""DeploymentRole: what CloudFormation may do when deploy_model updates a hosting stack, and
+nothing more: replace the model and endpoint configuration, update the one endpoint, keep its
+autoscaling and alarms, read the approved package, and pass the execution role. The rights the
+stack's resource types' handlers also call come from their schemas (found missing by the
+permission proof).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+from constructs.nag_acknowledgements import acknowledge_grant_policy, acknowledge_wildcards, nag_arn
+
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+
+
+class DeploymentRole(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, endpoint_name: str, execution_role: iam.IRole, key: kms.IKey
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_name = endpoint_name
+        self.role = self._role(execution_role, key)
+
+    def _role(self, execution_role: iam.IRole, key: kms.IKey) -> iam.Role:
+        stack = Stack.of(self)
+        arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        role = iam.Role(
+            self,
+            "Default",
+            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
+            description=f"CloudFormation rolls models out on {self.endpoint_name}",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[f"{arn}:model/*", f"{arn}:endpoint-config/*", f"{arn}:endpoint/{self.endpoint_name}"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[f"{arn}:model-package/*"])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:GetMetricData",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            )
+        )
+        # What the CloudFormation handlers of the stack's resource types also call (their schemas'
+        # handler permissions, found missing by the permission proof): tagging the alarms and the
+        # scalable target, the target-tracking alarms, the key the endpoint configuration names,
+        # and the service-linked role Application Auto Scaling needs in a new account.
+        alarms = f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[
+                    f"{alarms}{self.endpoint_name}-*",
+                    f"{alarms}TargetTracking-endpoint/{self.endpoint_name}/*",
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["application-autoscaling:TagResource", "application-autoscaling:ListTagsForResource"],
+                resources=[
+                    f"arn:{stack.partition}:application-autoscaling:{stack.region}:{stack.account}:scalable-target/*"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/{AUTOSCALING_SERVICE}/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[key.key_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameters"],
+                resources=[f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter/cdk-bootstrap/*"],
+            )
+        )
+        execution_role.grant_pass_role(role)
+        acknowledge_grant_policy(role)
+        acknowledge_wildcards(
+            role.node.find_child("DefaultPolicy"),
+            {
+                "Each rollout creates a model and an endpoint configuration whose names CloudFormation "
+                "generates; the endpoint itself is named.": [
+                    "Resource::" + nag_arn(stack, "sagemaker", "model/*"),
+                    "Resource::" + nag_arn(stack, "sagemaker", "endpoint-config/*"),
+                ],
+                "The approved package is given by the event; packages are versions of the dataset's group.": [
+                    "Resource::" + nag_arn(stack, "sagemaker", "model-package/*")
+                ],
+                "Application Auto Scaling's Describe/Register/Put actions, cloudwatch:DescribeAlarms and "
+                "GetMetricData, and EC2 Describe actions have no resource-level permissions.": ["Resource::*"],
+                "The endpoint's alarms and the alarms target tracking creates (named by the endpoint); "
+                "scalable targets have generated ids.": [
+                    "Resource::" + nag_arn(stack, "cloudwatch", f"alarm:{self.endpoint_name}-*"),
+                    "Resource::"
+                    + nag_arn(stack, "cloudwatch", f"alarm:TargetTracking-endpoint/{self.endpoint_name}/*"),
+                    "Resource::" + nag_arn(stack, "application-autoscaling", "scalable-target/*"),
+                ],
+                "CDK's bootstrap version parameter, read by every CDK template.": [
+                    "Resource::" + nag_arn(stack, "ssm", "parameter/cdk-bootstrap/*")
+                ],
+            },
+        )
+        return role

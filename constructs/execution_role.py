@@ -1,0 +1,137 @@
+"""SageMakerExecutionRole: what the platform's SageMaker jobs and models run as.
+
+The role reads prepared/ and batch-input/ and writes batch-output/ and capture/ of the data
+bucket, writes and reads models under training/ of the artifacts bucket, reads the training code
+asset, uses the platform key (data keys, decryption, encryption of job outputs, grants for
+volumes), logs and publishes metrics under /aws/sagemaker/, and places jobs in the VPC. Its
+jobs' security group is the training stack's own.
+https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as assets
+from constructs import Construct
+from constructs.nag_acknowledgements import (
+    KMS_DATA_KEY_REASON,
+    KMS_GRANT_ACTIONS,
+    S3_ACTIONS_REASON,
+    S3_GRANT_ACTIONS,
+    acknowledge_grant_policy,
+    acknowledge_wildcards,
+    nag_arn,
+)
+from constructs.secure_bucket import SecureBucket
+
+VPC_REASON = (
+    "SageMaker creates and deletes the network interfaces of VPC jobs and models with these EC2 "
+    "actions; EC2's Describe actions have no resource-level permissions."
+)
+LOGS_REASON = "SageMaker jobs and endpoints log to groups they create under /aws/sagemaker/."
+METRICS_REASON = (
+    "cloudwatch:PutMetricData has no resource-level permissions; a condition limits it to the "
+    "/aws/sagemaker/ namespaces."
+)
+VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+
+
+class SageMakerExecutionRole(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: SecureBucket,
+        reads: tuple[str, ...],
+        writes: tuple[str, ...],
+        artifacts: SecureBucket,
+        key: kms.IKey,
+        code: assets.Asset,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # "Default": the role keeps the logical id it had before this construct existed.
+        self.role = role = iam.Role(
+            self,
+            "Default",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker training, tuning, transform and hosting of the ML platform",
+        )
+        for prefix in reads:
+            data.grant_read(role, f"{prefix}*")
+        for prefix in writes:
+            data.grant_write(role, f"{prefix}*")
+        artifacts.grant_write(role, "training/*")
+        artifacts.grant_read(role, "training/*")
+        # Data keys and decryption for S3 objects and outputs; Encrypt for the job's output key.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms
+        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
+        # A job's volume key (VolumeKmsKeyId) is used through a grant the execution role makes
+        # for the instance's EBS volume.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:{stack.partition}:s3:::{code.s3_bucket_name}/{code.s3_object_key}"],
+            )
+        )
+        # The code channel is an S3Prefix channel: SageMaker lists its prefix before it downloads.
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_S3DataSource.html
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{stack.partition}:s3:::{code.s3_bucket_name}"],
+                conditions={"StringEquals": {"s3:prefix": code.s3_object_key}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+        data_id = stack.get_logical_id(data.bucket.node.default_child)
+        artifacts_id = stack.get_logical_id(artifacts.bucket.node.default_child)
+        acknowledge_grant_policy(role)
+        acknowledge_wildcards(
+            role.node.find_child("DefaultPolicy"),
+            {
+                "The execution role reads prepared/ and batch-input/ and writes batch-output/ and "
+                "capture/ of the data bucket, and the models under training/ of the artifacts bucket, "
+                "for any dataset.": [
+                    *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in (*reads, *writes)],
+                    f"Resource::<{artifacts_id}.Arn>/training/*",
+                ],
+                LOGS_REASON: ["Resource::" + nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
+                f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
+                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,
+                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+            },
+        )

@@ -1,0 +1,262 @@
+"""The functions that train, register and batch-transform, each with exactly the rights its
+handler needs. Every SageMaker create a function may make carries the stage-tag condition
+(``aws:RequestTag/ml-platform:stage``), so its jobs and models are always the stage's own.
+
+Each is a construct whose :class:`EventFunction` is its ``Default`` child, so the function's
+resources (its log group and dead-letter queue among them) keep the logical ids they had when
+the stack built them itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+from constructs.event_function import EventFunction, FunctionDefaults, object_created
+from constructs.model_registry import ModelRegistry
+from constructs.nag_acknowledgements import (
+    KMS_DATA_KEY_REASON,
+    KMS_GRANT_ACTIONS,
+    S3_ACTIONS_REASON,
+    S3_GRANT_ACTIONS,
+    acknowledge_wildcards,
+    nag_arn,
+)
+from constructs.secure_bucket import SecureBucket
+
+from etl.platform_runtime import STAGE_TAG
+
+JOB_STATES = ["Completed", "Failed", "Stopped"]
+REGISTRY_REASON = (
+    "The platform's model package groups are named <stage prefix>-<dataset>; the packages are versions inside them."
+)
+JOB_ARN_REASON = (
+    "Job, model and package names are made per dataset and run at run time; Create actions are "
+    "limited by a condition to requests tagged with this stage."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPlacement:
+    """Where and as whom the platform's SageMaker jobs and models run."""
+
+    role: iam.IRole
+    key: kms.IKey
+    subnets: str  # JSON list of subnet ids
+    security_groups: str  # JSON list of security group ids
+    stage: str
+
+
+def stage_tagged(stage: str) -> dict[str, dict[str, str]]:
+    """The condition on every SageMaker create: the request tags the resource with the stage."""
+    return {"StringEquals": {f"aws:RequestTag/{STAGE_TAG}": stage}}
+
+
+def sagemaker_arn(scope: Construct, resource: str) -> str:
+    stack = Stack.of(scope)
+    return f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:{resource}"
+
+
+def _acknowledge(function: EventFunction, reasons: dict[str, list[str]]) -> None:
+    acknowledge_wildcards(
+        function.role.node.find_child("DefaultPolicy"),
+        reasons,
+    )
+
+
+def _nag(scope: Construct, *resources: str) -> list[str]:
+    return ["Resource::" + nag_arn(Stack.of(scope), "sagemaker", resource) for resource in resources]
+
+
+class StartTraining(Construct):
+    """Prepared data (a run's ``_SUCCESS``) starts a training or tuning job."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        defaults: FunctionDefaults,
+        placement: JobPlacement,
+        data: SecureBucket,
+        prepared_prefix: str,
+        environment: dict[str, str],
+        spec_objects: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = EventFunction(
+            self,
+            "Default",
+            handler_folder="start_training",
+            description="start_training: prepared data starts a training or tuning job",
+            event_pattern=object_created(data.bucket, {"wildcard": f"{prepared_prefix}*/*/_SUCCESS"}),
+            environment=environment,
+            defaults=defaults,
+            shared_modules=("dataset_spec.py",),
+        )
+        function = self.function.function
+        jobs = [sagemaker_arn(self, "training-job/*"), sagemaker_arn(self, "hyper-parameter-tuning-job/*")]
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:AddTags"],
+                resources=jobs,
+                conditions=stage_tagged(placement.stage),
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"], resources=jobs
+            )
+        )
+        placement.role.grant_pass_role(function)
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=spec_objects))
+        data.grant_read(function, f"{prepared_prefix}*/schema.json")
+        data_id = Stack.of(self).get_logical_id(data.bucket.node.default_child)
+        _acknowledge(
+            self.function,
+            {
+                JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
+                "start_training reads the schema.json of any prepared run.": [
+                    f"Resource::<{data_id}.Arn>/{prepared_prefix}*/schema.json"
+                ],
+                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+            },
+        )
+
+
+class RegisterModel(Construct):
+    """A finished training or tuning job of the stage is judged and registered."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        defaults: FunctionDefaults,
+        registry: ModelRegistry,
+        artifacts: SecureBucket,
+        environment: dict[str, str],
+        spec_objects: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = EventFunction(
+            self,
+            "Default",
+            handler_folder="register_model",
+            description="register_model: judge a finished job and register its model",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Training Job State Change", "SageMaker HyperParameter Tuning Job State Change"],
+                # Terminal states only. Not every event carries the job's tags, so the handler
+                # reads them (ListTags) and ignores jobs of other stages and teams.
+                detail={"$or": [{"TrainingJobStatus": JOB_STATES}, {"HyperParameterTuningJobStatus": JOB_STATES}]},
+            ),
+            environment=environment,
+            defaults=defaults,
+            timeout_seconds=120,
+            shared_modules=("dataset_spec.py",),
+        )
+        function = self.function.function
+        groups, packages = registry.arns()
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:ListTags",
+                ],
+                resources=[sagemaker_arn(self, "training-job/*"), sagemaker_arn(self, "hyper-parameter-tuning-job/*")],
+            )
+        )
+        # CreateModelPackage makes a versioned package of a named group, which takes no tags:
+        # the group (and so the stage) is in the resource's ARN.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:ListModelPackages",
+                ],
+                resources=[*groups, *packages],
+            )
+        )
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=spec_objects))
+        artifacts.grant_read(function, "training/*")
+        artifacts.grant_write(function, "evaluations/*")
+        defaults.alarm_topic.grant_publish(function)
+        artifacts_id = Stack.of(self).get_logical_id(artifacts.bucket.node.default_child)
+        _acknowledge(
+            self.function,
+            {
+                JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
+                REGISTRY_REASON: _nag(
+                    self, f"model-package-group/{registry.prefix}-*", f"model-package/{registry.prefix}-*/*"
+                ),
+                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
+                "register_model reads the jobs' outputs under training/ and writes their "
+                "evaluation.json under evaluations/ of the artifacts bucket.": [
+                    f"Resource::<{artifacts_id}.Arn>/training/*",
+                    f"Resource::<{artifacts_id}.Arn>/evaluations/*",
+                ],
+                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+            },
+        )
+
+
+class StartBatchTransform(Construct):
+    """A file under batch-input/<dataset>/ gets predictions from the dataset's approved model."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        defaults: FunctionDefaults,
+        placement: JobPlacement,
+        registry: ModelRegistry,
+        data: SecureBucket,
+        input_prefix: str,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = EventFunction(
+            self,
+            "Default",
+            handler_folder="start_batch_transform",
+            description="start_batch_transform: a file under batch-input/ gets predictions",
+            event_pattern=object_created(data.bucket, {"prefix": input_prefix}),
+            environment=environment,
+            defaults=defaults,
+        )
+        function = self.function.function
+        groups, packages = registry.arns()
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[*groups, *packages])
+        )
+        made = [sagemaker_arn(self, "model/*"), sagemaker_arn(self, "transform-job/*")]
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModel", "sagemaker:CreateTransformJob", "sagemaker:AddTags"],
+                resources=made,
+                conditions=stage_tagged(placement.stage),
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeTransformJob"], resources=[made[1]])
+        )
+        placement.role.grant_pass_role(function)
+        defaults.alarm_topic.grant_publish(function)
+        _acknowledge(
+            self.function,
+            {
+                JOB_ARN_REASON: _nag(self, "model/*", "transform-job/*"),
+                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
+                REGISTRY_REASON: _nag(
+                    self, f"model-package-group/{registry.prefix}-*", f"model-package/{registry.prefix}-*/*"
+                ),
+            },
+        )

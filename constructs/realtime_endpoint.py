@@ -1,0 +1,213 @@
+"""RealtimeEndpoint: one dataset's SageMaker endpoint, its autoscaling and its alarms.
+
+The model is the approved package the hosting stack's parameter names, isolated in the VPC; the
+endpoint captures requests and responses under capture/<dataset>/ with the platform key, scales
+on invocations per instance, and rolls a new model out blue/green (a canary first), rolling back
+by itself when the 5XX or latency alarm fires. Every alarm tells the operators' topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+from constructs.logical_ids import pin
+
+from config import HostingConfig
+
+VARIANT = "AllTraffic"
+_SIZES = {"medium": 2, "large": 2, "xlarge": 4}
+
+
+def vcpus(instance_type: str) -> int:
+    """vCPUs of an ml.<family>.<size> instance (2 for medium/large, 4 per xlarge)."""
+    size = instance_type.rsplit(".", 1)[-1]
+    if size in _SIZES:
+        return _SIZES[size]
+    if size.endswith("xlarge") and size[: -len("xlarge")].isdigit():
+        return 4 * int(size[: -len("xlarge")])
+    raise ValueError(f"hosting.instance_type = {instance_type!r}: cannot tell its vCPUs from the size {size!r}")
+
+
+class RealtimeEndpoint(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        model_package: str,
+        hosting: HostingConfig,
+        capture_uri: str,
+        key: kms.IKey,
+        alarm_topic: sns.ITopic,
+        subnet_ids: list[str],
+        execution_role: iam.IRole,
+        security_group: ec2.ISecurityGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_name = endpoint_name
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=execution_role.role_arn,
+            containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package)],
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                security_group_ids=[security_group.security_group_id], subnets=subnet_ids
+            ),
+            enable_network_isolation=True,
+        )
+        config_resource = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            kms_key_id=key.key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=model.attr_model_name,
+                    instance_type=hosting.instance_type,
+                    initial_instance_count=hosting.instance_count,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=hosting.capture_sampling_percentage > 0,
+                initial_sampling_percentage=hosting.capture_sampling_percentage,
+                destination_s3_uri=capture_uri,
+                kms_key_id=key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+                capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                    csv_content_types=["text/csv"], json_content_types=["application/json"]
+                ),
+            ),
+        )
+        self.alarms = self._alarms(hosting, alarm_topic)
+        rollback = [self.alarms["5XX"], self.alarms["ModelLatency"]]
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config_resource.attr_endpoint_config_name,
+            deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                    traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                        type="CANARY",
+                        canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                            type="CAPACITY_PERCENT", value=hosting.canary_percentage
+                        ),
+                        wait_interval_in_seconds=hosting.canary_wait_minutes * 60,
+                    ),
+                    termination_wait_in_seconds=300,
+                    maximum_execution_timeout_in_seconds=3600,
+                ),
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=a.alarm_name) for a in rollback]
+                ),
+            ),
+        )
+        scaling_target = autoscaling.CfnScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace="sagemaker",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            min_capacity=hosting.min_capacity,
+            max_capacity=hosting.max_capacity,
+        )
+        scaling_target.node.add_dependency(self.endpoint)
+        autoscaling.CfnScalingPolicy(
+            self,
+            "InvocationsScaling",
+            policy_name=f"{self.endpoint_name}-invocations",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=scaling_target.ref,
+            target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=hosting.target_invocations_per_instance,
+                predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
+                # Out quickly, in slowly: a burst adds capacity at once, a lull does not flap it away.
+                scale_out_cooldown=60,
+                scale_in_cooldown=600,
+            ),
+        )
+        pin(self.endpoint, "Endpoint")
+
+    def _alarms(self, hosting, alarm_topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
+
+        def metric(name: str, namespace: str = "AWS/SageMaker", statistic: str = "Sum") -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=Duration.minutes(1),
+            )
+
+        invocations = metric("Invocations")
+        specs = {
+            # name: (metric, threshold, periods, description)
+            "5XX": (
+                cloudwatch.MathExpression(
+                    expression="100 * errors / MAX([errors, invocations, 1])",
+                    using_metrics={"errors": metric("Invocation5XXErrors"), "invocations": invocations},
+                    period=Duration.minutes(1),
+                ),
+                1,
+                2,
+                "more than 1% of requests fail with 5XX (also rolls a new model back)",
+            ),
+            "4XX": (
+                cloudwatch.MathExpression(
+                    expression="100 * errors / MAX([errors, invocations, 1])",
+                    using_metrics={"errors": metric("Invocation4XXErrors"), "invocations": invocations},
+                    period=Duration.minutes(1),
+                ),
+                10,
+                5,
+                "more than 10% of requests are refused with 4XX (clients send bad input)",
+            ),
+            # ModelLatency is in microseconds.
+            "ModelLatency": (
+                metric("ModelLatency", statistic="p99"),
+                200_000,
+                3,
+                "p99 model latency above 200 ms (also rolls back)",
+            ),
+            # Endpoint CPU is summed over an instance's cores (0..100 x vCPUs).
+            "CPU": (
+                metric("CPUUtilization", "/aws/sagemaker/Endpoints", "Average"),
+                80 * vcpus(hosting.instance_type),
+                5,
+                "CPU above 80% of the instance's cores",
+            ),
+            "Memory": (metric("MemoryUtilization", "/aws/sagemaker/Endpoints", "Average"), 85, 5, "memory above 85%"),
+            "Disk": (metric("DiskUtilization", "/aws/sagemaker/Endpoints", "Average"), 85, 5, "disk above 85%"),
+        }
+        alarms = {}
+        for name, (source, threshold, periods, description) in specs.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                f"{name}Alarm",
+                alarm_name=f"{self.endpoint_name}-{name.lower()}",
+                alarm_description=f"{self.endpoint_name}: {description}",
+                metric=source,
+                threshold=threshold,
+                evaluation_periods=periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(actions.SnsAction(alarm_topic))
+            alarms[name] = alarm
+        return alarms

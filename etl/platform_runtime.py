@@ -1,0 +1,215 @@
+"""The functions' runtime library: what every Lambda function of the platform shares.
+
+Plain Python and boto3 (no aws-cdk-lib), shipped in every function's asset beside its
+``handler.py``, as ``dataset_spec.py`` is. The infrastructure code imports it too, for the names
+both sides must spell alike (the tag keys).
+
+- :class:`ObjectCreated`: the S3 "Object Created" event EventBridge delivers, typed, and the one
+  rule for which objects under a ``<prefix><dataset>/`` layout a function acts on;
+- :func:`error_code` and the SageMaker code sets: decisions are made on AWS's error codes,
+  never on their wording;
+- :data:`STAGE_TAG` and friends, :func:`job_tags`: the platform's tag keys;
+- :func:`read_text`: an object by its ``s3://`` URI;
+- :func:`latest_approved_package`: the newest Approved package of a model package group;
+- :class:`Environment`: a function's settings, read from its environment in one place; a missing
+  or malformed variable fails at import with the variable's name.
+
+Logging: handlers log through ``logging.getLogger(__name__)`` and set no level. Lambda applies
+the function's configured application log level (``LoggingConfig.ApplicationLogLevel``, JSON
+format) to the runtime's logger: https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+# --- tags ------------------------------------------------------------------------------------------
+
+TAG_PREFIX = "ml-platform:"
+STAGE_TAG = TAG_PREFIX + "stage"  # every resource of a stage; IAM conditions on SageMaker creates read it
+DATASET_TAG = TAG_PREFIX + "dataset"  # jobs and models of one dataset
+RUN_TAG = TAG_PREFIX + "run"  # jobs of one prepared run
+WORKSPACE_TAG = TAG_PREFIX + "workspace"  # the notebook instance
+
+
+def job_tags(stage: str, dataset: str, run_id: str | None = None) -> list[dict[str, str]]:
+    """The tags of a job the platform starts, in SageMaker's request shape."""
+    tags = {STAGE_TAG: stage, DATASET_TAG: dataset} | ({RUN_TAG: run_id} if run_id else {})
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def tag_map(tags: list[Mapping[str, str]]) -> dict[str, str]:
+    """SageMaker's ``[{"Key": ..., "Value": ...}]`` as a mapping."""
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+# --- AWS error codes -------------------------------------------------------------------------------
+# SageMaker's codes the functions decide by:
+# - Describe* of a name SageMaker does not have: ResourceNotFound as documented (tuning and
+#   transform jobs), or the common ValidationException, which DescribeTrainingJob answers
+#   instead. The platform's names are valid by construction, so a ValidationException can only
+#   mean "not found" here; if it meant more, the create that follows is refused and that refusal
+#   is raised.
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html#API_DescribeTrainingJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeHyperParameterTuningJob.html#API_DescribeHyperParameterTuningJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html#API_DescribeTransformJob_Errors
+# - Create* of a name in use: ResourceInUse as documented, or the common ValidationException
+#   (CreateModel documents no such error). Either counts as "already started" only when the
+#   resource of that name, described again, is the one the function meant.
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html#API_CreateTrainingJob_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModel.html#API_CreateModel_Errors
+#   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html
+NOT_FOUND = frozenset({"ResourceNotFound", "ValidationException"})
+NAME_TAKEN = frozenset({"ResourceInUse", "ValidationException"})
+
+T = TypeVar("T")
+
+
+def error_code(error: ClientError) -> str:
+    """The error code AWS answered (botocore's ``Error.Code``), the only thing decided by."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def described(describe: Callable[[], T]) -> T | None:
+    """What ``describe`` returns, or None when SageMaker has nothing of that name."""
+    try:
+        return describe()
+    except ClientError as error:
+        if error_code(error) in NOT_FOUND:
+            return None
+        raise
+
+
+# --- S3 ----------------------------------------------------------------------------------------------
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an ``s3://bucket/key`` URI."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ValueError(f"an s3:// URI names a bucket and a key: {uri!r}")
+    return bucket, key
+
+
+def read_text(s3: Any, uri: str) -> str:
+    """The object at ``uri`` as UTF-8 text."""
+    bucket, key = split_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """An EventBridge "Object Created" event from S3, as the platform's functions read it.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html"""
+
+    event_id: str
+    time: str
+    bucket: str
+    key: str  # EventBridge delivers S3 keys as they are, not URL-encoded
+    size: int
+    version: str  # the version id, or the ETag in an unversioned bucket: the object's identity
+    sequencer: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ObjectCreated:
+        if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+            raise ValueError(f"not an S3 Object Created event: {event.get('source')!r} {event.get('detail-type')!r}")
+        detail = event["detail"]
+        obj = detail["object"]
+        return cls(
+            event_id=event["id"],
+            time=event["time"],
+            bucket=detail["bucket"]["name"],
+            key=obj["key"],
+            size=int(obj.get("size", 0)),
+            version=obj.get("version-id") or obj.get("etag", ""),
+            sequencer=obj.get("sequencer", ""),
+        )
+
+    def in_dataset(
+        self, *, bucket: str, prefix: str, datasets: Collection[str], allow_empty: bool = False
+    ) -> tuple[str, str] | str:
+        """(dataset, the rest of the key) for an object under ``<prefix><dataset>/`` of ``bucket``
+        whose dataset is one of ``datasets``; otherwise the reason to ignore it. Folder markers
+        are ignored, and empty objects unless ``allow_empty`` (a ``_SUCCESS`` marker is empty)."""
+        if self.bucket != bucket:
+            return f"bucket {self.bucket} is not the data bucket"
+        if not self.key.startswith(prefix):
+            return f"{self.key} is not under {prefix}"
+        if self.key.endswith("/"):
+            return f"{self.key} is a folder marker"
+        if self.size == 0 and not allow_empty:
+            return f"{self.key} is empty"
+        dataset, _, rest = self.key.removeprefix(prefix).partition("/")
+        if not rest:
+            return f"{self.key} is directly under {prefix}; expected {prefix}<dataset>/<file>"
+        if dataset not in datasets:
+            return f"dataset {dataset!r} has no spec (datasets with specs: {', '.join(sorted(datasets)) or 'none'})"
+        return dataset, rest
+
+
+# --- the model registry -------------------------------------------------------------------------------
+
+
+def latest_approved_package(sagemaker: Any, group: str) -> str | None:
+    """The ARN of the newest Approved package of ``group``, or None when it has none."""
+    packages = sagemaker.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    return packages[0]["ModelPackageArn"] if packages else None
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+class MissingSetting(RuntimeError):
+    """A function's environment lacks a variable its settings need, or holds a malformed one."""
+
+
+class Environment:
+    """A function's environment variables, read once into its settings. Every variable the
+    handler reads is set by its stack: there are no defaults here that could drift from the
+    stage's configuration."""
+
+    def __init__(self, function: str, variables: Mapping[str, str]) -> None:
+        self.function = function
+        self.variables = variables
+
+    def text(self, name: str) -> str:
+        if name not in self.variables:
+            raise MissingSetting(f"{self.function} needs the environment variable {name}")
+        return self.variables[name]
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.text(name))
+        except json.JSONDecodeError as error:
+            raise MissingSetting(f"{self.function}: {name} is not JSON ({error})") from None
+
+    def integer(self, name: str) -> int:
+        value = self.text(name)
+        try:
+            return int(value)
+        except ValueError:
+            raise MissingSetting(f"{self.function}: {name} must be a whole number, not {value!r}") from None
+
+    def flag(self, name: str) -> bool:
+        value = self.text(name)
+        if value not in ("true", "false"):
+            raise MissingSetting(f"{self.function}: {name} must be true or false, not {value!r}")
+        return value == "true"
