@@ -39,3 +39,9 @@ def render(value: Any, region: str = "<region>") -> str:
     if value == {"Ref": "AWS::AccountId"}:
         return "<account>"
     raise AssertionError(f"cannot render {value!r}")
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    """A policy statement's actions as a list (IAM allows one action as a plain string)."""
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
