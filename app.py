@@ -126,7 +126,7 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             vpc=network.vpc,
             subnets=network.subnets,
             execution_role=training.execution_role,
-            model_package_group_prefix=training.group_prefix,
+            model_package_group_prefix=training.registry.prefix,
             description=f"ML platform: the data scientists' {config.workspace.kind} workspace in the VPC",
             **common,
         )

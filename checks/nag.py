@@ -91,17 +91,33 @@ def unmatched_acknowledgements(stack: str, template: dict, findings: list[NagFin
     not acknowledges nothing: its rule no longer fires there, or its reason was never about this
     resource.
     """
-    used = {(f.resource, f.rule_id, f.reason) for f in findings if f.stack == stack and f.compliance == "Suppressed"}
+    used: dict[tuple[str, str], set[str]] = {}
+    for f in findings:
+        if f.stack == stack and f.compliance == "Suppressed":
+            used.setdefault((f.resource, f.rule_id), set()).add(f.reason)
     found = []
     for logical_id, resource in template.get("Resources", {}).items():
         metadata = resource.get("Metadata", {})
         path = metadata.get("aws:cdk:path", logical_id)
         for rule in metadata.get("cdk_nag", {}).get("rules_to_suppress", []):
-            items = rule.get("applies_to") or [None]
-            for item in items:
-                label = item if isinstance(item, str) else json.dumps(item) if item else None
-                reason = f"[{label}] {rule['reason']}" if label else rule["reason"]
-                if (path, rule["id"], reason) not in used:
-                    what = f"{rule['id']}" + (f" [{label}]" if label else "")
+            reasons = used.get((path, rule["id"]), set())
+            for item in rule.get("applies_to") or [None]:
+                if not any(_acknowledged_by(reason, rule["reason"], item) for reason in reasons):
+                    what = rule["id"] + (f" [{item if isinstance(item, str) else item['regex']}]" if item else "")
                     found.append(f"{stack}: {path}: acknowledgement of {what} matches no finding")
     return found
+
+
+def _acknowledged_by(exception_reason: str, reason: str, item: str | dict | None) -> bool:
+    """Whether a suppressed finding's exception reason is this acknowledgement's: the reason itself,
+    or ``[<finding>] <reason>`` where the finding is ``item`` (or matches its ``regex``, written
+    as cdk-nag takes it, ``/pattern/flags``)."""
+    if item is None:
+        return exception_reason == reason
+    finding, _, rest = exception_reason.removeprefix("[").partition("] ")
+    if rest != reason:
+        return False
+    if isinstance(item, str):
+        return finding == item
+    pattern, _, flags = item["regex"].removeprefix("/").rpartition("/")
+    return re.search(pattern, finding, re.IGNORECASE if "i" in flags else 0) is not None

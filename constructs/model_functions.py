@@ -50,6 +50,17 @@ class JobPlacement:
     security_groups: str  # JSON list of security group ids
     stage: str
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The variables a function that starts jobs or creates models reads them from."""
+        return {
+            "ROLE_ARN": self.role.role_arn,
+            "KMS_KEY_ARN": self.key.key_arn,
+            "SUBNETS": self.subnets,
+            "SECURITY_GROUPS": self.security_groups,
+            "STAGE": self.stage,
+        }
+
 
 def stage_tagged(stage: str) -> dict[str, dict[str, str]]:
     """The condition on every SageMaker create: the request tags the resource with the stage."""
@@ -193,9 +204,7 @@ class RegisterModel(Construct):
             self.function,
             {
                 JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
-                REGISTRY_REASON: _nag(
-                    self, f"model-package-group/{registry.prefix}-*", f"model-package/{registry.prefix}-*/*"
-                ),
+                REGISTRY_REASON: registry.wildcards(),
                 KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
                 "register_model reads the jobs' outputs under training/ and writes their "
                 "evaluation.json under evaluations/ of the artifacts bucket.": [
@@ -255,8 +264,6 @@ class StartBatchTransform(Construct):
             {
                 JOB_ARN_REASON: _nag(self, "model/*", "transform-job/*"),
                 KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
-                REGISTRY_REASON: _nag(
-                    self, f"model-package-group/{registry.prefix}-*", f"model-package/{registry.prefix}-*/*"
-                ),
+                REGISTRY_REASON: registry.wildcards(),
             },
         )

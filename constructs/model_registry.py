@@ -12,6 +12,9 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 from constructs.logical_ids import pin
+from constructs.nag_acknowledgements import nag_arn
+
+from etl.platform_runtime import model_package_group
 
 
 class ModelRegistry(Construct):
@@ -34,10 +37,18 @@ class ModelRegistry(Construct):
             self.groups[name] = group
 
     def group_name(self, dataset: str) -> str:
-        return f"{self.prefix}-{dataset}"
+        return model_package_group(self.prefix, dataset)
 
     def arns(self) -> tuple[list[str], list[str]]:
         """ARN patterns of the platform's groups and of the packages in them."""
         stack = Stack.of(self)
         arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
         return [f"{arn}:model-package-group/{self.prefix}-*"], [f"{arn}:model-package/{self.prefix}-*/*"]
+
+    def wildcards(self) -> list[str]:
+        """Those ARN patterns as cdk-nag names them in an AwsSolutions-IAM5 finding."""
+        stack = Stack.of(self)
+        return [
+            "Resource::" + nag_arn(stack, "sagemaker", resource)
+            for resource in (f"model-package-group/{self.prefix}-*", f"model-package/{self.prefix}-*/*")
+        ]

@@ -162,6 +162,11 @@ class ObjectCreated:
 # --- the model registry -------------------------------------------------------------------------------
 
 
+def model_package_group(prefix: str, dataset: str) -> str:
+    """The name of ``dataset``'s model package group: ``<prefix>-<dataset>``."""
+    return f"{prefix}-{dataset}"
+
+
 def latest_approved_package(sagemaker: Any, group: str) -> str | None:
     """The ARN of the newest Approved package of ``group``, or None when it has none."""
     packages = sagemaker.list_model_packages(

@@ -48,7 +48,6 @@ class EtlStack(Stack):
         network = GlueNetwork(
             self, "GlueNetwork", name=f"{prefix}-etl-network", vpc=functions.vpc, subnets=functions.subnets
         )
-        self.network = network
         self.catalogue = Catalogue(
             self,
             "Catalogue",

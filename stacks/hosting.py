@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jsii
 from aws_cdk import Aspects, Aws, CfnCondition, CfnParameter, CfnResource, Fn, IAspect, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -52,7 +53,7 @@ class HostingStack(Stack):
         data: SecureBucket,
         functions: FunctionDefaults,
         execution_role: iam.IRole,
-        security_group,
+        security_group: ec2.ISecurityGroup,
         model_package_group: str,
         **kwargs,
     ) -> None:

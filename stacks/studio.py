@@ -22,6 +22,7 @@ from constructs.secure_bucket import SecureBucket
 from constructs.workload_security_group import WorkloadSecurityGroup
 
 from config import StageConfig
+from etl.platform_runtime import WORKSPACE_TAG
 from stacks.data import PREPARED_PREFIX, RAW_PREFIX
 
 SANDBOX_PREFIX = "sandbox/"
@@ -154,10 +155,10 @@ class StudioStack(Stack):
                 iam.PolicyStatement(
                     actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
                     resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:notebook-instance/*"],
-                    conditions={"StringEquals": {"aws:ResourceTag/ml-platform:workspace": "notebook"}},
+                    conditions={"StringEquals": {f"aws:ResourceTag/{WORKSPACE_TAG}": "notebook"}},
                 )
             )
-            self.notebook.tags.set_tag("ml-platform:workspace", "notebook")
+            self.notebook.tags.set_tag(WORKSPACE_TAG, "notebook")
         for role in self.roles.values():
             self.people.acknowledge(role)
 

@@ -87,8 +87,6 @@ class TrainingStack(Stack):
             stage=config.name,
             retain=config.retains_data,
         )
-        self.group_prefix = config.resource_prefix
-        self.model_package_groups = self.registry.groups
         placement = JobPlacement(
             role=execution.role,
             key=key,
@@ -98,13 +96,6 @@ class TrainingStack(Stack):
             security_groups=self.to_json_string([self.security_group.security_group_id]),
             stage=config.name,
         )
-        jobs = {
-            "ROLE_ARN": execution.role.role_arn,
-            "KMS_KEY_ARN": key.key_arn,
-            "SUBNETS": placement.subnets,
-            "SECURITY_GROUPS": placement.security_groups,
-            "STAGE": config.name,
-        }
 
         self.start_training = StartTraining(
             self,
@@ -115,7 +106,7 @@ class TrainingStack(Stack):
             prepared_prefix=PREPARED_PREFIX,
             spec_objects=spec_objects,
             environment={
-                **jobs,
+                **placement.environment,
                 "DATA_BUCKET": data.bucket.bucket_name,
                 "PREPARED_PREFIX": PREPARED_PREFIX,
                 "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
@@ -153,7 +144,7 @@ class TrainingStack(Stack):
             data=data,
             input_prefix=BATCH_INPUT_PREFIX,
             environment={
-                **jobs,
+                **placement.environment,
                 "DATA_BUCKET": data.bucket.bucket_name,
                 "BATCH_INPUT_PREFIX": BATCH_INPUT_PREFIX,
                 "BATCH_OUTPUT_PREFIX": BATCH_OUTPUT_PREFIX,

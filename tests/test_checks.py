@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks, NagReportFormat, NagSuppressions
 
@@ -15,7 +16,14 @@ from app import cdk_json_context
 from checks.__main__ import main as checks_main
 from checks.assembly import read_lookups, read_stacks
 from checks.cfn_lint import lint_template
-from checks.nag import PACKS, is_boilerplate, problems, read_reports, stack_wide_suppressions
+from checks.nag import (
+    PACKS,
+    is_boilerplate,
+    problems,
+    read_reports,
+    stack_wide_suppressions,
+    unmatched_acknowledgements,
+)
 
 
 def test_every_stack_passes_every_nag_pack(stage):
@@ -74,14 +82,31 @@ def test_a_specific_reason_is_not_boilerplate():
 
 @pytest.fixture(scope="module")
 def flawed_assembly(tmp_path_factory) -> Path:
-    """A tiny app with one unacknowledged finding and one lazily acknowledged one."""
+    """A tiny app with one unacknowledged finding, one lazily acknowledged one, and
+    acknowledgements of a policy's wildcards: used ones and ones that match no finding."""
     outdir = tmp_path_factory.mktemp("flawed")
-    app = cdk.App(context=cdk_json_context(), outdir=str(outdir), analytics_reporting=False)
+    context = {"aws:cdk:enable-path-metadata": True, **cdk_json_context()}
+    app = cdk.App(context=context, outdir=str(outdir), analytics_reporting=False)
     stack = cdk.Stack(app, "Flawed")
     s3.Bucket(stack, "Plain", enforce_ssl=True)
     lazy = s3.Bucket(stack, "Lazy", enforce_ssl=True)
     NagSuppressions.add_resource_suppressions(lazy, [{"id": "AwsSolutions-S1", "reason": "not needed at all"}])
     NagSuppressions.add_stack_suppressions(stack, [{"id": "AwsSolutions-S10", "reason": "blanket for the whole stack"}])
+    policy = iam.Policy(
+        stack,
+        "Wild",
+        statements=[iam.PolicyStatement(actions=["s3:GetObject", "sqs:Get*"], resources=["*"])],
+        roles=[iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))],
+    )
+    why = "a reason long enough to be read as one, about exactly these wildcard findings"
+    NagSuppressions.add_resource_suppressions(
+        policy,
+        [
+            {"id": "AwsSolutions-IAM5", "reason": why, "appliesTo": ["Resource::*", "Resource::arn:aws:s3:::gone/*"]},
+            {"id": "AwsSolutions-IAM5", "reason": "the " + why, "appliesTo": [{"regex": "/^Action::sqs:.*$/g"}]},
+            {"id": "AwsSolutions-IAM4", "reason": "the policy has no managed policy to acknowledge: nothing fires"},
+        ],
+    )
     cdk.Aspects.of(app).add(AwsSolutionsChecks(reports=True, report_formats=[NagReportFormat.JSON]))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
@@ -96,6 +121,16 @@ def test_nag_check_catches_open_and_lazily_acknowledged_findings(flawed_assembly
         for line in found
     ), found
     assert "Flawed: no HIPAA.Security report (was the pack applied to the app?)" in found
+
+
+def test_acknowledgements_that_match_no_finding_are_reported(flawed_assembly):
+    template = json.loads((flawed_assembly / "Flawed.template.json").read_text())
+    found = unmatched_acknowledgements("Flawed", template, read_reports(flawed_assembly))
+    assert sorted(found) == [
+        "Flawed: Flawed/Wild/Resource: acknowledgement of AwsSolutions-IAM4 matches no finding",
+        "Flawed: Flawed/Wild/Resource: acknowledgement of AwsSolutions-IAM5 [Resource::arn:aws:s3:::gone/*] "
+        "matches no finding",
+    ]
 
 
 def test_stack_wide_acknowledgement_is_detected(flawed_assembly):

@@ -38,6 +38,7 @@ from platform_runtime import (
     Environment,
     MissingSetting,
     latest_approved_package,
+    model_package_group,
     read_text,
     tag_map,
 )
@@ -102,10 +103,6 @@ def gate(spec: DatasetSpec, value: float, current: float | None) -> Verdict:
     return Verdict(True, f"test {metric} {value:.4f} passes the gate{against}")
 
 
-def group_name(settings: Settings, dataset: str) -> str:
-    return f"{settings.group_prefix}-{dataset}"
-
-
 def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
     detail = event["detail"]
     tuning_event = event["detail-type"] == "SageMaker HyperParameter Tuning Job State Change"
@@ -136,7 +133,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         job = described
 
     spec = load_spec(read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
-    group = group_name(settings, dataset)
+    group = model_package_group(settings.group_prefix, dataset)
     existing = _package_of(sagemaker, group, job["TrainingJobName"])
     if existing:
         LOG.info("duplicate event: %s is already registered as %s", job["TrainingJobName"], existing)

@@ -30,6 +30,7 @@ from platform_runtime import (
     error_code,
     job_tags,
     latest_approved_package,
+    model_package_group,
 )
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
         return {"status": "ignored", "reason": found}
     dataset, name = found
 
-    group = f"{settings.group_prefix}-{dataset}"
+    group = model_package_group(settings.group_prefix, dataset)
     package = latest_approved_package(sagemaker, group)
     if package is None:
         message = f"No approved model for {dataset} (model package group {group}): {obj.uri} was not transformed"
