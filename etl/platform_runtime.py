@@ -11,8 +11,9 @@ both sides must spell alike (the tag keys).
 - :data:`STAGE_TAG` and friends, :func:`job_tags`: the platform's tag keys;
 - :func:`read_text`: an object by its ``s3://`` URI;
 - :func:`latest_approved_package`: the newest Approved package of a model package group;
-- :class:`Environment`: a function's settings, read from its environment in one place; a missing
-  or malformed variable fails at import with the variable's name.
+- :func:`setting` and :func:`read_settings`: a function's settings, declared once as a dataclass
+  and read from its environment; a missing or malformed variable fails at import with the
+  variable's name. :class:`JobPlacement` is the part every job-starting function shares.
 
 Logging: handlers log through ``logging.getLogger(__name__)`` and set no level. Lambda applies
 the function's configured application log level (``LoggingConfig.ApplicationLogLevel``, JSON
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -186,35 +187,79 @@ class MissingSetting(RuntimeError):
     """A function's environment lacks a variable its settings need, or holds a malformed one."""
 
 
-class Environment:
-    """A function's environment variables, read once into its settings. Every variable the
-    handler reads is set by its stack: there are no defaults here that could drift from the
-    stage's configuration."""
+Kind = Literal["text", "json", "integer", "flag"]
+_VARIABLE, _KIND, _GROUP = "variable", "kind", "group"
 
-    def __init__(self, function: str, variables: Mapping[str, str]) -> None:
-        self.function = function
-        self.variables = variables
 
-    def text(self, name: str) -> str:
-        if name not in self.variables:
-            raise MissingSetting(f"{self.function} needs the environment variable {name}")
-        return self.variables[name]
+def setting(variable: str, kind: Kind = "text") -> Any:
+    """A field of a function's settings dataclass, read from the environment variable
+    ``variable``: ``text`` as it is, ``json`` parsed, ``integer`` a whole number, ``flag``
+    ``true`` or ``false``. There is no default: the function's stack sets every variable, so a
+    default here could only drift from the stage's configuration."""
+    return field(metadata={_VARIABLE: variable, _KIND: kind})
 
-    def json(self, name: str) -> Any:
+
+def settings_group(settings: type) -> Any:
+    """A field holding another settings dataclass, read from the same environment."""
+    return field(metadata={_GROUP: settings})
+
+
+S = TypeVar("S")
+
+
+def read_settings(settings: type[S], function: str, variables: Mapping[str, str]) -> S:
+    """``settings`` (a dataclass of :func:`setting` fields) read from ``variables``; a missing
+    or malformed variable raises :class:`MissingSetting` naming ``function`` and the variable."""
+    values: dict[str, Any] = {}
+    for item in fields(settings):  # type: ignore[arg-type]
+        if _GROUP in item.metadata:
+            values[item.name] = read_settings(item.metadata[_GROUP], function, variables)
+        else:
+            values[item.name] = _parse(function, variables, item.metadata[_VARIABLE], item.metadata[_KIND])
+    return settings(**values)
+
+
+def variables_read(settings: type) -> frozenset[str]:
+    """The names of the environment variables :func:`read_settings` reads for ``settings``."""
+    names: set[str] = set()
+    for item in fields(settings):
+        names |= variables_read(item.metadata[_GROUP]) if _GROUP in item.metadata else {item.metadata[_VARIABLE]}
+    return frozenset(names)
+
+
+def _parse(function: str, variables: Mapping[str, str], name: str, kind: Kind) -> Any:
+    if name not in variables:
+        raise MissingSetting(f"{function} needs the environment variable {name}")
+    value = variables[name]
+    if kind == "json":
         try:
-            return json.loads(self.text(name))
+            return json.loads(value)
         except json.JSONDecodeError as error:
-            raise MissingSetting(f"{self.function}: {name} is not JSON ({error})") from None
-
-    def integer(self, name: str) -> int:
-        value = self.text(name)
+            raise MissingSetting(f"{function}: {name} is not JSON ({error})") from None
+    if kind == "integer":
         try:
             return int(value)
         except ValueError:
-            raise MissingSetting(f"{self.function}: {name} must be a whole number, not {value!r}") from None
-
-    def flag(self, name: str) -> bool:
-        value = self.text(name)
+            raise MissingSetting(f"{function}: {name} must be a whole number, not {value!r}") from None
+    if kind == "flag":
         if value not in ("true", "false"):
-            raise MissingSetting(f"{self.function}: {name} must be true or false, not {value!r}")
+            raise MissingSetting(f"{function}: {name} must be true or false, not {value!r}")
         return value == "true"
+    return value
+
+
+@dataclass(frozen=True)
+class JobPlacement:
+    """Where and as whom a function's SageMaker jobs and models run: the variables the
+    infrastructure's ``JobPlacement`` sets on the functions that start jobs or create models."""
+
+    role_arn: str = setting("ROLE_ARN")
+    kms_key_arn: str = setting("KMS_KEY_ARN")
+    subnets: list[str] = setting("SUBNETS", "json")
+    security_groups: list[str] = setting("SECURITY_GROUPS", "json")
+    stage: str = setting("STAGE")
+
+    @property
+    def vpc_config(self) -> dict[str, list[str]]:
+        """SageMaker's ``VpcConfig`` for a job or model."""
+        return {"SecurityGroupIds": self.security_groups, "Subnets": self.subnets}

@@ -12,11 +12,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.aws_errors import NO_UPDATES, Answers, AwsError, always, stack_busy
-from tests.handler_calls import load_handler
+from tests.functions import ENVIRONMENTS, fake_credentials, load_function
 
-GROUP = "mlplatform-dev-bank-marketing"
-STACK = "MlPlatform-dev-Hosting-bank-marketing"
-ROLE = "arn:aws:iam::123456789012:role/hosting-deployment"
+SETTINGS = ENVIRONMENTS["deploy_model"]
+GROUP = SETTINGS["MODEL_PACKAGE_GROUP"]
+STACK = SETTINGS["STACK_NAME"]
+ROLE = SETTINGS["CLOUDFORMATION_ROLE_ARN"]
 PACKAGE = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlplatform-dev-bank-marketing/3"
 TEMPLATE = {
     "Parameters": {
@@ -29,16 +30,7 @@ TEMPLATE = {
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "STACK_NAME": STACK,
-        "MODEL_PACKAGE_GROUP": GROUP,
-        "CLOUDFORMATION_ROLE_ARN": ROLE,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_credentials(monkeypatch)
     with mock_aws():
         cfn = boto3.client("cloudformation")
         cfn.create_stack(
@@ -51,7 +43,7 @@ def aws(monkeypatch):
 
 @pytest.fixture
 def module(aws, monkeypatch):
-    return load_handler("deploy_model", "deploy_model_under_test", monkeypatch)
+    return load_function("deploy_model", monkeypatch)
 
 
 def approved(package: str = PACKAGE, group: str = GROUP, status: str = "Approved") -> dict:

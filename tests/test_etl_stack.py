@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,8 @@ from moto.events.models import EventPattern
 
 from config.datasets import DATASETS_DIR, dataset_specs
 from etl.dataset_spec import SpecError
+from tests.functions import DATA_BUCKET, event_fixture, object_created
 from tests.helpers import logical_id, properties, resources
-
-EVENTS = Path(__file__).parent / "events"
-DATA_BUCKET = "ml-platform-data-bucket"
 
 
 def etl(stage) -> Template:
@@ -51,13 +48,6 @@ def prepare_job(template: Template) -> str:
 def rule_pattern(template: Template, fragment: str, names: dict[str, str]) -> EventPattern:
     rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", fragment)]
     return EventPattern.load(json.dumps(concrete(rule["Properties"]["EventPattern"], names)))
-
-
-def s3_event(key: str, bucket: str = DATA_BUCKET) -> dict:
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
-    event["detail"]["object"]["key"] = key
-    event["detail"]["bucket"]["name"] = bucket
-    return event
 
 
 # --- the Glue job -------------------------------------------------------------------------------
@@ -173,12 +163,12 @@ def test_crawler_catalogues_raw_and_prepared_on_the_stage_schedule(stage):
 
 def test_start_etl_rule_matches_new_raw_objects_of_the_data_bucket_only(stage):
     pattern = rule_pattern(etl(stage), "StartEtlRule", {"DataBucket": DATA_BUCKET})
-    assert pattern.matches_event(s3_event("raw/bank-marketing/bank-additional.csv"))
-    assert pattern.matches_event(s3_event("raw/new-dataset/part-2.csv"))
-    assert not pattern.matches_event(s3_event("prepared/bank-marketing/run/_SUCCESS"))
-    assert not pattern.matches_event(s3_event("batch-input/bank-marketing/x.csv"))
-    assert not pattern.matches_event(s3_event("raw/bank-marketing/x.csv", bucket="another-bucket"))
-    deleted = s3_event("raw/bank-marketing/x.csv")
+    assert pattern.matches_event(object_created("raw/bank-marketing/bank-additional.csv"))
+    assert pattern.matches_event(object_created("raw/new-dataset/part-2.csv"))
+    assert not pattern.matches_event(object_created("prepared/bank-marketing/run/_SUCCESS"))
+    assert not pattern.matches_event(object_created("batch-input/bank-marketing/x.csv"))
+    assert not pattern.matches_event(object_created("raw/bank-marketing/x.csv", bucket="another-bucket"))
+    deleted = object_created("raw/bank-marketing/x.csv")
     deleted["detail-type"] = "Object Deleted"
     assert not pattern.matches_event(deleted)
 
@@ -261,7 +251,7 @@ def test_alarms_on_errors_and_dead_letters_notify_the_operators(stage):
 def test_failed_job_runs_are_published_to_the_operators(stage):
     template = etl(stage)
     pattern = rule_pattern(template, "PreparationFailedRule", {prepare_job(template): "PrepareJob-abc123"})
-    failed = json.loads((EVENTS / "glue_job_state_change_failed.json").read_text())
+    failed = event_fixture("glue_job_state_change_failed.json")
     assert pattern.matches_event(failed)
     assert not pattern.matches_event({**failed, "detail": {**failed["detail"], "state": "SUCCEEDED"}})
     assert not pattern.matches_event({**failed, "detail": {**failed["detail"], "jobName": "someone-elses-job"}})

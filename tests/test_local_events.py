@@ -4,10 +4,8 @@ Lambda loads them; they create boto3 clients at import but call nothing here (fa
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 
 from local import events
-from tests.conftest import ROOT
+from tests.functions import environment, load_function
 
 FIXTURES = Path(__file__).parent / "events"
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -27,14 +25,6 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 T0 = datetime(2026, 11, 12, 9, 30, tzinfo=UTC)
 MS = 1794475800000  # T0 in epoch milliseconds
 ENVELOPE_KEYS = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
-AWS_ENV = {
-    # Clients are created at import: credentials from the environment keep botocore off the network.
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -52,23 +42,6 @@ def keys(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {key: keys(value) for key, value in tree.items()}
     return type(tree).__name__
-
-
-@pytest.fixture
-def load_handler(monkeypatch):
-    """A Lambda handler module loaded by path with ``env`` set; it leaves sys.modules afterwards."""
-
-    def load(folder: str, env: dict[str, str]):
-        for key, value in {**AWS_ENV, **env}.items():
-            monkeypatch.setenv(key, value)
-        name = f"events_test_{folder}_handler"
-        spec = importlib.util.spec_from_file_location(name, ROOT / "lambda" / folder / "handler.py")
-        module = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, name, module)
-        spec.loader.exec_module(module)
-        return module
-
-    yield load
 
 
 # --- the envelope ---------------------------------------------------------------------------------
@@ -227,20 +200,9 @@ def test_object_created_in_other_partitions_names_the_bucket_there():
     assert object_created(region="cn-north-1")["resources"] == [f"arn:aws-cn:s3:::{BUCKET}"]
 
 
-START_ETL_ENV = {
-    "JOB_NAME": "prepare",
-    "DATA_BUCKET": BUCKET,
-    "RAW_PREFIX": "raw/",
-    "PREPARED_PREFIX": "prepared/",
-    "DATASET_SPECS": "{}",
-    "SEED": "42",
-    "CLAIM_TIMEOUT_SECONDS": "900",
-}
-
-
-def test_start_etl_reads_object_created(load_handler):
-    start_etl = load_handler("start_etl", START_ETL_ENV)
-    first = start_etl.ObjectCreated.from_event(object_created(n=1, event_id="first"))
+def test_start_etl_reads_object_created(monkeypatch):
+    start_etl = load_function("start_etl", monkeypatch)
+    first = start_etl.runtime.ObjectCreated.from_event(object_created(n=1, event_id="first"))
     assert first.bucket == BUCKET
     assert first.key == "raw/bank-marketing/bank-additional.csv"
     assert first.size == 492486
@@ -248,39 +210,23 @@ def test_start_etl_reads_object_created(load_handler):
     assert first.sequencer == events.sequencer(1)
     assert first.time == "2026-11-12T09:30:00Z"
     # An unversioned bucket: the ETag identifies the object.
-    unversioned = start_etl.ObjectCreated.from_event(object_created(version_id=None))
+    unversioned = start_etl.runtime.ObjectCreated.from_event(object_created(version_id=None))
     assert unversioned.version == "2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"
 
-    settings = start_etl.Settings.from_env(
-        {**START_ETL_ENV, "DATASET_SPECS": json.dumps({"bank-marketing": "s3://a/b"})}
+    settings = start_etl.runtime.read_settings(
+        start_etl.Settings,
+        "start_etl",
+        environment("start_etl", DATASET_SPECS=json.dumps({"bank-marketing": "s3://a/b"})),
     )
     # The same delivery twice is the same run; a later write of the same key in the same second is not.
-    again = start_etl.ObjectCreated.from_event(object_created(n=1, event_id="first"))
-    later = start_etl.ObjectCreated.from_event(object_created(n=2, event_id="second"))
+    again = start_etl.runtime.ObjectCreated.from_event(object_created(n=1, event_id="first"))
+    later = start_etl.runtime.ObjectCreated.from_event(object_created(n=2, event_id="second"))
     assert start_etl.plan(first, settings).run_id == start_etl.plan(again, settings).run_id
     assert start_etl.plan(first, settings).run_id != start_etl.plan(later, settings).run_id
 
 
-TRAINING_ENV = {
-    "DATA_BUCKET": BUCKET,
-    "ARTIFACTS_BUCKET": "ml-artifacts",
-    "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
-    "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
-    "SUBNETS": "[]",
-    "SECURITY_GROUPS": "[]",
-    "SOURCE_URI": "s3://cdk-assets/source.tar.gz",
-    "IMAGES": "{}",
-    "DATASET_SPECS": json.dumps({"car-evaluation": "s3://cdk-assets/car.json"}),
-    "STAGE": "dev",
-    "PREPARED_PREFIX": "prepared/",
-    "MANAGED_SPOT": "false",
-    "MAX_WAIT_MINUTES": "120",
-    "VOLUME_SIZE_GB": "30",
-}
-
-
-def test_start_training_reads_the_success_marker(load_handler):
-    start_training = load_handler("start_training", TRAINING_ENV)
+def test_start_training_reads_the_success_marker(monkeypatch):
+    start_training = load_function("start_training", monkeypatch)
     event = object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS", size=0, version_id=None)
     assert start_training.parse(event, start_training.SETTINGS) == ("car-evaluation", RUN)
 
@@ -300,25 +246,8 @@ class Recorder:
         return call
 
 
-BATCH_ENV = {
-    "DATA_BUCKET": BUCKET,
-    "GROUP_PREFIX": "mlplatform-dev",
-    "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
-    "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
-    "SUBNETS": "[]",
-    "SECURITY_GROUPS": "[]",
-    "DATASETS": json.dumps(["car-evaluation"]),
-    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:operators",
-    "STAGE": "dev",
-    "BATCH_INPUT_PREFIX": "batch-input/",
-    "BATCH_OUTPUT_PREFIX": "batch-output/",
-    "INSTANCE_TYPE": "ml.m5.large",
-    "INSTANCE_COUNT": "1",
-}
-
-
-def test_start_batch_transform_reads_object_created(load_handler):
-    batch = load_handler("start_batch_transform", BATCH_ENV)
+def test_start_batch_transform_reads_object_created(monkeypatch):
+    batch = load_function("start_batch_transform", monkeypatch)
     sagemaker = Recorder(list_model_packages={"ModelPackageSummaryList": []})
     sns = Recorder(publish={})
     result = batch.start_batch_transform(
@@ -631,20 +560,11 @@ def test_model_package_state_change_has_the_documented_fields_and_no_tags():
     assert tagged["detail"]["Tags"] == {"ml-platform:stage": "dev"}
 
 
-REGISTER_ENV = {
-    "ARTIFACTS_BUCKET": "ml-artifacts",
-    "GROUP_PREFIX": "mlplatform-dev",
-    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:operators",
-    "IMAGES": "{}",
-    "DATASET_SPECS": json.dumps({"car-evaluation": "s3://cdk-assets/car.json"}),
-    "STAGE": "dev",
-    "PASS_STATUS": "Approved",
-}
 OUR_TAGS = [{"Key": "ml-platform:stage", "Value": "dev"}, {"Key": "ml-platform:dataset", "Value": "car-evaluation"}]
 
 
-def test_register_model_reads_a_training_job_event(load_handler):
-    register = load_handler("register_model", REGISTER_ENV)
+def test_register_model_reads_a_training_job_event(monkeypatch):
+    register = load_function("register_model", monkeypatch)
     failed = training_description("Failed", FailureReason="AlgorithmError: boom")
     sagemaker = Recorder(describe_training_job=failed, list_tags={"Tags": OUR_TAGS})
     sns = Recorder(publish={})
@@ -659,8 +579,8 @@ def test_register_model_reads_a_training_job_event(load_handler):
     assert sagemaker.calls[0] == ("describe_training_job", {"TrainingJobName": TRAINING_JOB})
 
 
-def test_register_model_reads_a_tuning_job_event(load_handler):
-    register = load_handler("register_model", REGISTER_ENV)
+def test_register_model_reads_a_tuning_job_event(monkeypatch):
+    register = load_function("register_model", monkeypatch)
     sagemaker = Recorder(
         describe_hyper_parameter_tuning_job=tuning_description(),
         list_tags={"Tags": [{"Key": "ml-platform:stage", "Value": "prod"}]},
@@ -671,15 +591,8 @@ def test_register_model_reads_a_tuning_job_event(load_handler):
     assert sagemaker.calls[0] == ("describe_hyper_parameter_tuning_job", {"HyperParameterTuningJobName": TUNING_JOB})
 
 
-DEPLOY_ENV = {
-    "STACK_NAME": "mlplatform-dev-hosting-car-evaluation",
-    "MODEL_PACKAGE_GROUP": GROUP,
-    "CLOUDFORMATION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/deploy",
-}
-
-
-def test_deploy_model_reads_a_model_package_event(load_handler):
-    deploy = load_handler("deploy_model", DEPLOY_ENV)
+def test_deploy_model_reads_a_model_package_event(monkeypatch):
+    deploy = load_function("deploy_model", monkeypatch, MODEL_PACKAGE_GROUP=GROUP)
     live = {
         "StackStatus": "UPDATE_COMPLETE",
         "Parameters": [{"ParameterKey": "ModelPackageArn", "ParameterValue": PACKAGE_ARN}],

@@ -16,7 +16,6 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import botocore.config
@@ -24,8 +23,7 @@ import botocore.waiter
 import pytest
 
 from local.matcher import PatternError, compile_pattern, matches
-
-EVENTS = Path(__file__).parent / "events"
+from tests.functions import DATA_BUCKET, event_fixture, object_created
 
 # The pages the cases follow.
 PATTERNS = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html"
@@ -41,7 +39,7 @@ GLUE_EVENTS = "https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-wit
 SAGEMAKER_EVENTS = "https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"
 
 # Concrete names for the templates' tokens.
-BUCKET = "ml-platform-data-bucket"  # Fn::GetStackOutput of the Data stack's bucket
+BUCKET = DATA_BUCKET  # Fn::GetStackOutput of the Data stack's bucket
 PREPARE_JOB = "PrepareJob-abc123"  # {"Ref": "PrepareJob"}
 CRAWLER = "Crawler-def456"  # {"Ref": "Crawler"}
 GROUP = "mlplatform-dev-bank-marketing"
@@ -52,18 +50,9 @@ XGBOOST = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 # --- events -----------------------------------------------------------------------------------
 
 
-def s3_event(key: str | None = None, **detail: Any) -> dict:
-    """tests/events/s3_object_created.json, with another key or detail fields."""
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
-    if key is not None:
-        event["detail"]["object"]["key"] = key
-    event["detail"].update(detail)
-    return event
-
-
 def glue_job_event(state: str = "FAILED", job: str = PREPARE_JOB) -> dict:
     """tests/events/glue_job_state_change_failed.json, in another state or for another job."""
-    event = json.loads((EVENTS / "glue_job_state_change_failed.json").read_text())
+    event = event_fixture("glue_job_state_change_failed.json")
     event["detail"].update(state=state, jobName=job)
     return event
 
@@ -249,11 +238,11 @@ def key(*filters: Any) -> dict:
 
 CASES = [
     # Exact values: character by character, case-sensitive; the values in a pattern's array are alternatives.
-    Case("exact/source", {"source": ["aws.s3"]}, s3_event(), True, PATTERNS),
-    Case("exact/other-source", {"source": ["aws.ec2"]}, s3_event(), False, PATTERNS),
-    Case("exact/case-sensitive", {"source": ["AWS.S3"]}, s3_event(), False, PATTERNS),
-    Case("exact/one-of-several", {"source": ["aws.ec2", "aws.s3"]}, s3_event(), True, PATTERNS),
-    Case("exact/number", detail(object={"size": [492486]}), s3_event(), True, PATTERNS),
+    Case("exact/source", {"source": ["aws.s3"]}, object_created(), True, PATTERNS),
+    Case("exact/other-source", {"source": ["aws.ec2"]}, object_created(), False, PATTERNS),
+    Case("exact/case-sensitive", {"source": ["AWS.S3"]}, object_created(), False, PATTERNS),
+    Case("exact/one-of-several", {"source": ["aws.ec2", "aws.s3"]}, object_created(), True, PATTERNS),
+    Case("exact/number", detail(object={"size": [492486]}), object_created(), True, PATTERNS),
     Case(
         "exact/number-other-representation",
         detail(price=[300]),
@@ -272,91 +261,123 @@ CASES = [
         xfail="JSON true is not the number 1; LocalStack compares in Python, where True == 1",
     ),
     # Nested objects: the field must be at the same place in the event.
-    Case("nested/bucket-name", detail(bucket={"name": [BUCKET]}), s3_event(), True, PATTERNS),
-    Case("nested/other-bucket", detail(bucket={"name": ["someone-elses-bucket"]}), s3_event(), False, PATTERNS),
-    Case("nested/same-name-other-level", {"bucket": {"name": [BUCKET]}}, s3_event(), False, PATTERNS),
-    Case("nested/value-is-an-object", detail(bucket=["ml-platform-data-bucket"]), s3_event(), False, PATTERNS),
+    Case("nested/bucket-name", detail(bucket={"name": [BUCKET]}), object_created(), True, PATTERNS),
+    Case("nested/other-bucket", detail(bucket={"name": ["someone-elses-bucket"]}), object_created(), False, PATTERNS),
+    Case("nested/same-name-other-level", {"bucket": {"name": [BUCKET]}}, object_created(), False, PATTERNS),
+    Case("nested/value-is-an-object", detail(bucket=["ml-platform-data-bucket"]), object_created(), False, PATTERNS),
     # A field the event does not have never matches a value.
-    Case("absent/field", detail(object={"checksum": ["abc"]}), s3_event(), False, PATTERNS),
-    Case("absent/null-needs-the-field", detail(checksum=[None]), s3_event(), False, NULLS),
+    Case("absent/field", detail(object={"checksum": ["abc"]}), object_created(), False, PATTERNS),
+    Case("absent/null-needs-the-field", detail(checksum=[None]), object_created(), False, NULLS),
     # Several fields: all must match.
-    Case("and/all-match", {"source": ["aws.s3"], **detail(reason=["PutObject"])}, s3_event(), True, PATTERNS),
-    Case("and/one-differs", {"source": ["aws.s3"], **detail(reason=["CopyObject"])}, s3_event(), False, PATTERNS),
+    Case("and/all-match", {"source": ["aws.s3"], **detail(reason=["PutObject"])}, object_created(), True, PATTERNS),
+    Case("and/one-differs", {"source": ["aws.s3"], **detail(reason=["CopyObject"])}, object_created(), False, PATTERNS),
     # Null and the empty string: each matches itself only.
     Case("null/matches-null", detail(owner=[None]), custom_event(owner=None), True, NULLS),
     Case("null/not-an-empty-string", detail(owner=[None]), custom_event(owner=""), False, NULLS),
     Case("empty/matches-empty", detail(note=[""]), custom_event(note=""), True, NULLS),
     Case("empty/not-null", detail(note=[""]), custom_event(note=None), False, NULLS),
     # Prefix and suffix, also ignoring case.
-    Case("prefix/raw", key({"prefix": "raw/"}), s3_event(), True, OPERATORS),
-    Case("prefix/case-sensitive", key({"prefix": "RAW/"}), s3_event(), False, OPERATORS),
-    Case("prefix/ignore-case", key({"prefix": {"equals-ignore-case": "RAW/Bank-"}}), s3_event(), True, OPERATORS),
-    Case("prefix/not-a-prefix", key({"prefix": "bank-marketing/"}), s3_event(), False, OPERATORS),
-    Case("suffix/csv", key({"suffix": ".csv"}), s3_event(), True, OPERATORS),
-    Case("suffix/parquet", key({"suffix": ".parquet"}), s3_event(), False, OPERATORS),
-    Case("suffix/ignore-case", key({"suffix": {"equals-ignore-case": ".CSV"}}), s3_event(), True, OPERATORS),
+    Case("prefix/raw", key({"prefix": "raw/"}), object_created(), True, OPERATORS),
+    Case("prefix/case-sensitive", key({"prefix": "RAW/"}), object_created(), False, OPERATORS),
+    Case("prefix/ignore-case", key({"prefix": {"equals-ignore-case": "RAW/Bank-"}}), object_created(), True, OPERATORS),
+    Case("prefix/not-a-prefix", key({"prefix": "bank-marketing/"}), object_created(), False, OPERATORS),
+    Case("suffix/csv", key({"suffix": ".csv"}), object_created(), True, OPERATORS),
+    Case("suffix/parquet", key({"suffix": ".parquet"}), object_created(), False, OPERATORS),
+    Case("suffix/ignore-case", key({"suffix": {"equals-ignore-case": ".CSV"}}), object_created(), True, OPERATORS),
     # equals-ignore-case.
-    Case("ignore-case/same", {"detail-type": [{"equals-ignore-case": "object created"}]}, s3_event(), True, OPERATORS),
     Case(
-        "ignore-case/other", {"detail-type": [{"equals-ignore-case": "object deleted"}]}, s3_event(), False, OPERATORS
+        "ignore-case/same",
+        {"detail-type": [{"equals-ignore-case": "object created"}]},
+        object_created(),
+        True,
+        OPERATORS,
+    ),
+    Case(
+        "ignore-case/other",
+        {"detail-type": [{"equals-ignore-case": "object deleted"}]},
+        object_created(),
+        False,
+        OPERATORS,
     ),
     # Wildcards: "*" is any run of characters, "/" included; several may appear.
-    Case("wildcard/one-star", key({"wildcard": "raw/*.csv"}), s3_event(), True, OPERATORS),
-    Case("wildcard/two-stars", key({"wildcard": "raw/*/bank-*.csv"}), s3_event(), True, WILDCARDS),
-    Case("wildcard/star-spans-slashes", key({"wildcard": "*/bank-additional.csv"}), s3_event(), True, WILDCARDS),
-    Case("wildcard/no-match", key({"wildcard": "raw/*/*.parquet"}), s3_event(), False, OPERATORS),
-    Case("wildcard/anchored", key({"wildcard": "bank-*.csv"}), s3_event(), False, WILDCARDS),
+    Case("wildcard/one-star", key({"wildcard": "raw/*.csv"}), object_created(), True, OPERATORS),
+    Case("wildcard/two-stars", key({"wildcard": "raw/*/bank-*.csv"}), object_created(), True, WILDCARDS),
+    Case("wildcard/star-spans-slashes", key({"wildcard": "*/bank-additional.csv"}), object_created(), True, WILDCARDS),
+    Case("wildcard/no-match", key({"wildcard": "raw/*/*.parquet"}), object_created(), False, OPERATORS),
+    Case("wildcard/anchored", key({"wildcard": "bank-*.csv"}), object_created(), False, WILDCARDS),
     Case(
         "wildcard/star-matches-nothing",
         key({"wildcard": "raw/bank-marketing/bank-additional*.csv"}),
-        s3_event(),
+        object_created(),
         True,
         WILDCARDS,
         xfail="'*' matches zero or more characters; LocalStack's engine requires at least one (regex .+)",
     ),
     # anything-but: a value, a list, a prefix, a suffix, ignoring case, a wildcard.
-    Case("anything-but/other-value", detail(reason=[{"anything-but": "CopyObject"}]), s3_event(), True, OPERATORS),
-    Case("anything-but/that-value", detail(reason=[{"anything-but": "PutObject"}]), s3_event(), False, OPERATORS),
+    Case(
+        "anything-but/other-value", detail(reason=[{"anything-but": "CopyObject"}]), object_created(), True, OPERATORS
+    ),
+    Case("anything-but/that-value", detail(reason=[{"anything-but": "PutObject"}]), object_created(), False, OPERATORS),
     Case(
         "anything-but/list-without",
         detail(reason=[{"anything-but": ["CopyObject", "CompleteMultipartUpload"]}]),
-        s3_event(),
+        object_created(),
         True,
         OPERATORS,
     ),
     Case(
         "anything-but/list-with",
         detail(reason=[{"anything-but": ["CopyObject", "PutObject"]}]),
-        s3_event(),
+        object_created(),
         False,
         OPERATORS,
     ),
-    Case("anything-but/numbers", detail(object={"size": [{"anything-but": [0, 1]}]}), s3_event(), True, FILTERING),
-    Case("anything-but/that-number", detail(object={"size": [{"anything-but": 492486}]}), s3_event(), False, FILTERING),
-    Case("anything-but/prefix-other", key({"anything-but": {"prefix": "prepared/"}}), s3_event(), True, OPERATORS),
-    Case("anything-but/prefix-same", key({"anything-but": {"prefix": "raw/"}}), s3_event(), False, OPERATORS),
-    Case("anything-but/suffix-other", key({"anything-but": {"suffix": ".json"}}), s3_event(), True, OPERATORS),
-    Case("anything-but/suffix-same", key({"anything-but": {"suffix": ".csv"}}), s3_event(), False, OPERATORS),
+    Case(
+        "anything-but/numbers", detail(object={"size": [{"anything-but": [0, 1]}]}), object_created(), True, FILTERING
+    ),
+    Case(
+        "anything-but/that-number",
+        detail(object={"size": [{"anything-but": 492486}]}),
+        object_created(),
+        False,
+        FILTERING,
+    ),
+    Case(
+        "anything-but/prefix-other", key({"anything-but": {"prefix": "prepared/"}}), object_created(), True, OPERATORS
+    ),
+    Case("anything-but/prefix-same", key({"anything-but": {"prefix": "raw/"}}), object_created(), False, OPERATORS),
+    Case("anything-but/suffix-other", key({"anything-but": {"suffix": ".json"}}), object_created(), True, OPERATORS),
+    Case("anything-but/suffix-same", key({"anything-but": {"suffix": ".csv"}}), object_created(), False, OPERATORS),
     Case(
         "anything-but/ignore-case",
         detail(reason=[{"anything-but": {"equals-ignore-case": "putobject"}}]),
-        s3_event(),
+        object_created(),
         False,
         OPERATORS,
     ),
-    Case("anything-but/wildcard-other", key({"anything-but": {"wildcard": "*/_SUCCESS"}}), s3_event(), True, OPERATORS),
-    Case("anything-but/wildcard-same", key({"anything-but": {"wildcard": "raw/*"}}), s3_event(), False, OPERATORS),
+    Case(
+        "anything-but/wildcard-other",
+        key({"anything-but": {"wildcard": "*/_SUCCESS"}}),
+        object_created(),
+        True,
+        OPERATORS,
+    ),
+    Case(
+        "anything-but/wildcard-same", key({"anything-but": {"wildcard": "raw/*"}}), object_created(), False, OPERATORS
+    ),
     # Numeric ranges, on JSON numbers only.
-    Case("numeric/range", detail(object={"size": [{"numeric": [">", 0, "<=", 1e6]}]}), s3_event(), True, OPERATORS),
-    Case("numeric/below", detail(object={"size": [{"numeric": ["<", 1000]}]}), s3_event(), False, OPERATORS),
-    Case("numeric/equals", detail(object={"size": [{"numeric": ["=", 492486]}]}), s3_event(), True, OPERATORS),
+    Case(
+        "numeric/range", detail(object={"size": [{"numeric": [">", 0, "<=", 1e6]}]}), object_created(), True, OPERATORS
+    ),
+    Case("numeric/below", detail(object={"size": [{"numeric": ["<", 1000]}]}), object_created(), False, OPERATORS),
+    Case("numeric/equals", detail(object={"size": [{"numeric": ["=", 492486]}]}), object_created(), True, OPERATORS),
     Case(
         "numeric/upper-bound-inclusive", detail(n=[{"numeric": [">", 0, "<=", 5]}]), custom_event(n=5), True, FILTERING
     ),
     Case(
         "numeric/lower-bound-exclusive", detail(n=[{"numeric": [">", 0, "<=", 5]}]), custom_event(n=0), False, FILTERING
     ),
-    Case("numeric/string-is-not-a-number", detail(version=[{"numeric": ["=", 0]}]), s3_event(), False, FILTERING),
+    Case("numeric/string-is-not-a-number", detail(version=[{"numeric": ["=", 0]}]), object_created(), False, FILTERING),
     Case(
         "numeric/boolean-is-not-a-number",
         detail(urgent=[{"numeric": [">", 0]}]),
@@ -366,21 +387,27 @@ CASES = [
         xfail="numeric matching works on JSON numbers; LocalStack takes a boolean for one (bool is an int in Python)",
     ),
     # IP addresses (CIDR), IPv4 and IPv6.
-    Case("cidr/inside", detail(**{"source-ip-address": [{"cidr": "198.51.100.0/24"}]}), s3_event(), True, OPERATORS),
-    Case("cidr/outside", detail(**{"source-ip-address": [{"cidr": "10.0.0.0/24"}]}), s3_event(), False, OPERATORS),
+    Case(
+        "cidr/inside", detail(**{"source-ip-address": [{"cidr": "198.51.100.0/24"}]}), object_created(), True, OPERATORS
+    ),
+    Case(
+        "cidr/outside", detail(**{"source-ip-address": [{"cidr": "10.0.0.0/24"}]}), object_created(), False, OPERATORS
+    ),
     Case(
         "cidr/ipv6",
         detail(**{"source-ip-address": [{"cidr": "2001:db8::/32"}]}),
-        s3_event(**{"source-ip-address": "2001:db8:0:1::7"}),
+        object_created(detail={"source-ip-address": "2001:db8:0:1::7"}),
         True,
         FILTERING,
     ),
     # exists: on leaf fields; an object in the event is not a leaf.
-    Case("exists/true-present", detail(object={"version-id": [{"exists": True}]}), s3_event(), True, OPERATORS),
-    Case("exists/true-absent", detail(object={"checksum": [{"exists": True}]}), s3_event(), False, OPERATORS),
-    Case("exists/false-absent", detail(object={"checksum": [{"exists": False}]}), s3_event(), True, OPERATORS),
-    Case("exists/false-present", detail(object={"version-id": [{"exists": False}]}), s3_event(), False, OPERATORS),
-    Case("exists/false-on-an-object", detail(object=[{"exists": False}]), s3_event(), True, FILTERING),
+    Case("exists/true-present", detail(object={"version-id": [{"exists": True}]}), object_created(), True, OPERATORS),
+    Case("exists/true-absent", detail(object={"checksum": [{"exists": True}]}), object_created(), False, OPERATORS),
+    Case("exists/false-absent", detail(object={"checksum": [{"exists": False}]}), object_created(), True, OPERATORS),
+    Case(
+        "exists/false-present", detail(object={"version-id": [{"exists": False}]}), object_created(), False, OPERATORS
+    ),
+    Case("exists/false-on-an-object", detail(object=[{"exists": False}]), object_created(), True, FILTERING),
     # $or: one of the branches.
     Case(
         "or/second-branch",
@@ -388,28 +415,28 @@ CASES = [
             "source": ["aws.s3"],
             "$or": [{"detail": {"reason": ["CopyObject"]}}, {"detail": {"object": {"size": [492486]}}}],
         },
-        s3_event(),
+        object_created(),
         True,
         OPERATORS,
     ),
     Case(
         "or/no-branch",
         {"$or": [{"source": ["aws.ec2"]}, {"detail-type": ["Object Deleted"]}]},
-        s3_event(),
+        object_created(),
         False,
         OPERATORS,
     ),
     # Arrays in the event: any element may match.
-    Case("array/any-element", {"resources": [f"arn:aws:s3:::{BUCKET}"]}, s3_event(), True, ARRAYS),
+    Case("array/any-element", {"resources": [f"arn:aws:s3:::{BUCKET}"]}, object_created(), True, ARRAYS),
     Case(
         "array/intersection",
         {"resources": ["arn:aws:s3:::elsewhere", f"arn:aws:s3:::{BUCKET}"]},
-        s3_event() | {"resources": ["arn:aws:s3:::first", f"arn:aws:s3:::{BUCKET}"]},
+        object_created() | {"resources": ["arn:aws:s3:::first", f"arn:aws:s3:::{BUCKET}"]},
         True,
         ARRAYS,
     ),
-    Case("array/no-common-element", {"resources": ["arn:aws:s3:::elsewhere"]}, s3_event(), False, ARRAYS),
-    Case("array/operator-on-elements", {"resources": [{"prefix": "arn:aws:s3:::ml-"}]}, s3_event(), True, ARRAYS),
+    Case("array/no-common-element", {"resources": ["arn:aws:s3:::elsewhere"]}, object_created(), False, ARRAYS),
+    Case("array/operator-on-elements", {"resources": [{"prefix": "arn:aws:s3:::ml-"}]}, object_created(), True, ARRAYS),
     Case("array/empty-never-matches", {"resources": [{"prefix": "arn:"}]}, glue_job_event(), False, ARRAYS),
     Case(
         "array/inside-an-object",
@@ -465,20 +492,32 @@ CASES = [
         ARRAYS,
     ),
     # --- the platform's rules -----------------------------------------------------------------
-    Case("start-etl/raw-upload", START_ETL, s3_event(), True, S3_EVENTS),
-    Case("start-etl/other-bucket", START_ETL, s3_event(bucket={"name": "another-bucket"}), False, S3_EVENTS),
-    Case("start-etl/prepared", START_ETL, s3_event(f"{RUN}/part-00000.csv"), False, S3_EVENTS),
-    Case("start-etl/raw-lookalike", START_ETL, s3_event("rawdata/bank-marketing/bank.csv"), False, S3_EVENTS),
-    Case("start-etl/object-deleted", START_ETL, s3_event() | {"detail-type": "Object Deleted"}, False, S3_EVENTS),
-    Case("start-training/success-marker", START_TRAINING, s3_event(f"{RUN}/_SUCCESS"), True, S3_EVENTS),
-    Case("start-training/data-file", START_TRAINING, s3_event(f"{RUN}/part-00000.csv"), False, S3_EVENTS),
+    Case("start-etl/raw-upload", START_ETL, object_created(), True, S3_EVENTS),
+    Case("start-etl/other-bucket", START_ETL, object_created(bucket="another-bucket"), False, S3_EVENTS),
+    Case("start-etl/prepared", START_ETL, object_created(f"{RUN}/part-00000.csv"), False, S3_EVENTS),
+    Case("start-etl/raw-lookalike", START_ETL, object_created("rawdata/bank-marketing/bank.csv"), False, S3_EVENTS),
+    Case("start-etl/object-deleted", START_ETL, object_created() | {"detail-type": "Object Deleted"}, False, S3_EVENTS),
+    Case("start-training/success-marker", START_TRAINING, object_created(f"{RUN}/_SUCCESS"), True, S3_EVENTS),
+    Case("start-training/data-file", START_TRAINING, object_created(f"{RUN}/part-00000.csv"), False, S3_EVENTS),
     Case(
-        "start-training/marker-too-high", START_TRAINING, s3_event("prepared/bank-marketing/_SUCCESS"), False, S3_EVENTS
+        "start-training/marker-too-high",
+        START_TRAINING,
+        object_created("prepared/bank-marketing/_SUCCESS"),
+        False,
+        S3_EVENTS,
     ),
-    Case("start-training/marker-deeper", START_TRAINING, s3_event(f"{RUN}/extra/_SUCCESS"), True, WILDCARDS),
-    Case("start-training/raw-marker", START_TRAINING, s3_event("raw/bank-marketing/x/_SUCCESS"), False, S3_EVENTS),
-    Case("batch/input", START_BATCH_TRANSFORM, s3_event("batch-input/car-evaluation/cars.csv"), True, S3_EVENTS),
-    Case("batch/output", START_BATCH_TRANSFORM, s3_event("batch-output/car-evaluation/cars.csv.out"), False, S3_EVENTS),
+    Case("start-training/marker-deeper", START_TRAINING, object_created(f"{RUN}/extra/_SUCCESS"), True, WILDCARDS),
+    Case(
+        "start-training/raw-marker", START_TRAINING, object_created("raw/bank-marketing/x/_SUCCESS"), False, S3_EVENTS
+    ),
+    Case("batch/input", START_BATCH_TRANSFORM, object_created("batch-input/car-evaluation/cars.csv"), True, S3_EVENTS),
+    Case(
+        "batch/output",
+        START_BATCH_TRANSFORM,
+        object_created("batch-output/car-evaluation/cars.csv.out"),
+        False,
+        S3_EVENTS,
+    ),
     Case("register/training-completed", REGISTER_MODEL, training_event("Completed"), True, SAGEMAKER_EVENTS),
     Case("register/training-failed", REGISTER_MODEL, training_event("Failed"), True, SAGEMAKER_EVENTS),
     Case("register/training-stopped", REGISTER_MODEL, training_event("Stopped"), True, SAGEMAKER_EVENTS),
@@ -563,7 +602,7 @@ def test_an_invalid_pattern_raises_pattern_error(pattern, reason):
     with pytest.raises(PatternError, match=reason):
         compile_pattern(pattern)
     with pytest.raises(ValueError):  # PatternError is a ValueError
-        matches(pattern, s3_event())
+        matches(pattern, object_created())
 
 
 # --- the API ------------------------------------------------------------------------------------
@@ -573,9 +612,9 @@ def test_a_compiled_pattern_is_reused_and_keeps_its_own_copy():
     pattern = json.loads(json.dumps(START_TRAINING))
     fires = compile_pattern(pattern)
     pattern["detail"]["object"]["key"] = [{"prefix": "raw/"}]  # the caller's dict changes afterwards
-    assert fires(s3_event(f"{RUN}/_SUCCESS"))
-    assert not fires(s3_event())
-    assert fires(s3_event(f"{RUN.replace('bank-marketing', 'car-evaluation')}/_SUCCESS"))
+    assert fires(object_created(f"{RUN}/_SUCCESS"))
+    assert not fires(object_created())
+    assert fires(object_created(f"{RUN.replace('bank-marketing', 'car-evaluation')}/_SUCCESS"))
 
 
 def test_a_pattern_may_be_given_as_json_text():
@@ -586,9 +625,9 @@ def test_a_pattern_may_be_given_as_json_text():
 def test_an_event_is_a_json_object():
     fires = compile_pattern(START_ETL)
     with pytest.raises(TypeError):
-        fires([s3_event()])  # type: ignore[arg-type]
+        fires([object_created()])  # type: ignore[arg-type]
     with pytest.raises(TypeError):  # a datetime from a boto3 response is not JSON: serialize the event first
-        fires(s3_event() | {"time": datetime(2026, 11, 12)})
+        fires(object_created() | {"time": datetime(2026, 11, 12)})
 
 
 def test_importing_the_matcher_leaves_botocore_and_the_environment_alone():

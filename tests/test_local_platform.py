@@ -238,7 +238,7 @@ def test_a_built_in_algorithm_trains_and_serves_on_its_stand_in_under_the_contai
     with acting_as("data-scientist"):
         s3 = twin.client("s3")
         schema = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "schema.json")["Body"].read())
-        spec = handler.load_spec(handler.read_text(s3, handler.SETTINGS.specs[DATASET]))
+        spec = handler.load_spec(handler.runtime.read_text(s3, handler.SETTINGS.specs[DATASET]))
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, algorithm="linear-learner"))
     definition = handler.training_definition(spec, run_id, handler.SETTINGS, schema)
     with acting_as(function.role_arn):

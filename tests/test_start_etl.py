@@ -4,11 +4,8 @@ of the conditional claim are AWS's, on the wire (tests/aws_errors.py)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -16,56 +13,44 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.aws_errors import CONDITIONAL_REQUEST_CONFLICT, PRECONDITION_FAILED, Answers, AwsError, exists
-from tests.conftest import ROOT
-from tests.handler_calls import load_handler
+from tests.functions import (
+    ACCOUNT,
+    DATA_BUCKET,
+    ENVIRONMENTS,
+    REGION,
+    event_fixture,
+    fake_credentials,
+    load_function,
+    object_created,
+)
 
-EVENTS = Path(__file__).parent / "events"
-BUCKET = "ml-platform-data-bucket"
-JOB = "prepare-job"
+BUCKET = DATA_BUCKET
+JOB = ENVIRONMENTS["start_etl"]["JOB_NAME"]
 SPECS = {
     "bank-marketing": "s3://cdk-assets/bank.json",
     "car-evaluation": "s3://cdk-assets/car.json",
-}
-ENV = {
-    "JOB_NAME": JOB,
-    "DATA_BUCKET": BUCKET,
-    "RAW_PREFIX": "raw/",
-    "PREPARED_PREFIX": "prepared/",
-    "DATASET_SPECS": json.dumps(SPECS),
-    "SEED": "42",
-    "CLAIM_TIMEOUT_SECONDS": "900",
 }
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        **ENV,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_credentials(monkeypatch)
     with mock_aws():
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         glue = boto3.client("glue")
-        glue.create_job(Name=JOB, Role="arn:aws:iam::123456789012:role/glue", Command={"Name": "glueetl"})
+        glue.create_job(Name=JOB, Role=f"arn:aws:iam::{ACCOUNT}:role/glue", Command={"Name": "glueetl"})
         yield s3, glue
 
 
 @pytest.fixture
 def module(aws, monkeypatch):
     """The handler module, loaded by path as Lambda loads it (clients created at import)."""
-    return load_handler("start_etl", "start_etl_handler_under_test", monkeypatch)
+    return load_function("start_etl", monkeypatch, DATASET_SPECS=json.dumps(SPECS))
 
 
 def event(key: str = "raw/bank-marketing/bank-additional.csv", **object_fields) -> dict:
-    data = json.loads((EVENTS / "s3_object_created.json").read_text())
-    data["detail"]["object"]["key"] = key
-    data["detail"]["object"].update(object_fields)
-    return data
+    return object_created(key, **object_fields)
 
 
 def job_runs(glue) -> list[dict]:
@@ -140,14 +125,14 @@ def test_other_buckets_are_ignored(module, aws):
 
 
 def test_an_event_that_is_not_object_created_fails_loudly(module):
-    data = json.loads((EVENTS / "glue_job_state_change_failed.json").read_text())
+    data = event_fixture("glue_job_state_change_failed.json")
     with pytest.raises(ValueError, match="not an S3 Object Created event"):
         module.handler(data, None)
 
 
 def claim(s3, module, data: dict, claimed_at: datetime) -> str:
     """Leave a claim as a delivery would that died after claiming, before starting."""
-    plan = module.plan(module.ObjectCreated.from_event(data), module.SETTINGS)
+    plan = module.plan(module.runtime.ObjectCreated.from_event(data), module.SETTINGS)
     record = {"dataset": plan.dataset, "run_id": plan.run_id, "claimed_at": claimed_at.isoformat()}
     s3.put_object(Bucket=BUCKET, Key=plan.record_key, Body=json.dumps(record).encode())
     return plan.record_key
@@ -177,7 +162,7 @@ def test_a_run_started_but_not_recorded_is_found_and_not_started_again(module, a
     s3, glue = aws
     now = datetime(2026, 11, 12, 9, 31, tzinfo=UTC)
     key = claim(s3, module, event(), claimed_at=now - timedelta(seconds=5))
-    plan = module.plan(module.ObjectCreated.from_event(event()), module.SETTINGS)
+    plan = module.plan(module.runtime.ObjectCreated.from_event(event()), module.SETTINGS)
     started = glue.start_job_run(JobName=JOB, Arguments=dict(plan.arguments))["JobRunId"]
 
     result = module.start_etl(event(), glue, s3, module.SETTINGS, now=now)
@@ -198,12 +183,8 @@ def test_glue_refusing_the_run_is_an_error_for_lambda_to_retry(module, monkeypat
 
 
 def test_missing_configuration_is_named_at_start(aws, monkeypatch):
-    monkeypatch.delenv("DATASET_SPECS")
-    spec = importlib.util.spec_from_file_location("start_etl_broken", ROOT / "lambda" / "start_etl" / "handler.py")
-    broken = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "start_etl_broken", broken)
     with pytest.raises(RuntimeError, match="start_etl needs the environment variable DATASET_SPECS"):
-        spec.loader.exec_module(broken)
+        load_function("start_etl", monkeypatch, without=("DATASET_SPECS",))
 
 
 # --- the claim refused: S3's code decides, whatever the wording ----------------------------------

@@ -6,10 +6,10 @@ delivery takes the name between the handler's lookup and its create is driven ex
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
-from pathlib import Path
 
 import boto3
 import pytest
@@ -31,21 +31,27 @@ from tests.aws_errors import (
     tuning_job_not_found,
 )
 from tests.conftest import ROOT
-from tests.handler_calls import load_handler
+from tests.functions import (
+    ACCOUNT,
+    ARTIFACTS_BUCKET,
+    DATA_BUCKET,
+    GROUP_PREFIX,
+    KEY,
+    REGION,
+    SAGEMAKER_ROLE,
+    fake_credentials,
+    load_function,
+    object_created,
+)
 
-EVENTS = Path(__file__).parent / "events"
-REGION = "eu-west-1"
-DATA, ARTIFACTS, ASSETS = "ml-data", "ml-artifacts", "cdk-assets"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
-KEY = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+ASSETS = "cdk-assets"
+DATA, ARTIFACTS, ROLE = DATA_BUCKET, ARTIFACTS_BUCKET, SAGEMAKER_ROLE
 IMAGES = {
     "xgboost": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.2-0",
     "linear-learner": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1",
     "knn": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/knn:1",
 }
 RUN = "20261112T093000Z-0123456789"
-GROUP_PREFIX = "mlplatform-dev"
-ACCOUNT = "123456789012"  # moto's
 SAGEMAKER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 
 
@@ -58,13 +64,7 @@ def spec(name: str, **training) -> dict:
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_credentials(monkeypatch)
     with mock_aws():
         s3 = boto3.client("s3")
         for bucket in (DATA, ARTIFACTS, ASSETS):
@@ -85,22 +85,9 @@ def put_spec(s3, name: str, raw: dict) -> str:
     return f"s3://{ASSETS}/{name}.json"
 
 
-def load(folder: str, env: dict, monkeypatch):
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return load_handler(folder, f"{folder}_under_test", monkeypatch)
-
-
 def notifications(aws) -> list[dict]:
     messages = aws["sqs"].receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
-
-
-def s3_event(key: str, bucket: str = DATA) -> dict:
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
-    event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"]["key"] = key
-    return event
 
 
 # --- start_training --------------------------------------------------------------------------------
@@ -119,29 +106,13 @@ def start_training(aws, monkeypatch, prepared):
         "bank-marketing": put_spec(s3, "bank-marketing", spec("bank-marketing")),  # asks for tuning
         "car-evaluation": put_spec(s3, "car-evaluation", spec("car-evaluation")),
     }
-    env = {
-        "DATA_BUCKET": DATA,
-        "PREPARED_PREFIX": "prepared/",
-        "ARTIFACTS_BUCKET": ARTIFACTS,
-        "ROLE_ARN": ROLE,
-        "KMS_KEY_ARN": KEY,
-        "SUBNETS": json.dumps(["subnet-a", "subnet-b"]),
-        "SECURITY_GROUPS": json.dumps(["sg-jobs"]),
-        "SOURCE_URI": f"s3://{ASSETS}/sourcedir.tar.gz",
-        "IMAGES": json.dumps(IMAGES),
-        "DATASET_SPECS": json.dumps(specs),
-        "STAGE": "dev",
-        "MANAGED_SPOT": "true",
-        "MAX_WAIT_MINUTES": "120",
-        "VOLUME_SIZE_GB": "30",
-    }
-    module = load("start_training", env, monkeypatch)
+    module = load_function("start_training", monkeypatch, IMAGES=json.dumps(IMAGES), DATASET_SPECS=json.dumps(specs))
     sagemaker_as_aws(module.SAGEMAKER, aws["sagemaker"], ACCOUNT, REGION)
     return module
 
 
 def test_success_marker_starts_a_training_job_with_the_exact_request(start_training, aws):
-    result = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    result = start_training.handler(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
     assert result == {
         "status": "started",
         "kind": "training",
@@ -190,14 +161,14 @@ def test_metric_definitions_parse_the_trainers_lines(start_training):
 
 
 def test_duplicate_event_starts_no_second_job(start_training, aws):
-    first = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
-    second = start_training.handler(s3_event(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    first = start_training.handler(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    second = start_training.handler(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
     assert first["status"] == "started" and second == {"status": "duplicate", "job": first["job"]}
     assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
 
 
 def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
-    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    result = start_training.handler(object_created(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
     assert result["kind"] == "tuning" and len(result["job"]) <= 32
     tuning = aws["sagemaker"].describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=result["job"])
     config = tuning["HyperParameterTuningJobConfig"]
@@ -223,7 +194,7 @@ def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
     ],
 )
 def test_other_objects_are_ignored(start_training, aws, key, reason):
-    result = start_training.handler(s3_event(key), None)
+    result = start_training.handler(object_created(key), None)
     assert result["status"] == "ignored" and reason in result["reason"]
     assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
 
@@ -309,7 +280,7 @@ def racing(answers: Answers, operation: str, other_delivery, refusal=None) -> No
 def test_a_create_refused_because_another_delivery_started_the_job_is_a_duplicate(start_training, aws, refusal):
     answers = Answers.of(start_training.SAGEMAKER)
     racing(answers, "CreateTrainingJob", lambda p: aws["sagemaker"].create_training_job(**p), refusal)
-    result = start_training.handler(s3_event(CAR_SUCCESS), None)
+    result = start_training.handler(object_created(CAR_SUCCESS), None)
     assert result == {"status": "duplicate", "job": CAR_JOB}
     assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
 
@@ -332,7 +303,7 @@ def test_a_create_refused_because_another_delivery_started_the_job_is_a_duplicat
 def test_a_create_refused_while_no_job_has_the_name_is_raised(start_training, aws, refusal):
     Answers.of(start_training.SAGEMAKER).on("CreateTrainingJob", always(refusal))
     with pytest.raises(ClientError) as raised:
-        start_training.handler(s3_event(CAR_SUCCESS), None)
+        start_training.handler(object_created(CAR_SUCCESS), None)
     assert raised.value.operation_name == "CreateTrainingJob"
     assert raised.value.response["Error"] == {"Code": refusal.code, "Message": refusal.message}
 
@@ -347,7 +318,7 @@ def test_a_name_taken_by_a_job_on_other_data_is_raised(start_training, aws):
 
     racing(Answers.of(start_training.SAGEMAKER), "CreateTrainingJob", someone_else)
     with pytest.raises(ClientError, match="ResourceInUse"):
-        start_training.handler(s3_event(CAR_SUCCESS), None)
+        start_training.handler(object_created(CAR_SUCCESS), None)
 
 
 @pytest.mark.parametrize(
@@ -361,7 +332,7 @@ def test_a_name_taken_by_a_job_on_other_data_is_raised(start_training, aws):
 )
 def test_a_training_job_sagemaker_does_not_have_is_started(start_training, aws, not_found):
     Answers.of(start_training.SAGEMAKER).on("DescribeTrainingJob", always(not_found))
-    assert start_training.handler(s3_event(CAR_SUCCESS), None)["status"] == "started"
+    assert start_training.handler(object_created(CAR_SUCCESS), None)["status"] == "started"
     assert len(aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]) == 1
 
 
@@ -369,7 +340,7 @@ def test_a_lookup_sagemaker_refuses_otherwise_is_raised_and_starts_nothing(start
     refusal = access_denied(ROLE, "sagemaker:DescribeTrainingJob", f"{SAGEMAKER_ARN}:training-job/{CAR_JOB.lower()}")
     Answers.of(start_training.SAGEMAKER).on("DescribeTrainingJob", always(refusal))
     with pytest.raises(ClientError, match="AccessDeniedException"):
-        start_training.handler(s3_event(CAR_SUCCESS), None)
+        start_training.handler(object_created(CAR_SUCCESS), None)
     assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
 
 
@@ -385,7 +356,7 @@ def test_a_tuning_job_another_delivery_started_first_is_a_duplicate(start_traini
         lambda p: aws["sagemaker"].create_hyper_parameter_tuning_job(**p),
         refusal,
     )
-    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    result = start_training.handler(object_created(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
     assert result["status"] == "duplicate"
     assert len(aws["sagemaker"].list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]) == 1
 
@@ -396,7 +367,7 @@ def test_a_tuning_job_not_found_in_other_words_is_started(start_training, aws):
         "DescribeHyperParameterTuningJob",
         lambda p: tuning_job_not_found(p["HyperParameterTuningJobName"]).reworded(),
     )
-    result = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    result = start_training.handler(object_created(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
     assert result["status"] == "started" and result["kind"] == "tuning"
 
 
@@ -409,16 +380,13 @@ def register_model(aws, monkeypatch):
         "bank-marketing": put_spec(aws["s3"], "bank-marketing", spec("bank-marketing")),
         "car-evaluation": put_spec(aws["s3"], "car-evaluation", spec("car-evaluation")),
     }
-    env = {
-        "ARTIFACTS_BUCKET": ARTIFACTS,
-        "GROUP_PREFIX": GROUP_PREFIX,
-        "TOPIC_ARN": aws["topic"],
-        "IMAGES": json.dumps(IMAGES),
-        "DATASET_SPECS": json.dumps(specs),
-        "STAGE": "dev",
-        "PASS_STATUS": "Approved",
-    }
-    return load("register_model", env, monkeypatch)
+    return load_function(
+        "register_model",
+        monkeypatch,
+        TOPIC_ARN=aws["topic"],
+        IMAGES=json.dumps(IMAGES),
+        DATASET_SPECS=json.dumps(specs),
+    )
 
 
 def finished_job(aws, name: str, dataset: str, evaluation: dict, stage: str = "dev") -> None:
@@ -552,22 +520,13 @@ def test_gate_directions(register_model):
 
 @pytest.fixture
 def start_batch_transform(aws, monkeypatch):
-    env = {
-        "DATA_BUCKET": DATA,
-        "BATCH_INPUT_PREFIX": "batch-input/",
-        "BATCH_OUTPUT_PREFIX": "batch-output/",
-        "GROUP_PREFIX": GROUP_PREFIX,
-        "ROLE_ARN": ROLE,
-        "KMS_KEY_ARN": KEY,
-        "SUBNETS": json.dumps(["subnet-a"]),
-        "SECURITY_GROUPS": json.dumps(["sg-jobs"]),
-        "DATASETS": json.dumps(["bank-marketing", "car-evaluation"]),
-        "TOPIC_ARN": aws["topic"],
-        "STAGE": "dev",
-        "INSTANCE_TYPE": "ml.m5.large",
-        "INSTANCE_COUNT": "1",
-    }
-    module = load("start_batch_transform", env, monkeypatch)
+    module = load_function(
+        "start_batch_transform",
+        monkeypatch,
+        SUBNETS=json.dumps(["subnet-a"]),
+        DATASETS=json.dumps(["bank-marketing", "car-evaluation"]),
+        TOPIC_ARN=aws["topic"],
+    )
     sagemaker_as_aws(module.SAGEMAKER, aws["sagemaker"], ACCOUNT, REGION)
     return module
 
@@ -595,7 +554,7 @@ def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_tr
     start_batch_transform.SAGEMAKER.meta.events.register(
         "provide-client-params.sagemaker.CreateModel", lambda params, **_: sent.setdefault("CreateModel", params)
     )
-    result = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars-2026-11.csv"), None)
+    result = start_batch_transform.handler(object_created("batch-input/car-evaluation/cars-2026-11.csv"), None)
     assert result["status"] == "started" and result["model_package"] == package
     job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
     assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == "text/csv"
@@ -615,14 +574,14 @@ def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_tr
 
 def test_a_repeated_batch_event_starts_one_transform(start_batch_transform, aws):
     approved_package(aws, "car-evaluation")
-    first = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars.csv"), None)
-    second = start_batch_transform.handler(s3_event("batch-input/car-evaluation/cars.csv"), None)
+    first = start_batch_transform.handler(object_created("batch-input/car-evaluation/cars.csv"), None)
+    second = start_batch_transform.handler(object_created("batch-input/car-evaluation/cars.csv"), None)
     assert second == {"status": "duplicate", "job": first["job"]}
 
 
 def test_no_approved_model_means_no_job_and_a_message(start_batch_transform, aws, caplog):
     with caplog.at_level("WARNING"):
-        result = start_batch_transform.handler(s3_event("batch-input/bank-marketing/calls.csv"), None)
+        result = start_batch_transform.handler(object_created("batch-input/bank-marketing/calls.csv"), None)
     assert result == {"status": "no-model", "dataset": "bank-marketing"}
     assert "No approved model for bank-marketing" in caplog.text
     [message] = notifications(aws)
@@ -639,7 +598,7 @@ def test_no_approved_model_means_no_job_and_a_message(start_batch_transform, aws
     ],
 )
 def test_other_batch_objects_are_ignored(start_batch_transform, key, reason):
-    result = start_batch_transform.handler(s3_event(key), None)
+    result = start_batch_transform.handler(object_created(key), None)
     assert result["status"] == "ignored" and reason in result["reason"]
 
 
@@ -650,7 +609,7 @@ def test_a_failed_job_of_another_team_is_not_reported(register_model, aws):
 
 
 def test_a_failed_tuning_job_reaches_the_operators(register_model, start_training, aws):
-    started = start_training.handler(s3_event(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
+    started = start_training.handler(object_created(f"prepared/bank-marketing/{RUN}/_SUCCESS"), None)
     event = state_change("unused", "Failed")
     event["detail-type"] = "SageMaker HyperParameter Tuning Job State Change"
     event["detail"] = {"HyperParameterTuningJobName": started["job"], "HyperParameterTuningJobStatus": "Failed"}
@@ -664,7 +623,7 @@ def test_with_manual_approval_a_passing_model_waits_for_a_person(register_model,
     monkeypatch.setattr(
         register_model,
         "SETTINGS",
-        register_model.Settings(**{**register_model.SETTINGS.__dict__, "pass_status": "PendingManualApproval"}),
+        dataclasses.replace(register_model.SETTINGS, pass_status="PendingManualApproval"),
     )
     finished_job(aws, "car-run-8", "car-evaluation", {"test": {"accuracy": 0.97, "macro_f1": 0.9}})
     result = register_model.handler(state_change("car-run-8", "Completed"), None)
@@ -691,7 +650,7 @@ def test_a_transform_job_sagemaker_does_not_have_is_started(start_batch_transfor
     approved_package(aws, "car-evaluation")
     answers = Answers.of(start_batch_transform.SAGEMAKER)
     answers.on("DescribeTransformJob", lambda p: not_found(p["TransformJobName"]))
-    assert start_batch_transform.handler(s3_event(CARS), None)["status"] == "started"
+    assert start_batch_transform.handler(object_created(CARS), None)["status"] == "started"
 
 
 @pytest.mark.parametrize("reworded", [False, True], ids=["aws-wording", "other-wording"])
@@ -710,7 +669,7 @@ def test_a_transform_job_another_delivery_started_first_is_a_duplicate(start_bat
         lambda p: aws["sagemaker"].create_transform_job(**p),
         lambda p: reword(job_rule(p)),
     )
-    result = start_batch_transform.handler(s3_event(CARS), None)
+    result = start_batch_transform.handler(object_created(CARS), None)
     assert result["status"] == "duplicate"
     assert len(aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"]) == 1
 
@@ -726,7 +685,7 @@ def test_a_model_left_by_a_delivery_that_died_before_its_job_is_used(start_batch
         return exists.reworded() if reworded else exists
 
     racing(answers, "CreateModel", lambda p: aws["sagemaker"].create_model(**p), refusal)
-    result = start_batch_transform.handler(s3_event(CARS), None)
+    result = start_batch_transform.handler(object_created(CARS), None)
     assert result["status"] == "started"
     job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
     assert job["ModelName"] == result["job"]
@@ -737,7 +696,7 @@ def test_a_model_refused_for_another_reason_fails_the_job_and_is_named_as_the_ca
     refusal = AwsError("ValidationException", "Subnet subnet-a does not exist.")
     Answers.of(start_batch_transform.SAGEMAKER).on("CreateModel", always(refusal))
     with pytest.raises(ClientError) as raised:
-        start_batch_transform.handler(s3_event(CARS), None)
+        start_batch_transform.handler(object_created(CARS), None)
     assert raised.value.operation_name == "CreateTransformJob"  # no model: SageMaker refuses the job
     assert raised.value.__cause__.operation_name == "CreateModel"
     assert raised.value.__cause__.response["Error"]["Message"] == refusal.message
@@ -755,7 +714,7 @@ def test_a_transform_job_name_taken_by_another_input_is_raised(start_batch_trans
 
     racing(Answers.of(start_batch_transform.SAGEMAKER), "CreateTransformJob", someone_else)
     with pytest.raises(ClientError, match="ResourceInUse"):
-        start_batch_transform.handler(s3_event(CARS), None)
+        start_batch_transform.handler(object_created(CARS), None)
 
 
 def test_a_transform_job_refused_while_no_job_has_the_name_is_raised(start_batch_transform, aws):
@@ -763,4 +722,4 @@ def test_a_transform_job_refused_while_no_job_has_the_name_is_raised(start_batch
     refusal = transform_job_name_taken(f"{SAGEMAKER_ARN}:transform-job/whatever")
     Answers.of(start_batch_transform.SAGEMAKER).on("CreateTransformJob", always(refusal))
     with pytest.raises(ClientError, match="ResourceInUse"):
-        start_batch_transform.handler(s3_event(CARS), None)
+        start_batch_transform.handler(object_created(CARS), None)

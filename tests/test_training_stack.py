@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Template
@@ -13,11 +12,9 @@ from constructs.sagemaker_images import Image, registries
 from moto.events.models import EventPattern
 
 from stacks.training import IMAGES, SOURCE_FILES, TRAINING_CODE
+from tests.functions import DATA_BUCKET, object_created
 from tests.helpers import logical_id, properties, resources
 from tests.test_etl_stack import concrete
-
-EVENTS = Path(__file__).parent / "events"
-DATA_BUCKET = "ml-platform-data-bucket"
 
 
 def training(stage) -> Template:
@@ -44,13 +41,6 @@ def pattern(stage, fragment: str) -> EventPattern:
     template = training(stage)
     rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", fragment)]
     return EventPattern.load(json.dumps(concrete(rule["Properties"]["EventPattern"], {"DataBucket": DATA_BUCKET})))
-
-
-def s3_event(key: str) -> dict:
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
-    event["detail"]["object"]["key"] = key
-    event["detail"]["bucket"]["name"] = DATA_BUCKET
-    return event
 
 
 def test_one_model_package_group_per_dataset(stage):
@@ -103,9 +93,9 @@ def test_start_training_may_pass_only_the_execution_role(stage):
 
 def test_start_training_fires_on_a_runs_success_marker_only(stage):
     rule = pattern(stage, "StartTrainingRule")
-    assert rule.matches_event(s3_event("prepared/bank-marketing/20261112T093000Z-0123456789/_SUCCESS"))
-    assert not rule.matches_event(s3_event("prepared/bank-marketing/20261112T093000Z-0123456789/schema.json"))
-    assert not rule.matches_event(s3_event("raw/bank-marketing/_SUCCESS"))
+    assert rule.matches_event(object_created("prepared/bank-marketing/20261112T093000Z-0123456789/_SUCCESS"))
+    assert not rule.matches_event(object_created("prepared/bank-marketing/20261112T093000Z-0123456789/schema.json"))
+    assert not rule.matches_event(object_created("raw/bank-marketing/_SUCCESS"))
 
 
 def test_register_model_fires_when_a_training_or_tuning_job_ends(stage):
@@ -129,8 +119,8 @@ def test_register_model_fires_when_a_training_or_tuning_job_ends(stage):
 
 def test_batch_transform_fires_under_batch_input(stage):
     rule = pattern(stage, "StartBatchTransformRule")
-    assert rule.matches_event(s3_event("batch-input/car-evaluation/cars.csv"))
-    assert not rule.matches_event(s3_event("batch-output/car-evaluation/cars.csv.out"))
+    assert rule.matches_event(object_created("batch-input/car-evaluation/cars.csv"))
+    assert not rule.matches_event(object_created("batch-output/car-evaluation/cars.csv.out"))
 
 
 def test_spot_and_batch_settings_follow_the_stage(stage):

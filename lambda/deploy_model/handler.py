@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import platform_runtime as runtime
 from botocore.exceptions import ClientError
-from platform_runtime import Environment, error_code
 
 LOG = logging.getLogger(__name__)
 PARAMETER = "ModelPackageArn"
@@ -52,18 +52,9 @@ class StackBusy(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    stack_name: str
-    group_name: str
-    role_arn: str
-
-    @classmethod
-    def from_env(cls, variables: Mapping[str, str]) -> Settings:
-        env = Environment("deploy_model", variables)
-        return cls(
-            stack_name=env.text("STACK_NAME"),
-            group_name=env.text("MODEL_PACKAGE_GROUP"),
-            role_arn=env.text("CLOUDFORMATION_ROLE_ARN"),
-        )
+    stack_name: str = runtime.setting("STACK_NAME")
+    group_name: str = runtime.setting("MODEL_PACKAGE_GROUP")
+    role_arn: str = runtime.setting("CLOUDFORMATION_ROLE_ARN")
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -
             Capabilities=["CAPABILITY_IAM"],
         )
     except ClientError as error:
-        if error_code(error) != UPDATE_REFUSED:
+        if runtime.error_code(error) != UPDATE_REFUSED:
             raise
         # Busy since we looked, or already given the package (no updates to perform): the
         # stack as it is now says which. Anything else it refused is raised as it came.
@@ -127,7 +118,7 @@ def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -
     return {"status": "updating", "model_package": package, "previous": previous}
 
 
-SETTINGS = Settings.from_env(os.environ)
+SETTINGS = runtime.read_settings(Settings, "deploy_model", os.environ)
 CLOUDFORMATION = boto3.client("cloudformation")
 
 

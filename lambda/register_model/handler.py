@@ -30,18 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import platform_runtime as runtime
 from dataset_spec import DatasetSpec, load_spec
-from platform_runtime import (
-    DATASET_TAG,
-    RUN_TAG,
-    STAGE_TAG,
-    Environment,
-    MissingSetting,
-    latest_approved_package,
-    model_package_group,
-    read_text,
-    tag_map,
-)
 
 LOG = logging.getLogger(__name__)
 CONTENT_TYPES = ["text/csv", "application/json"]
@@ -50,30 +40,18 @@ PASS_STATUSES = ("Approved", "PendingManualApproval")
 
 @dataclass(frozen=True)
 class Settings:
-    artifacts_bucket: str
-    group_prefix: str
-    topic_arn: str
-    images: Mapping[str, str]
-    specs: Mapping[str, str]
-    stage: str
+    artifacts_bucket: str = runtime.setting("ARTIFACTS_BUCKET")
+    group_prefix: str = runtime.setting("GROUP_PREFIX")
+    topic_arn: str = runtime.setting("TOPIC_ARN")
+    images: Mapping[str, str] = runtime.setting("IMAGES", "json")
+    specs: Mapping[str, str] = runtime.setting("DATASET_SPECS", "json")
+    stage: str = runtime.setting("STAGE")
     # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
-    pass_status: str
+    pass_status: str = runtime.setting("PASS_STATUS")
 
-    @classmethod
-    def from_env(cls, variables: Mapping[str, str]) -> Settings:
-        env = Environment("register_model", variables)
-        settings = cls(
-            artifacts_bucket=env.text("ARTIFACTS_BUCKET"),
-            group_prefix=env.text("GROUP_PREFIX"),
-            topic_arn=env.text("TOPIC_ARN"),
-            images=env.json("IMAGES"),
-            specs=env.json("DATASET_SPECS"),
-            stage=env.text("STAGE"),
-            pass_status=env.text("PASS_STATUS"),
-        )
-        if settings.pass_status not in PASS_STATUSES:
-            raise MissingSetting(f"register_model: PASS_STATUS must be one of {', '.join(PASS_STATUSES)}")
-        return settings
+    def __post_init__(self) -> None:
+        if self.pass_status not in PASS_STATUSES:
+            raise runtime.MissingSetting(f"register_model: PASS_STATUS must be one of {', '.join(PASS_STATUSES)}")
 
 
 @dataclass(frozen=True)
@@ -117,9 +95,9 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         if described.get("TuningJobArn"):
             return {"status": "ignored", "reason": f"{name} belongs to a tuning job; its outcome is the tuning job's"}
     # The rule passes every job's end in the account; only this stage's jobs are ours.
-    tags = tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
-    dataset = tags.get(DATASET_TAG)
-    if tags.get(STAGE_TAG) != settings.stage or dataset not in settings.specs:
+    tags = runtime.tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
+    dataset = tags.get(runtime.DATASET_TAG)
+    if tags.get(runtime.STAGE_TAG) != settings.stage or dataset not in settings.specs:
         return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
     kind = "tuning job" if tuning_event else "training job"
     if status != "Completed":
@@ -132,8 +110,8 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
     else:
         job = described
 
-    spec = load_spec(read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
-    group = model_package_group(settings.group_prefix, dataset)
+    spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    group = runtime.model_package_group(settings.group_prefix, dataset)
     existing = _package_of(sagemaker, group, job["TrainingJobName"])
     if existing:
         LOG.info("duplicate event: %s is already registered as %s", job["TrainingJobName"], existing)
@@ -157,7 +135,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
         }
     metadata = {
         "dataset": dataset,
-        "run_id": tags.get(RUN_TAG, ""),
+        "run_id": tags.get(runtime.RUN_TAG, ""),
         "training_job": job["TrainingJobName"],
         "objective_metric": metric,
         "objective_value": f"{value:.6f}",
@@ -215,7 +193,7 @@ def _package_of(sagemaker, group: str, training_job: str) -> str | None:
 
 
 def _approved_value(sagemaker, group: str) -> float | None:
-    package = latest_approved_package(sagemaker, group)
+    package = runtime.latest_approved_package(sagemaker, group)
     if package is None:
         return None
     described = sagemaker.describe_model_package(ModelPackageName=package)
@@ -244,7 +222,7 @@ def _store_evaluation(s3, settings: Settings, dataset: str, job_name: str, evalu
     return f"s3://{settings.artifacts_bucket}/{key}"
 
 
-SETTINGS = Settings.from_env(os.environ)
+SETTINGS = runtime.read_settings(Settings, "register_model", os.environ)
 SAGEMAKER = boto3.client("sagemaker")
 S3 = boto3.client("s3")
 SNS = boto3.client("sns")

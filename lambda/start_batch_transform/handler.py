@@ -21,73 +21,41 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import platform_runtime as runtime
 from botocore.exceptions import ClientError
-from platform_runtime import (
-    NAME_TAKEN,
-    Environment,
-    ObjectCreated,
-    described,
-    error_code,
-    job_tags,
-    latest_approved_package,
-    model_package_group,
-)
 
 LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_bucket: str
-    input_prefix: str
-    output_prefix: str
-    group_prefix: str
-    role_arn: str
-    kms_key_arn: str
-    subnets: list[str]
-    security_groups: list[str]
-    datasets: list[str]
-    topic_arn: str
-    stage: str
-    instance_type: str
-    instance_count: int
-
-    @classmethod
-    def from_env(cls, variables: Mapping[str, str]) -> Settings:
-        env = Environment("start_batch_transform", variables)
-        return cls(
-            data_bucket=env.text("DATA_BUCKET"),
-            input_prefix=env.text("BATCH_INPUT_PREFIX"),
-            output_prefix=env.text("BATCH_OUTPUT_PREFIX"),
-            group_prefix=env.text("GROUP_PREFIX"),
-            role_arn=env.text("ROLE_ARN"),
-            kms_key_arn=env.text("KMS_KEY_ARN"),
-            subnets=env.json("SUBNETS"),
-            security_groups=env.json("SECURITY_GROUPS"),
-            datasets=env.json("DATASETS"),
-            topic_arn=env.text("TOPIC_ARN"),
-            stage=env.text("STAGE"),
-            instance_type=env.text("INSTANCE_TYPE"),
-            instance_count=env.integer("INSTANCE_COUNT"),
-        )
+    data_bucket: str = runtime.setting("DATA_BUCKET")
+    input_prefix: str = runtime.setting("BATCH_INPUT_PREFIX")
+    output_prefix: str = runtime.setting("BATCH_OUTPUT_PREFIX")
+    group_prefix: str = runtime.setting("GROUP_PREFIX")
+    placement: runtime.JobPlacement = runtime.settings_group(runtime.JobPlacement)
+    datasets: list[str] = runtime.setting("DATASETS", "json")
+    topic_arn: str = runtime.setting("TOPIC_ARN")
+    instance_type: str = runtime.setting("INSTANCE_TYPE")
+    instance_count: int = runtime.setting("INSTANCE_COUNT", "integer")
 
 
 def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Settings) -> dict[str, Any]:
-    obj = ObjectCreated.from_event(event)
+    obj = runtime.ObjectCreated.from_event(event)
     found = obj.in_dataset(bucket=settings.data_bucket, prefix=settings.input_prefix, datasets=settings.datasets)
     if isinstance(found, str):
         LOG.info("ignored: %s", found)
         return {"status": "ignored", "reason": found}
     dataset, name = found
 
-    group = model_package_group(settings.group_prefix, dataset)
-    package = latest_approved_package(sagemaker, group)
+    group = runtime.model_package_group(settings.group_prefix, dataset)
+    package = runtime.latest_approved_package(sagemaker, group)
     if package is None:
         message = f"No approved model for {dataset} (model package group {group}): {obj.uri} was not transformed"
         LOG.warning(message)
         sns.publish(
             TopicArn=settings.topic_arn,
-            Subject=f"ML platform ({settings.stage}): no model for {dataset}",
+            Subject=f"ML platform ({settings.placement.stage}): no model for {dataset}",
             Message=message,
         )
         return {"status": "no-model", "dataset": dataset}
@@ -97,7 +65,7 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
     job = f"{stem}-{digest}"
     source = obj.uri
     describe = functools.partial(sagemaker.describe_transform_job, TransformJobName=job)
-    if described(describe) is not None:
+    if runtime.described(describe) is not None:
         LOG.info("duplicate event: transform job %s exists", job)
         return {"status": "duplicate", "job": job}
     model = job  # one model per job, named after it
@@ -116,18 +84,19 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
                 "S3OutputPath": f"s3://{obj.bucket}/{settings.output_prefix}{dataset}/",
                 "Accept": "text/csv",
                 "AssembleWith": "Line",
-                "KmsKeyId": settings.kms_key_arn,
+                "KmsKeyId": settings.placement.kms_key_arn,
             },
             TransformResources={
                 "InstanceType": settings.instance_type,
                 "InstanceCount": settings.instance_count,
-                "VolumeKmsKeyId": settings.kms_key_arn,
+                "VolumeKmsKeyId": settings.placement.kms_key_arn,
             },
             DataProcessing={"JoinSource": "Input"},
-            Tags=job_tags(settings.stage, dataset),
+            Tags=runtime.job_tags(settings.placement.stage, dataset),
         )
     except ClientError as error:
-        if error_code(error) not in NAME_TAKEN or not _is_ours(described(describe), model, source):
+        taken = runtime.error_code(error) in runtime.NAME_TAKEN
+        if not taken or not _is_ours(runtime.described(describe), model, source):
             if model_refused:  # most likely why: the refused model was not one already there
                 raise error from model_refused
             raise
@@ -146,28 +115,29 @@ def _create_model(sagemaker, name: str, package: str, settings: Settings, datase
         sagemaker.create_model(
             ModelName=name,
             Containers=[{"ModelPackageName": package}],
-            ExecutionRoleArn=settings.role_arn,
-            VpcConfig={"SecurityGroupIds": settings.security_groups, "Subnets": settings.subnets},
+            ExecutionRoleArn=settings.placement.role_arn,
+            VpcConfig=settings.placement.vpc_config,
             EnableNetworkIsolation=True,
-            Tags=job_tags(settings.stage, dataset),  # the function may create only models tagged with its stage
+            # the function may create only models tagged with its stage
+            Tags=runtime.job_tags(settings.placement.stage, dataset),
         )
     except ClientError as error:
-        if error_code(error) not in NAME_TAKEN:
+        if runtime.error_code(error) not in runtime.NAME_TAKEN:
             raise
-        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, error_code(error))
+        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, runtime.error_code(error))
         return error
     return None
 
 
-def _is_ours(described: Mapping[str, Any] | None, model: str, source: str) -> bool:
+def _is_ours(found: Mapping[str, Any] | None, model: str, source: str) -> bool:
     """Whether the transform job of our name is the one we meant: our model, on this object."""
-    if described is None:
+    if found is None:
         return False
-    uri = described.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-    return described.get("ModelName") == model and uri == source
+    uri = found.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+    return found.get("ModelName") == model and uri == source
 
 
-SETTINGS = Settings.from_env(os.environ)
+SETTINGS = runtime.read_settings(Settings, "start_batch_transform", os.environ)
 SAGEMAKER = boto3.client("sagemaker")
 SNS = boto3.client("sns")
 

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import platform_runtime as runtime
 from botocore.exceptions import ClientError
-from platform_runtime import Environment, ObjectCreated, error_code
 
 LOG = logging.getLogger(__name__)
 RUN_RECORD = "_RUN.json"
@@ -45,26 +45,13 @@ class RunStarting(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    job_name: str
-    data_bucket: str
-    raw_prefix: str
-    prepared_prefix: str
-    specs: Mapping[str, str]  # dataset -> spec URI
-    seed: int
-    claim_timeout_seconds: int
-
-    @classmethod
-    def from_env(cls, variables: Mapping[str, str]) -> Settings:
-        env = Environment("start_etl", variables)
-        return cls(
-            job_name=env.text("JOB_NAME"),
-            data_bucket=env.text("DATA_BUCKET"),
-            raw_prefix=env.text("RAW_PREFIX"),
-            prepared_prefix=env.text("PREPARED_PREFIX"),
-            specs=env.json("DATASET_SPECS"),
-            seed=env.integer("SEED"),
-            claim_timeout_seconds=env.integer("CLAIM_TIMEOUT_SECONDS"),
-        )
+    job_name: str = runtime.setting("JOB_NAME")
+    data_bucket: str = runtime.setting("DATA_BUCKET")
+    raw_prefix: str = runtime.setting("RAW_PREFIX")
+    prepared_prefix: str = runtime.setting("PREPARED_PREFIX")
+    specs: Mapping[str, str] = runtime.setting("DATASET_SPECS", "json")  # dataset -> spec URI
+    seed: int = runtime.setting("SEED", "integer")
+    claim_timeout_seconds: int = runtime.setting("CLAIM_TIMEOUT_SECONDS", "integer")
 
 
 @dataclass(frozen=True)
@@ -78,7 +65,7 @@ class Plan:
     record_key: str = ""
 
 
-def plan(obj: ObjectCreated, settings: Settings) -> Plan:
+def plan(obj: runtime.ObjectCreated, settings: Settings) -> Plan:
     found = obj.in_dataset(bucket=settings.data_bucket, prefix=settings.raw_prefix, datasets=settings.specs)
     if isinstance(found, str):
         return Plan(ignore=found)
@@ -102,7 +89,7 @@ def plan(obj: ObjectCreated, settings: Settings) -> Plan:
 
 
 def start_etl(event: Mapping[str, Any], glue, s3, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
-    obj = ObjectCreated.from_event(event)
+    obj = runtime.ObjectCreated.from_event(event)
     step = plan(obj, settings)
     context = {"bucket": obj.bucket, "key": obj.key, "event_id": obj.event_id}
     if step.ignore:
@@ -121,7 +108,7 @@ def start_etl(event: Mapping[str, Any], glue, s3, settings: Settings, now: datet
     try:
         _put(s3, settings, step.record_key, record, IfNoneMatch="*")
     except ClientError as error:
-        code = error_code(error)
+        code = runtime.error_code(error)
         if code == CLAIM_CONFLICT:  # the claim is undecided: S3 asks for the write to be retried
             raise RunStarting(f"the claim of run {step.run_id} met a conflicting write; retrying later") from error
         if code != CLAIM_TAKEN:
@@ -175,7 +162,7 @@ def _find_run(glue, job_name: str, output: str, pages: int = 5) -> str | None:
 
 # --- Lambda entry point: clients and settings once per container ---------------------------------
 
-SETTINGS = Settings.from_env(os.environ)
+SETTINGS = runtime.read_settings(Settings, "start_etl", os.environ)
 GLUE = boto3.client("glue")
 S3 = boto3.client("s3")
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import platform_runtime as runtime
 from botocore.exceptions import ClientError
 from dataset_spec import METRICS, DatasetSpec, load_spec
-from platform_runtime import NAME_TAKEN, Environment, ObjectCreated, described, error_code, job_tags, read_text
 
 LOG = logging.getLogger(__name__)
 CHANNELS = ("train", "validation", "test")
@@ -39,40 +39,16 @@ MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
 
 @dataclass(frozen=True)
 class Settings:
-    data_bucket: str
-    prepared_prefix: str
-    artifacts_bucket: str
-    role_arn: str
-    kms_key_arn: str
-    subnets: list[str]
-    security_groups: list[str]
-    source_uri: str
-    images: Mapping[str, str]
-    specs: Mapping[str, str]
-    stage: str
-    managed_spot: bool
-    max_wait_minutes: int
-    volume_size_gb: int
-
-    @classmethod
-    def from_env(cls, variables: Mapping[str, str]) -> Settings:
-        env = Environment("start_training", variables)
-        return cls(
-            data_bucket=env.text("DATA_BUCKET"),
-            prepared_prefix=env.text("PREPARED_PREFIX"),
-            artifacts_bucket=env.text("ARTIFACTS_BUCKET"),
-            role_arn=env.text("ROLE_ARN"),
-            kms_key_arn=env.text("KMS_KEY_ARN"),
-            subnets=env.json("SUBNETS"),
-            security_groups=env.json("SECURITY_GROUPS"),
-            source_uri=env.text("SOURCE_URI"),
-            images=env.json("IMAGES"),
-            specs=env.json("DATASET_SPECS"),
-            stage=env.text("STAGE"),
-            managed_spot=env.flag("MANAGED_SPOT"),
-            max_wait_minutes=env.integer("MAX_WAIT_MINUTES"),
-            volume_size_gb=env.integer("VOLUME_SIZE_GB"),
-        )
+    data_bucket: str = runtime.setting("DATA_BUCKET")
+    prepared_prefix: str = runtime.setting("PREPARED_PREFIX")
+    artifacts_bucket: str = runtime.setting("ARTIFACTS_BUCKET")
+    placement: runtime.JobPlacement = runtime.settings_group(runtime.JobPlacement)
+    source_uri: str = runtime.setting("SOURCE_URI")
+    images: Mapping[str, str] = runtime.setting("IMAGES", "json")
+    specs: Mapping[str, str] = runtime.setting("DATASET_SPECS", "json")
+    managed_spot: bool = runtime.setting("MANAGED_SPOT", "flag")
+    max_wait_minutes: int = runtime.setting("MAX_WAIT_MINUTES", "integer")
+    volume_size_gb: int = runtime.setting("VOLUME_SIZE_GB", "integer")
 
 
 def job_name(dataset: str, run_id: str, limit: int) -> str:
@@ -87,7 +63,7 @@ def job_name(dataset: str, run_id: str, limit: int) -> str:
 
 def parse(event: Mapping[str, Any], settings: Settings) -> tuple[str, str] | str:
     """(dataset, run_id) for a run's _SUCCESS, or the reason to ignore the object."""
-    obj = ObjectCreated.from_event(event)
+    obj = runtime.ObjectCreated.from_event(event)
     found = obj.in_dataset(
         bucket=settings.data_bucket, prefix=settings.prepared_prefix, datasets=settings.specs, allow_empty=True
     )
@@ -149,19 +125,19 @@ def training_definition(
         metrics = []
     definition = {
         "AlgorithmSpecification": {"TrainingImage": settings.images[training.algorithm], "TrainingInputMode": "File"},
-        "RoleArn": settings.role_arn,
+        "RoleArn": settings.placement.role_arn,
         "InputDataConfig": channels,
         "OutputDataConfig": {
             "S3OutputPath": f"s3://{settings.artifacts_bucket}/training/{spec.name}/",
-            "KmsKeyId": settings.kms_key_arn,
+            "KmsKeyId": settings.placement.kms_key_arn,
         },
         "ResourceConfig": {
             "InstanceType": training.instance_type,
             "InstanceCount": training.instance_count,
             "VolumeSizeInGB": settings.volume_size_gb,
-            "VolumeKmsKeyId": settings.kms_key_arn,
+            "VolumeKmsKeyId": settings.placement.kms_key_arn,
         },
-        "VpcConfig": {"SecurityGroupIds": settings.security_groups, "Subnets": settings.subnets},
+        "VpcConfig": settings.placement.vpc_config,
         "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_minutes * 60},
         "EnableNetworkIsolation": True,
         "EnableInterContainerTrafficEncryption": True,
@@ -201,21 +177,21 @@ def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) 
         LOG.info("ignored: %s", parsed)
         return {"status": "ignored", "reason": parsed}
     dataset, run_id = parsed
-    spec = load_spec(read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
     schema = json.loads(
-        read_text(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
+        runtime.read_text(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
     )
     definition = training_definition(spec, run_id, settings, schema)
     if spec.training.tuning:
         return _tune(sagemaker, spec, run_id, definition, settings)
     name = job_name(dataset, run_id, MAX_TRAINING_NAME)
     describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
-    if described(describe) is not None:
+    if runtime.described(describe) is not None:
         LOG.info("duplicate event: training job %s exists", name)
         return {"status": "duplicate", "job": name}
     try:
         sagemaker.create_training_job(
-            TrainingJobName=name, Tags=job_tags(settings.stage, spec.name, run_id), **definition
+            TrainingJobName=name, Tags=runtime.job_tags(settings.placement.stage, spec.name, run_id), **definition
         )
     except ClientError as error:
         if not _started_elsewhere(error, describe, definition):
@@ -230,7 +206,7 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
     tuning = spec.training.tuning
     name = job_name(spec.name, run_id, MAX_TUNING_NAME)
     describe = functools.partial(sagemaker.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
-    if described(describe) is not None:
+    if runtime.described(describe) is not None:
         LOG.info("duplicate event: tuning job %s exists", name)
         return {"status": "duplicate", "job": name}
     static = {k: v for k, v in definition.pop("HyperParameters").items() if k not in tuning.ranges}
@@ -264,7 +240,7 @@ def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any],
             HyperParameterTuningJobName=name,
             HyperParameterTuningJobConfig=config,
             TrainingJobDefinition=job,
-            Tags=job_tags(settings.stage, spec.name, run_id),
+            Tags=runtime.job_tags(settings.placement.stage, spec.name, run_id),
         )
     except ClientError as error:
         if not _started_elsewhere(error, describe, definition, part="TrainingJobDefinition"):
@@ -281,9 +257,9 @@ def _started_elsewhere(
     """Whether a create SageMaker refused lost the race to another delivery of this event: the
     code is one a taken name gets, and the job of our name, described now, is the one we meant,
     training on this run's data (its train channel's URI names the dataset and the run)."""
-    if error_code(refused) not in NAME_TAKEN:
+    if runtime.error_code(refused) not in runtime.NAME_TAKEN:
         return False
-    found = described(describe)
+    found = runtime.described(describe)
     if found is None:
         return False
     job = found[part] if part else found
@@ -295,7 +271,7 @@ def _train_uri(job: Mapping[str, Any]) -> str | None:
     return channels.get("train", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
 
 
-SETTINGS = Settings.from_env(os.environ)
+SETTINGS = runtime.read_settings(Settings, "start_training", os.environ)
 SAGEMAKER = boto3.client("sagemaker")
 S3 = boto3.client("s3")
 

@@ -1,0 +1,148 @@
+"""The platform's functions as the tests load them: by path, as Lambda loads them, with exactly
+the environment variables each function's stack sets (tests/test_function_settings.py holds the
+names to the synthesized templates and to each handler's settings) and test values for them.
+
+A test changes a value with ``environment(function, NAME=value)``; a name the function does not
+have is refused, so no test can run a function with a variable its deployment lacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.handler_calls import load_handler
+
+EVENTS = Path(__file__).parent / "events"  # events as AWS documents them, one JSON file each
+ACCOUNT, REGION = "123456789012", "eu-west-1"  # moto's default account
+DATA_BUCKET = "ml-platform-data-bucket"  # the bucket of tests/events/s3_object_created.json
+ARTIFACTS_BUCKET = "ml-artifacts"
+SAGEMAKER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:operators"
+GROUP_PREFIX = "mlplatform-dev"
+
+# Credentials from the environment keep botocore off the network when a handler creates its
+# clients at import; every request then goes to the emulator (or nowhere).
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+_PLACEMENT = {
+    "ROLE_ARN": SAGEMAKER_ROLE,
+    "KMS_KEY_ARN": KEY,
+    "SUBNETS": json.dumps(["subnet-a", "subnet-b"]),
+    "SECURITY_GROUPS": json.dumps(["sg-jobs"]),
+    "STAGE": "dev",
+}
+_SPECS = json.dumps({"car-evaluation": "s3://cdk-assets/car-evaluation.json"})
+
+ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "start_etl": {
+        "JOB_NAME": "prepare-job",
+        "DATA_BUCKET": DATA_BUCKET,
+        "RAW_PREFIX": "raw/",
+        "PREPARED_PREFIX": "prepared/",
+        "DATASET_SPECS": _SPECS,
+        "SEED": "42",
+        "CLAIM_TIMEOUT_SECONDS": "900",
+    },
+    "start_training": {
+        "DATA_BUCKET": DATA_BUCKET,
+        "PREPARED_PREFIX": "prepared/",
+        "ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
+        **_PLACEMENT,
+        "SOURCE_URI": "s3://cdk-assets/sourcedir.tar.gz",
+        "IMAGES": "{}",
+        "DATASET_SPECS": _SPECS,
+        "MANAGED_SPOT": "true",
+        "MAX_WAIT_MINUTES": "120",
+        "VOLUME_SIZE_GB": "30",
+    },
+    "register_model": {
+        "ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
+        "GROUP_PREFIX": GROUP_PREFIX,
+        "TOPIC_ARN": TOPIC,
+        "IMAGES": "{}",
+        "DATASET_SPECS": _SPECS,
+        "STAGE": "dev",
+        "PASS_STATUS": "Approved",
+    },
+    "start_batch_transform": {
+        "DATA_BUCKET": DATA_BUCKET,
+        "BATCH_INPUT_PREFIX": "batch-input/",
+        "BATCH_OUTPUT_PREFIX": "batch-output/",
+        "GROUP_PREFIX": GROUP_PREFIX,
+        **_PLACEMENT,
+        "DATASETS": json.dumps(["car-evaluation"]),
+        "TOPIC_ARN": TOPIC,
+        "INSTANCE_TYPE": "ml.m5.large",
+        "INSTANCE_COUNT": "1",
+    },
+    "deploy_model": {
+        "STACK_NAME": "MlPlatform-dev-Hosting-bank-marketing",
+        "MODEL_PACKAGE_GROUP": f"{GROUP_PREFIX}-bank-marketing",
+        "CLOUDFORMATION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/hosting-deployment",
+    },
+}
+
+
+def environment(function: str, **values: str) -> dict[str, str]:
+    """``function``'s test environment with some values replaced."""
+    base = ENVIRONMENTS[function]
+    unknown = sorted(set(values) - set(base))
+    if unknown:
+        raise KeyError(f"{function}'s stack sets no variable {', '.join(unknown)}")
+    return {**base, **values}
+
+
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+def load_function(
+    function: str, monkeypatch: pytest.MonkeyPatch, *, without: tuple[str, ...] = (), **values: str
+) -> ModuleType:
+    """``lambda/<function>/handler.py`` loaded with its test environment (``values`` replaced,
+    the variables ``without`` left out)."""
+    fake_credentials(monkeypatch)
+    for name, value in environment(function, **values).items():
+        if name in without:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return load_handler(function, f"{function}_under_test", monkeypatch)
+
+
+def event_fixture(name: str) -> dict[str, Any]:
+    """``tests/events/<name>``: a fresh copy to change."""
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+_OBJECT_CREATED = event_fixture("s3_object_created.json")
+
+
+def object_created(
+    key: str | None = None, *, bucket: str | None = None, detail: dict[str, Any] | None = None, **object_fields: Any
+) -> dict[str, Any]:
+    """tests/events/s3_object_created.json with another key, bucket, object fields (``size``,
+    ``version-id``, ...) or other detail fields."""
+    event = copy.deepcopy(_OBJECT_CREATED)
+    if key is not None:
+        event["detail"]["object"]["key"] = key
+    if bucket is not None:
+        event["detail"]["bucket"]["name"] = bucket
+        event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    event["detail"]["object"].update(object_fields)
+    event["detail"].update(detail or {})
+    return event
