@@ -15,6 +15,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -345,139 +346,68 @@ def glue_crawler_state_change(
 # consumers must be idempotent; the twin can emit a builder's output twice to check that.
 
 
-def sagemaker_training_job_state_change(
-    description: Mapping[str, Any],
-    *,
-    account: str,
-    region: str,
-    tags: Mapping[str, str] | None = None,
-    time: datetime | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """The "SageMaker Training Job State Change" event of a DescribeTrainingJob response (page
-    above, "Training job state change"; FailureReason is there when the job Failed)."""
-    return _sagemaker(
-        "SageMaker Training Job State Change",
-        description,
-        "TrainingJobArn",
-        ("TrainingJobName", "TrainingJobStatus"),
-        account=account,
-        region=region,
-        tags=dict(tags or {}),
-        time=time,
-        event_id=event_id,
-    )
+@dataclass(frozen=True)
+class SageMakerStateChange:
+    """One kind of SageMaker state-change event: called with a Describe* response, it returns the
+    event (the page above, under the section each instance names)."""
+
+    detail_type: str
+    arn_key: str  # the description's key of the resource's ARN, which becomes ``resources``
+    required: tuple[str, ...]  # the other keys a consumer reads to identify the resource
+    tags_always: bool = True  # Tags in every event ({} without tags), or only when given
+
+    def __call__(
+        self,
+        description: Mapping[str, Any],
+        *,
+        account: str,
+        region: str,
+        tags: Mapping[str, str] | None = None,
+        time: datetime | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        missing = [key for key in (self.arn_key, *self.required) if key not in description]
+        if missing:
+            raise ValueError(f"{self.detail_type}: the description lacks {', '.join(missing)}")
+        # Tags go last, where the examples have them; Describe* responses carry none of their own.
+        detail = {key: value for key, value in description.items() if key not in ("ResponseMetadata", "Tags")}
+        if tags is not None or self.tags_always:
+            detail["Tags"] = dict(tags or {})
+        # The envelope's time is when the state changed: the latest of the resource's own times
+        # (LastModifiedTime, or the end time where, as for transform jobs, there is none).
+        moments = [value for value in description.values() if isinstance(value, datetime)]
+        when = time or (max(moments, key=_utc) if moments else None)
+        return envelope(
+            detail_type=self.detail_type,
+            source="aws.sagemaker",
+            detail=json_ready(detail),
+            account=account,
+            region=region,
+            resources=[description[self.arn_key]],
+            time=when,
+            event_id=event_id,
+        )
 
 
-def sagemaker_tuning_job_state_change(
-    description: Mapping[str, Any],
-    *,
-    account: str,
-    region: str,
-    tags: Mapping[str, str] | None = None,
-    time: datetime | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """The "SageMaker HyperParameter Tuning Job State Change" event of a
-    DescribeHyperParameterTuningJob response (page above, "Hyperparameter tuning job state
-    change"). The example's resource ARN (``...:tuningJob/x``) is a placeholder; the real ARN
-    (``...:hyper-parameter-tuning-job/...``) from the description is used."""
-    return _sagemaker(
-        "SageMaker HyperParameter Tuning Job State Change",
-        description,
-        "HyperParameterTuningJobArn",
-        ("HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
-        account=account,
-        region=region,
-        tags=dict(tags or {}),
-        time=time,
-        event_id=event_id,
-    )
-
-
-def sagemaker_transform_job_state_change(
-    description: Mapping[str, Any],
-    *,
-    account: str,
-    region: str,
-    tags: Mapping[str, str] | None = None,
-    time: datetime | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """The "SageMaker Transform Job State Change" event of a DescribeTransformJob response (page
-    above, "Transform job state change"; FailureReason is there when the job Failed)."""
-    return _sagemaker(
-        "SageMaker Transform Job State Change",
-        description,
-        "TransformJobArn",
-        ("TransformJobName", "TransformJobStatus"),
-        account=account,
-        region=region,
-        tags=dict(tags or {}),
-        time=time,
-        event_id=event_id,
-    )
-
-
-def sagemaker_model_package_state_change(
-    description: Mapping[str, Any],
-    *,
-    account: str,
-    region: str,
-    tags: Mapping[str, str] | None = None,
-    time: datetime | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """The "SageMaker Model Package State Change" event of a DescribeModelPackage response (page
-    above, "Model package state change"). The example has ModelPackageGroupName, ModelPackageVersion
-    and ModelApprovalStatus (the deploy rule matches on two of them) but no Tags: Tags appear
-    only when ``tags`` is given. (The example also repeats ``source`` as a list inside the
-    envelope, evidently a typo; it is not reproduced.)"""
-    return _sagemaker(
-        "SageMaker Model Package State Change",
-        description,
-        "ModelPackageArn",
-        ("ModelPackageStatus",),
-        account=account,
-        region=region,
-        tags=None if tags is None else dict(tags),
-        time=time,
-        event_id=event_id,
-    )
-
-
-def _sagemaker(
-    detail_type: str,
-    description: Mapping[str, Any],
-    arn_key: str,
-    required: tuple[str, ...],
-    *,
-    account: str,
-    region: str,
-    tags: dict[str, str] | None,
-    time: datetime | None,
-    event_id: str | None,
-) -> dict[str, Any]:
-    """The event of ``description``, whose resource ARN is under ``arn_key``; the ``required``
-    keys identify it too (a consumer reads them)."""
-    missing = [key for key in (arn_key, *required) if key not in description]
-    if missing:
-        raise ValueError(f"{detail_type}: the description lacks {', '.join(missing)}")
-    # Tags go last, where the examples have them; Describe* responses carry none of their own.
-    detail = {key: value for key, value in description.items() if key not in ("ResponseMetadata", "Tags")}
-    if tags is not None:
-        detail["Tags"] = tags
-    # The envelope's time is when the state changed: the latest of the resource's own times
-    # (LastModifiedTime, or the end time where, as for transform jobs, there is none).
-    moments = [value for value in description.values() if isinstance(value, datetime)]
-    when = time or (max(moments, key=_utc) if moments else None)
-    return envelope(
-        detail_type=detail_type,
-        source="aws.sagemaker",
-        detail=json_ready(detail),
-        account=account,
-        region=region,
-        resources=[description[arn_key]],
-        time=when,
-        event_id=event_id,
-    )
+# "Training job state change"; FailureReason is there when the job Failed.
+sagemaker_training_job_state_change = SageMakerStateChange(
+    "SageMaker Training Job State Change", "TrainingJobArn", ("TrainingJobName", "TrainingJobStatus")
+)
+# "Hyperparameter tuning job state change". The example's resource ARN (``...:tuningJob/x``) is a
+# placeholder; the real ARN (``...:hyper-parameter-tuning-job/...``) from the description is used.
+sagemaker_tuning_job_state_change = SageMakerStateChange(
+    "SageMaker HyperParameter Tuning Job State Change",
+    "HyperParameterTuningJobArn",
+    ("HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
+)
+# "Transform job state change"; FailureReason is there when the job Failed.
+sagemaker_transform_job_state_change = SageMakerStateChange(
+    "SageMaker Transform Job State Change", "TransformJobArn", ("TransformJobName", "TransformJobStatus")
+)
+# "Model package state change". The example has ModelPackageGroupName, ModelPackageVersion and
+# ModelApprovalStatus (the deploy rule matches on two of them) but no Tags: Tags appear only when
+# ``tags`` is given. (The example also repeats ``source`` as a list inside the envelope, evidently
+# a typo; it is not reproduced.)
+sagemaker_model_package_state_change = SageMakerStateChange(
+    "SageMaker Model Package State Change", "ModelPackageArn", ("ModelPackageStatus",), tags_always=False
+)

@@ -52,6 +52,9 @@ class StackBusy(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Set by the dataset's hosting stack (``stacks/hosting.py``): itself, the group whose approved
+    packages it serves, and the role CloudFormation updates it with."""
+
     stack_name: str = runtime.setting("STACK_NAME")
     group_name: str = runtime.setting("MODEL_PACKAGE_GROUP")
     role_arn: str = runtime.setting("CLOUDFORMATION_ROLE_ARN")

@@ -40,6 +40,8 @@ PASS_STATUSES = ("Approved", "PendingManualApproval")
 
 @dataclass(frozen=True)
 class Settings:
+    """Set by ``constructs/model_functions.RegisterModel``."""
+
     artifacts_bucket: str = runtime.setting("ARTIFACTS_BUCKET")
     group_prefix: str = runtime.setting("GROUP_PREFIX")
     topic_arn: str = runtime.setting("TOPIC_ARN")

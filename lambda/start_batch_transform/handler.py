@@ -29,6 +29,9 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settings:
+    """Set by ``constructs/model_functions.StartBatchTransform``: which files start a transform
+    job, where its output goes, and where and as whom it runs."""
+
     data_bucket: str = runtime.setting("DATA_BUCKET")
     input_prefix: str = runtime.setting("BATCH_INPUT_PREFIX")
     output_prefix: str = runtime.setting("BATCH_OUTPUT_PREFIX")

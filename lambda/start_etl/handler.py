@@ -45,6 +45,8 @@ class RunStarting(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Set by ``stacks/etl.py``; the specs are the stage's datasets, uploaded as assets."""
+
     job_name: str = runtime.setting("JOB_NAME")
     data_bucket: str = runtime.setting("DATA_BUCKET")
     raw_prefix: str = runtime.setting("RAW_PREFIX")

@@ -39,6 +39,9 @@ MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
 
 @dataclass(frozen=True)
 class Settings:
+    """Set by ``constructs/model_functions.StartTraining``: where prepared runs land, where jobs
+    write, how they run (:class:`~platform_runtime.JobPlacement`) and what they train."""
+
     data_bucket: str = runtime.setting("DATA_BUCKET")
     prepared_prefix: str = runtime.setting("PREPARED_PREFIX")
     artifacts_bucket: str = runtime.setting("ARTIFACTS_BUCKET")
