@@ -17,13 +17,13 @@ from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagReportFormat, NIST80053R5Checks
-from constructs.event_function import FunctionDefaults
 
 from config import ConfigError, StageConfig, load_stage
 from config.datasets import dataset_specs
 from etl.dataset_spec import SpecError
 from stacks.data import DataStack
 from stacks.etl import EtlStack
+from stacks.foundation import Foundation
 from stacks.hosting import HostingStack
 from stacks.network import NetworkStack
 from stacks.studio import StudioStack
@@ -77,41 +77,38 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
     """Every stack of the stage. The dataset specs are loaded once (here, unless given) and what
     every function shares is decided once, then passed down."""
     env = None if config.environment_agnostic else cdk.Environment(account=config.account, region=config.region)
-    common: dict[str, Any] = {"config": config, "env": env, "termination_protection": config.production}
+    common: dict[str, Any] = {"env": env, "termination_protection": config.production}
     prefix = config.stack_prefix
     specs = dataset_specs() if specs is None else specs
 
     data = DataStack(
-        app, f"{prefix}-Data", description="ML platform: KMS key, buckets, trail, operator topic", **common
+        app,
+        f"{prefix}-Data",
+        config=config,
+        description="ML platform: KMS key, buckets, trail, operator topic",
+        **common,
     )
     network = NetworkStack(
-        app, f"{prefix}-Network", key=data.key, description="ML platform: private VPC and endpoints", **common
-    )
-    functions = FunctionDefaults(
+        app,
+        f"{prefix}-Network",
+        config=config,
         key=data.key,
-        alarm_topic=data.alarm_topic,
-        vpc=network.vpc,
-        subnets=network.subnets,
-        log_retention_days=config.functions.log_retention_days,
-        log_level=config.functions.log_level,
-        reserved_concurrency=config.functions.reserved_concurrency,
-        retry_attempts=config.functions.retry_attempts,
-        retain_logs=config.retains_data,
+        description="ML platform: private VPC and endpoints",
+        **common,
     )
-    shared: dict[str, Any] = {"specs": specs, "key": data.key, "data": data.data_store, "functions": functions}
+    foundation = Foundation.of(config, specs, data, network)
     etl = EtlStack(
         app,
         f"{prefix}-Etl",
+        foundation=foundation,
         description="ML platform: Glue catalogue and preparation job, start_etl",
-        **shared,
         **common,
     )
     training = TrainingStack(
         app,
         f"{prefix}-Training",
-        artifacts=data.artifact_store,
+        foundation=foundation,
         description="ML platform: SageMaker execution role, model registry, training and batch Lambdas",
-        **shared,
         **common,
     )
 
@@ -120,11 +117,7 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
         stacks["studio"] = StudioStack(
             app,
             f"{prefix}-Studio",
-            key=data.key,
-            data=data.data_store,
-            artifacts=data.artifact_store,
-            vpc=network.vpc,
-            subnets=network.subnets,
+            foundation=foundation,
             execution_role=training.execution_role,
             model_package_group_prefix=training.registry.prefix,
             description=f"ML platform: the data scientists' {config.workspace.kind} workspace in the VPC",
@@ -139,10 +132,8 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
         stacks[f"hosting-{dataset}"] = HostingStack(
             app,
             f"{prefix}-Hosting-{dataset}",
+            foundation=foundation,
             dataset=dataset,
-            key=data.key,
-            data=data.data_store,
-            functions=functions,
             execution_role=training.execution_role,
             security_group=training.security_group,
             model_package_group=training.registry.group_name(dataset),

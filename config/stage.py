@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,23 +24,6 @@ DEFAULT_STAGE = "dev"
 
 # Short names of the interface endpoints a stage may ask for (AWS's own service suffixes).
 # stacks/network.py maps each to its CDK service; a test keeps the two lists equal.
-INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = (
-    "sagemaker.api",
-    "sagemaker.runtime",
-    "sagemaker.studio",
-    "sagemaker.notebook",
-    "sts",
-    "logs",
-    "monitoring",
-    "ecr.api",
-    "ecr.dkr",
-    "glue",
-    "kms",
-    "events",
-    "cloudformation",
-    "sns",
-    "sqs",
-)
 EndpointService = Literal[
     "sagemaker.api",
     "sagemaker.runtime",
@@ -58,6 +41,7 @@ EndpointService = Literal[
     "sns",
     "sqs",
 ]
+INTERFACE_ENDPOINT_SERVICES: tuple[EndpointService, ...] = get_args(EndpointService)
 
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
 RetentionDays = Literal[
@@ -84,7 +68,7 @@ class NetworkConfig(_Section):
     # Empty: environment-agnostic, the first two zones of whatever region the stack lands in.
     # With an account and region the zones must be named here, so synth needs no look-up.
     availability_zones: tuple[str, ...] = ()
-    interface_endpoints: tuple[EndpointService, ...] = INTERFACE_ENDPOINT_SERVICES  # type: ignore[assignment]
+    interface_endpoints: tuple[EndpointService, ...] = INTERFACE_ENDPOINT_SERVICES
     flow_log_retention_days: RetentionDays = 365
 
     @field_validator("cidr")

@@ -13,15 +13,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-from constructs.nag_acknowledgements import (
-    KMS_DATA_KEY_REASON,
-    KMS_GRANT_ACTIONS,
-    S3_ACTIONS_REASON,
-    S3_GRANT_ACTIONS,
-    acknowledge_grant_policy,
-    acknowledge_wildcards,
-    nag_arn,
-)
+from constructs import nag_acknowledgements as nag
 from constructs.secure_bucket import SecureBucket
 
 from config import WorkspaceConfig
@@ -182,12 +174,12 @@ class DataScientistRoles(Construct):
         studio, notebook = self.workspace.kind == "studio", self.workspace.kind == "notebook"
         sharing = self.workspace.sharing == "artifacts"
         artifacts_id = stack.get_logical_id(self._artifacts.bucket.node.default_child)
-        acknowledge_grant_policy(role)
-        acknowledge_wildcards(
+        nag.acknowledge_grant_policy(role)
+        nag.acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),
             {
-                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,
-                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
+                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
                 "Data scientists read every dataset's raw/ and prepared/ data and write only their own "
                 "sandbox/<user>/ (and shared notebook snapshots under sharing/ when sharing is on).": [
                     *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in self._reads],
@@ -195,27 +187,27 @@ class DataScientistRoles(Construct):
                     *([f"Resource::<{artifacts_id}.Arn>/sharing/*"] if sharing else []),
                 ],
                 JOB_REASON: [
-                    "Resource::" + nag_arn(stack, "sagemaker", "training-job/*"),
-                    "Resource::" + nag_arn(stack, "sagemaker", "processing-job/*"),
-                    "Resource::" + nag_arn(stack, "sagemaker", "transform-job/*"),
-                    *(["Resource::" + nag_arn(stack, "sagemaker", "notebook-instance/*")] if notebook else []),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", "training-job/*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", "processing-job/*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", "transform-job/*"),
+                    *(["Resource::" + nag.nag_arn(stack, "sagemaker", "notebook-instance/*")] if notebook else []),
                 ],
                 "The platform's model package groups are named <stage prefix>-<dataset>; packages are "
                 "versions inside them; List actions have no resource-level permissions.": [
-                    "Resource::" + nag_arn(stack, "sagemaker", f"model-package-group/{self._group_prefix}-*"),
-                    "Resource::" + nag_arn(stack, "sagemaker", f"model-package/{self._group_prefix}-*/*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", f"model-package-group/{self._group_prefix}-*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", f"model-package/{self._group_prefix}-*/*"),
                     "Resource::*",
                 ],
                 "Studio names spaces and apps when a person opens them; the role may create, change and "
                 "delete only spaces and apps its user profile owns (sagemaker:OwnerUserProfileArn), tag "
                 "them only as Studio creates them, and read the others of its own domain.": [
-                    "Resource::" + nag_arn(stack, "sagemaker", f"{kind}/<Domain.DomainId>/*")
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", f"{kind}/<Domain.DomainId>/*")
                     for kind in ("space", "app")
                 ]
                 if studio
                 else [],
                 "Jobs started from the workspace log to groups SageMaker creates under /aws/sagemaker/.": [
-                    "Resource::" + nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")
+                    "Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")
                 ],
             },
         )

@@ -90,15 +90,31 @@ class EventFunction(Construct):
         memory_size: int = 256,
         shared_modules: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(scope, construct_id)
-        key, vpc = defaults.key, defaults.vpc
         code = LAMBDA_ROOT / handler_folder
         if not (code / "handler.py").is_file():
-            raise ValueError(f"{code}/handler.py not found: each function is a folder under lambda/ with a handler.py")
+            folders = sorted(path.parent.name for path in LAMBDA_ROOT.glob("*/handler.py"))
+            raise ValueError(
+                f"{code}/handler.py not found: each function is a folder under lambda/ with a handler.py "
+                f"(there are: {', '.join(folders)})"
+            )
+        available = sorted(path.name for path in SHARED_MODULES.glob("*.py"))
+        for name in shared_modules:
+            # A plain file name of etl/, never a path: the modules are copied over the handler's
+            # folder, so "../lambda/x/handler.py" would replace the function's own handler.
+            if name not in available or name == RUNTIME_LIBRARY or (code / name).exists():
+                raise ValueError(
+                    f"shared module {name!r} of {handler_folder}: expected a file name of {SHARED_MODULES} "
+                    f"other than {RUNTIME_LIBRARY} (always shipped) and the function's own files; "
+                    f"available: {', '.join(n for n in available if n != RUNTIME_LIBRARY)}"
+                )
+        if reserved_concurrency is not None and reserved_concurrency < 0:
+            raise ValueError(f"{handler_folder}: reserved_concurrency must be 0 (off) or more: {reserved_concurrency}")
+        levels = lambda_.ApplicationLogLevel.__members__
+        if defaults.log_level not in levels:
+            raise ValueError(f"log level {defaults.log_level!r}: expected one of {', '.join(levels)}")
         modules = [SHARED_MODULES / name for name in (RUNTIME_LIBRARY, *shared_modules)]
-        for module in modules:
-            if not module.is_file():
-                raise ValueError(f"{module} not found: shared modules are files of {SHARED_MODULES}")
+        super().__init__(scope, construct_id)
+        key, vpc = defaults.key, defaults.vpc
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -176,7 +192,9 @@ class EventFunction(Construct):
             environment_encryption=key,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_size,
-            reserved_concurrent_executions=reserved_concurrency or defaults.reserved_concurrency,
+            reserved_concurrent_executions=(
+                defaults.reserved_concurrency if reserved_concurrency is None else reserved_concurrency
+            ),
             retry_attempts=defaults.retry_attempts,
             dead_letter_queue=self.dead_letter_queue,
             log_group=log_group,

@@ -15,15 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
-from constructs.nag_acknowledgements import (
-    KMS_DATA_KEY_REASON,
-    KMS_GRANT_ACTIONS,
-    S3_ACTIONS_REASON,
-    S3_GRANT_ACTIONS,
-    acknowledge_grant_policy,
-    acknowledge_wildcards,
-    nag_arn,
-)
+from constructs import nag_acknowledgements as nag
 from constructs.secure_bucket import SecureBucket
 
 VPC_REASON = (
@@ -119,8 +111,8 @@ class SageMakerExecutionRole(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
         data_id = stack.get_logical_id(data.bucket.node.default_child)
         artifacts_id = stack.get_logical_id(artifacts.bucket.node.default_child)
-        acknowledge_grant_policy(role)
-        acknowledge_wildcards(
+        nag.acknowledge_grant_policy(role)
+        nag.acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),
             {
                 "The execution role reads prepared/ and batch-input/ and writes batch-output/ and "
@@ -129,9 +121,9 @@ class SageMakerExecutionRole(Construct):
                     *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in (*reads, *writes)],
                     f"Resource::<{artifacts_id}.Arn>/training/*",
                 ],
-                LOGS_REASON: ["Resource::" + nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
+                LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
                 f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
-                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,
-                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
+                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
             },
         )

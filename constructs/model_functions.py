@@ -16,16 +16,9 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from constructs import nag_acknowledgements as nag
 from constructs.event_function import EventFunction, FunctionDefaults, object_created
 from constructs.model_registry import ModelRegistry
-from constructs.nag_acknowledgements import (
-    KMS_DATA_KEY_REASON,
-    KMS_GRANT_ACTIONS,
-    S3_ACTIONS_REASON,
-    S3_GRANT_ACTIONS,
-    acknowledge_wildcards,
-    nag_arn,
-)
 from constructs.secure_bucket import SecureBucket
 
 from etl.platform_runtime import STAGE_TAG
@@ -73,14 +66,14 @@ def sagemaker_arn(scope: Construct, resource: str) -> str:
 
 
 def _acknowledge(function: EventFunction, reasons: dict[str, list[str]]) -> None:
-    acknowledge_wildcards(
+    nag.acknowledge_wildcards(
         function.role.node.find_child("DefaultPolicy"),
         reasons,
     )
 
 
 def _nag(scope: Construct, *resources: str) -> list[str]:
-    return ["Resource::" + nag_arn(Stack.of(scope), "sagemaker", resource) for resource in resources]
+    return ["Resource::" + nag.nag_arn(Stack.of(scope), "sagemaker", resource) for resource in resources]
 
 
 class StartTraining(Construct):
@@ -134,7 +127,7 @@ class StartTraining(Construct):
                 "start_training reads the schema.json of any prepared run.": [
                     f"Resource::<{data_id}.Arn>/{prepared_prefix}*/schema.json"
                 ],
-                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
             },
         )
 
@@ -205,13 +198,13 @@ class RegisterModel(Construct):
             {
                 JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
                 REGISTRY_REASON: registry.wildcards(),
-                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
+                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
                 "register_model reads the jobs' outputs under training/ and writes their "
                 "evaluation.json under evaluations/ of the artifacts bucket.": [
                     f"Resource::<{artifacts_id}.Arn>/training/*",
                     f"Resource::<{artifacts_id}.Arn>/evaluations/*",
                 ],
-                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
             },
         )
 
@@ -263,7 +256,7 @@ class StartBatchTransform(Construct):
             self.function,
             {
                 JOB_ARN_REASON: _nag(self, "model/*", "transform-job/*"),
-                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
+                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
                 REGISTRY_REASON: registry.wildcards(),
             },
         )

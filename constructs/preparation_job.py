@@ -18,16 +18,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from constructs import nag_acknowledgements as nag
 from constructs.glue_network import GlueNetwork
-from constructs.nag_acknowledgements import (
-    KMS_DATA_KEY_REASON,
-    KMS_GRANT_ACTIONS,
-    S3_ACTIONS_REASON,
-    S3_GRANT_ACTIONS,
-    acknowledge_grant_policy,
-    acknowledge_wildcards,
-    nag_arn,
-)
 from constructs.secure_bucket import SecureBucket
 from constructs.topic_target import notify
 
@@ -51,13 +43,13 @@ GLUE_METRICS_REASON = (
 
 def acknowledge_glue_role(role: iam.Role, reasons: dict[str, list[str]]) -> None:
     """The wildcards every Glue role of the platform carries, and ``reasons`` for its own."""
-    acknowledge_grant_policy(role)
-    acknowledge_wildcards(
+    nag.acknowledge_grant_policy(role)
+    nag.acknowledge_wildcards(
         role.node.find_child("DefaultPolicy"),
         {
-            GLUE_LOGS_REASON: ["Resource::" + nag_arn(Stack.of(role), "logs", "log-group:/aws-glue/*")],
-            KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,
-            S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+            GLUE_LOGS_REASON: ["Resource::" + nag.nag_arn(Stack.of(role), "logs", "log-group:/aws-glue/*")],
+            nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
+            nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
             **reasons,
         },
     )

@@ -43,6 +43,7 @@ import tarfile
 import traceback
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +272,7 @@ class Jobs:
         shares = [tuple(c for j, c in enumerate(cores) if j % workers == slot) for slot in range(workers)]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = {
-                name: pool.submit(_contain, self._run_container, *container, shares[index % workers])
+                name: pool.submit(_contain, self._run_container, container, shares[index % workers])
                 for index, (name, _, container) in enumerate(runnable)
             }
             logs = {name: future.result() for name, future in futures.items()}
@@ -279,7 +280,7 @@ class Jobs:
         for name, request, container in prepared:
             outcome = container if isinstance(container, JobFailed) else logs[name]
             if not isinstance(outcome, JobFailed):
-                outcome = _contain(self._finish, name, request, container, outcome)
+                outcome = _contain(self._finish, name, container, outcome)
             results.append(self._record(name, request, outcome, tuning_arn))
         return results
 
@@ -314,7 +315,7 @@ class Jobs:
         self._emit(events.sagemaker_training_job_state_change(description, account=twin.account, region=twin.region))
         return {"status": status, "metrics": metrics, "failure": job.failure_reason}
 
-    def _set_up(self, name: str, request: Mapping[str, Any]) -> tuple[Path, dict[str, str], dict[str, Any], Mapping]:
+    def _set_up(self, name: str, request: Mapping[str, Any]) -> TrainingContainer:
         """/opt/ml of one training job, with its channels downloaded as the execution role."""
         twin = self.twin
         role = request["RoleArn"]
@@ -347,29 +348,22 @@ class Jobs:
             raise JobFailed(f"AlgorithmError: the twin has no stand-in for {image}")
         elif "sagemaker_program" not in hyperparameters:
             raise JobFailed(f"AlgorithmError: {image} runs a script: sagemaker_program is missing")
-        return root, hyperparameters, channels, request
+        return TrainingContainer(root, hyperparameters, channels, request)
 
-    def _run_container(
-        self,
-        root: Path,
-        hyperparameters: Mapping[str, str],
-        channels: Mapping[str, Any],
-        request: Mapping[str, Any],
-        cpus: tuple[int, ...] = (),
-    ) -> str | dict[str, float]:
+    def _run_container(self, container: TrainingContainer, cpus: tuple[int, ...] = ()) -> str | dict[str, float]:
         """The job's container: a script-mode entry point (its log), or a built-in's stand-in
         (the metrics SageMaker reports for it)."""
-        algorithm = standins.algorithm_of(request["AlgorithmSpecification"]["TrainingImage"])
+        algorithm = standins.algorithm_of(container.request["AlgorithmSpecification"]["TrainingImage"])
         if algorithm is None:
-            return self._script_mode(root, hyperparameters, channels, request, cpus)
+            return self._script_mode(container, cpus)
         try:
-            return standins.train(algorithm, root, dict(hyperparameters))
+            return standins.train(algorithm, container.root, dict(container.hyperparameters))
         except standins.StandInError as error:
             raise JobFailed(str(error)) from None
 
-    def _finish(self, name: str, request: Mapping[str, Any], container: tuple, log: str | dict) -> str | dict:
+    def _finish(self, name: str, container: TrainingContainer, log: str | dict) -> str | dict:
         """model.tar.gz and output.tar.gz where SageMaker puts them, as the execution role."""
-        root = container[0]
+        root, request = container.root, container.request
         output = request["OutputDataConfig"]
         base = output["S3OutputPath"].rstrip("/") + f"/{name}/output/"
         with acting_as(request["RoleArn"]):
@@ -407,16 +401,11 @@ class Jobs:
             }
         return config
 
-    def _script_mode(
-        self,
-        root: Path,
-        hyperparameters: Mapping[str, str],
-        channels: Mapping[str, Any],
-        request: Mapping[str, Any],
-        cpus: tuple[int, ...] = (),
-    ) -> str:
+    def _script_mode(self, container: TrainingContainer, cpus: tuple[int, ...] = ()) -> str:
         """The framework container's script mode, as the SageMaker training toolkit runs it, on
         ``cpus`` (the instance's cores: SM_NUM_CPUS, and the process pinned to them)."""
+        root, hyperparameters, channels = container.root, container.hyperparameters, container.channels
+        request = container.request
         submit = _decoded(hyperparameters["sagemaker_submit_directory"])
         program = _decoded(hyperparameters["sagemaker_program"])
         archive = self._container_path(root, submit)
@@ -666,6 +655,17 @@ def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
 
 class JobFailed(RuntimeError):
     """The job ends Failed with this reason (SageMaker's FailureReason style)."""
+
+
+@dataclass(frozen=True)
+class TrainingContainer:
+    """A training job's container, set up: its /opt/ml folder, hyperparameters, input data
+    configuration and the job's request."""
+
+    root: Path
+    hyperparameters: Mapping[str, str]
+    channels: Mapping[str, Any]
+    request: Mapping[str, Any]
 
 
 def _contain(step, *args):

@@ -4,15 +4,13 @@ preparation job, and start_etl on S3 Object Created under raw/."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.catalogue import Catalogue
-from constructs.event_function import EventFunction, FunctionDefaults, object_created
+from constructs.event_function import EventFunction, object_created
 from constructs.glue_network import GlueNetwork
 from constructs.nag_acknowledgements import (
     S3_ACTIONS_REASON,
@@ -20,33 +18,24 @@ from constructs.nag_acknowledgements import (
     acknowledge_wildcards,
 )
 from constructs.preparation_job import PreparationJob
-from constructs.secure_bucket import SecureBucket
 
-from config import StageConfig
 from stacks.data import PREPARED_PREFIX, RAW_PREFIX
+from stacks.foundation import Foundation
 
 RUN_RECORDS = f"{PREPARED_PREFIX}*/_RUN.json"  # start_etl's claims, one per run
 CLAIM_TIMEOUT_SECONDS = 900  # a claim whose job never started is taken over after this
 
 
 class EtlStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: StageConfig,
-        specs: dict[str, Path],
-        key: kms.IKey,
-        data: SecureBucket,
-        functions: FunctionDefaults,
-        **kwargs,
-    ) -> None:
+    """Raw data in, prepared runs out: the Glue side of the platform and start_etl."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config, key, data, functions = foundation.config, foundation.key, foundation.data, foundation.functions
         prefix = config.stack_prefix
         self.security_configuration = self._encryption(f"{prefix}-etl", key)
         network = GlueNetwork(
-            self, "GlueNetwork", name=f"{prefix}-etl-network", vpc=functions.vpc, subnets=functions.subnets
+            self, "GlueNetwork", name=f"{prefix}-etl-network", vpc=foundation.vpc, subnets=foundation.subnets
         )
         self.catalogue = Catalogue(
             self,
@@ -66,7 +55,7 @@ class EtlStack(Stack):
             "Preparation",
             settings=config.etl,
             stage=config.name,
-            specs=specs,
+            specs=foundation.specs,
             data=data,
             raw_prefix=RAW_PREFIX,
             prepared_prefix=PREPARED_PREFIX,

@@ -16,15 +16,13 @@ from aws_cdk import Aspects, Aws, CfnCondition, CfnParameter, CfnResource, Fn, I
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
-from constructs.event_function import EventFunction, FunctionDefaults
+from constructs.event_function import EventFunction
 from constructs.realtime_endpoint import RealtimeEndpoint
-from constructs.secure_bucket import SecureBucket
 
-from config import StageConfig
 from stacks.data import CAPTURE_PREFIX
+from stacks.foundation import Foundation
 
 PARAMETER = "ModelPackageArn"
 
@@ -47,17 +45,15 @@ class HostingStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
+        foundation: Foundation,
         dataset: str,
-        key: kms.IKey,
-        data: SecureBucket,
-        functions: FunctionDefaults,
         execution_role: iam.IRole,
         security_group: ec2.ISecurityGroup,
         model_package_group: str,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config, key, functions = foundation.config, foundation.key, foundation.functions
         self.endpoint_name = f"{config.resource_prefix}-{dataset}"
         self.package = CfnParameter(
             self,
@@ -79,10 +75,10 @@ class HostingStack(Stack):
             endpoint_name=self.endpoint_name,
             model_package=self.package.value_as_string,
             hosting=config.hosting,
-            capture_uri=f"s3://{data.bucket.bucket_name}/{CAPTURE_PREFIX}{dataset}/",
+            capture_uri=f"s3://{foundation.data.bucket.bucket_name}/{CAPTURE_PREFIX}{dataset}/",
             key=key,
             alarm_topic=functions.alarm_topic,
-            subnet_ids=functions.vpc.select_subnets(subnet_type=functions.subnets.subnet_type).subnet_ids,
+            subnet_ids=foundation.subnet_ids,
             execution_role=execution_role,
             security_group=security_group,
         )

@@ -12,18 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Fn, RemovalPolicy, Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 from constructs.data_scientist_roles import DataScientistRoles
-from constructs.secure_bucket import SecureBucket
 from constructs.workload_security_group import WorkloadSecurityGroup
 
-from config import StageConfig
 from etl.platform_runtime import WORKSPACE_TAG
 from stacks.data import PREPARED_PREFIX, RAW_PREFIX
+from stacks.foundation import Foundation
 
 SANDBOX_PREFIX = "sandbox/"
 IDLE_STOP_SCRIPT = Path(__file__).resolve().parent / "notebook_idle_stop.sh"
@@ -35,27 +32,23 @@ class StudioStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
-        key: kms.IKey,
-        data: SecureBucket,
-        artifacts: SecureBucket,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
+        foundation: Foundation,
         execution_role: iam.IRole,
         model_package_group_prefix: str,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config, key, data, artifacts = foundation.config, foundation.key, foundation.data, foundation.artifacts
         workspace = config.workspace
         self.config = config
         self._key, self._artifacts = key, artifacts
         self.security_group = WorkloadSecurityGroup(
             self,
             "WorkspaceSecurityGroup",
-            vpc=vpc,
+            vpc=foundation.vpc,
             description="Data scientists workspace: its apps talk to each other; HTTPS to the endpoints",
         ).security_group
-        subnet_ids = vpc.select_subnets(subnet_type=subnets.subnet_type).subnet_ids
+        subnet_ids = foundation.subnet_ids
         retain = RemovalPolicy.RETAIN if config.retains_data else RemovalPolicy.DESTROY
 
         # "Default": the roles keep the logical ids they had when this stack built them itself
@@ -83,7 +76,7 @@ class StudioStack(Stack):
                 domain_name=config.stack_prefix.lower(),
                 auth_mode="IAM",
                 app_network_access_type="VpcOnly",
-                vpc_id=vpc.vpc_id,
+                vpc_id=foundation.vpc.vpc_id,
                 subnet_ids=subnet_ids,
                 kms_key_id=key.key_arn,
                 # Studio sets the user profile name as the source identity of every call, which

@@ -8,20 +8,17 @@ import json
 from pathlib import Path
 
 from aws_cdk import Stack
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
-from constructs.event_function import FunctionDefaults
 from constructs.execution_role import SageMakerExecutionRole
 from constructs.local_bundling import bundling, tarball_of
 from constructs.model_functions import JobPlacement, RegisterModel, StartBatchTransform, StartTraining
 from constructs.model_registry import ModelRegistry
 from constructs.sagemaker_images import Image, SageMakerImages
-from constructs.secure_bucket import SecureBucket
 from constructs.workload_security_group import WorkloadSecurityGroup
 
-from config import StageConfig
 from stacks.data import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX, PREPARED_PREFIX
+from stacks.foundation import Foundation
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_jobs"
 SOURCE_FILES = ("train.py", "inference.py", "schema_encoder.py")
@@ -36,20 +33,12 @@ ALGORITHMS = ("xgboost", "linear-learner", "knn")
 
 
 class TrainingStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: StageConfig,
-        specs: dict[str, Path],
-        key: kms.IKey,
-        data: SecureBucket,
-        artifacts: SecureBucket,
-        functions: FunctionDefaults,
-        **kwargs,
-    ) -> None:
+    """Prepared runs in, registered models and batch predictions out."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config, key, data, artifacts = foundation.config, foundation.key, foundation.data, foundation.artifacts
+        functions = foundation.functions
         self.images = SageMakerImages(self, "Images", images=IMAGES)
         # SageMaker's script mode takes the code as a sourcedir.tar.gz.
         source = assets.Asset(
@@ -58,7 +47,9 @@ class TrainingStack(Stack):
             path=str(TRAINING_CODE),
             **bundling(tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz"), archived=True),
         )
-        spec_assets = {name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in specs.items()}
+        spec_assets = {
+            name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in foundation.specs.items()
+        }
         spec_uris = self.to_json_string({name: asset.s3_object_url for name, asset in spec_assets.items()})
         spec_objects = [f"arn:{self.partition}:s3:::{a.s3_bucket_name}/{a.s3_object_key}" for a in spec_assets.values()]
 
@@ -76,23 +67,21 @@ class TrainingStack(Stack):
         self.security_group = WorkloadSecurityGroup(
             self,
             "JobSecurityGroup",
-            vpc=functions.vpc,
+            vpc=foundation.vpc,
             description="SageMaker jobs and models: instances of one job talk to each other; HTTPS out",
         ).security_group
         self.registry = ModelRegistry(
             self,
             "Registry",
             prefix=config.resource_prefix,
-            datasets=specs,
+            datasets=foundation.specs,
             stage=config.name,
             retain=config.retains_data,
         )
         placement = JobPlacement(
             role=execution.role,
             key=key,
-            subnets=self.to_json_string(
-                functions.vpc.select_subnets(subnet_type=functions.subnets.subnet_type).subnet_ids
-            ),
+            subnets=self.to_json_string(foundation.subnet_ids),
             security_groups=self.to_json_string([self.security_group.security_group_id]),
             stage=config.name,
         )
@@ -149,7 +138,7 @@ class TrainingStack(Stack):
                 "BATCH_INPUT_PREFIX": BATCH_INPUT_PREFIX,
                 "BATCH_OUTPUT_PREFIX": BATCH_OUTPUT_PREFIX,
                 "GROUP_PREFIX": self.registry.prefix,
-                "DATASETS": json.dumps(sorted(specs)),
+                "DATASETS": json.dumps(sorted(foundation.specs)),
                 "TOPIC_ARN": functions.alarm_topic.topic_arn,
                 "INSTANCE_TYPE": config.training.batch_instance_type,
                 "INSTANCE_COUNT": str(config.training.batch_instance_count),

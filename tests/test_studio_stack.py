@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 
 from stacks.data import DataStack
+from stacks.foundation import Foundation
 from stacks.network import NetworkStack
 from stacks.studio import StudioStack
 from tests.helpers import properties, resources
@@ -38,12 +39,7 @@ def variant(stage_config, lone_app, **workspace) -> Template:
     stack = StudioStack(
         app,
         "Studio",
-        config=config,
-        key=data.key,
-        data=data.data_store,
-        artifacts=data.artifact_store,
-        vpc=network.vpc,
-        subnets=network.subnets,
+        foundation=Foundation.of(config, {}, data, network),
         execution_role=execution,
         model_package_group_prefix="mlplatform-variant",
     )
