@@ -15,9 +15,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STAGES_DIR = Path(__file__).resolve().parent / "stages"
 DEFAULT_STAGE = "dev"
@@ -51,7 +51,6 @@ RetentionDays = Literal[
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
@@ -164,14 +163,31 @@ WORKSPACE_ENDPOINTS = {
     "notebook": ("sagemaker.api", "sagemaker.runtime", "sts", "logs"),
     "none": (),
 }
-_USER = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A check that a text matches ``pattern``; the error says what the text should be."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(what)
+        return value
+
+    return AfterValidator(check)
+
+
+UserProfileName = Annotated[
+    str, _matching(r"^[a-z][a-z0-9-]{0,30}$", "a user profile name (lower-case letters, digits, '-'; 1-31)")
+]
+EmailAddress = Annotated[str, _matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address (name@example.org)")]
 
 
 class WorkspaceConfig(_Section):
     """Where data scientists work: a Studio domain, one notebook instance, or neither."""
 
     kind: Literal["studio", "notebook", "none"] = "studio"
-    users: tuple[str, ...] = ()
+    users: tuple[UserProfileName, ...] = ()
     # True: each user gets an execution role of their own; False: one shared role, each user's
     # sandbox told apart by the user profile name (Studio's source identity).
     per_user_roles: bool = False
@@ -186,9 +202,6 @@ class WorkspaceConfig(_Section):
     @field_validator("users")
     @classmethod
     def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for user in value:
-            if not _USER.match(user):
-                raise ValueError(f"{user!r} is not a user profile name (lower-case letters, digits, '-'; 1-31)")
         if len(set(value)) != len(value):
             raise ValueError("each user once")
         return value
@@ -208,15 +221,7 @@ class FunctionsConfig(_Section):
 
 
 class NotificationsConfig(_Section):
-    emails: tuple[str, ...] = ()
-
-    @field_validator("emails")
-    @classmethod
-    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for address in value:
-            if not _EMAIL.match(address):
-                raise ValueError(f"{address!r} is not an e-mail address (name@example.org)")
-        return value
+    emails: tuple[EmailAddress, ...] = ()
 
 
 class StageConfig(_Section):

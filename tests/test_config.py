@@ -88,7 +88,14 @@ def test_bad_stage_context_is_named(context, expected):
         ({"network": {"cidr_block": "10.0.0.0/16"}}, r"network\.cidr_block = .* it is not a known key; .*: cidr, "),
         ({"netwrok": {}}, r"netwrok = \{\} is not allowed; it is not a known key; allowed: .*network"),
         ({"data": {"noncurrent_version_expiration_days": 0}}, r"data\.noncurrent_version_expiration_days = 0"),
-        ({"notifications": {"emails": ["ops"]}}, r"notifications\.emails = \['ops'\] .*'ops' is not an e-mail"),
+        (
+            {"notifications": {"emails": ["a@example.org", "ops"]}},
+            r"notifications\.emails\.1 = 'ops' is not allowed; allowed: an e-mail address \(name@example\.org\)",
+        ),
+        (
+            {"workspace": {"users": ["alice", "Bob"]}},
+            r"workspace\.users\.1 = 'Bob' is not allowed; allowed: a user profile name \(lower-case",
+        ),
         (
             {"account": TEST_ACCOUNT, "region": "eu-west-1", "network": {"availability_zones": ["eu-west-1a"]}},
             r"network\.availability_zones = \['eu-west-1a'\] is not allowed; allowed: 2 or more zones of eu-west-1",

@@ -153,6 +153,14 @@ def _event_function(stack: cdk.Stack, defaults: FunctionDefaults, **props: Any) 
     )
 
 
+@pytest.fixture
+def built(stack: cdk.Stack) -> tuple[FunctionDefaults, EventFunction, Template]:
+    """An EventFunction with the test's defaults, and the bare stack's template."""
+    defaults = _defaults(stack)
+    function = _event_function(stack, defaults)
+    return defaults, function, Template.from_stack(stack)
+
+
 def _one(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
     """The stack's one resource of ``resource_type``: its logical id and the whole resource."""
     [(name, resource)] = resources(template, resource_type).items()
@@ -201,10 +209,8 @@ def test_event_function_takes_zero_concurrency_as_switched_off(stack):
     assert resource["Properties"]["ReservedConcurrentExecutions"] == 0
 
 
-def test_event_function_runs_the_handler_with_the_stage_defaults(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_runs_the_handler_with_the_stage_defaults(stack, built):
+    defaults, function, template = built
     name, resource = _one(template, "AWS::Lambda::Function")
     assert name == _id(stack, function.function)
     settings = resource["Properties"]
@@ -246,10 +252,8 @@ def test_event_function_logs_are_encrypted_kept_for_the_stage_and_retained_with_
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (policy, policy)
 
 
-def test_event_function_role_is_lambdas_alone_with_exactly_its_statements(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_role_is_lambdas_alone_with_exactly_its_statements(stack, built):
+    defaults, function, template = built
     role = resources(template, "AWS::IAM::Role")[_id(stack, function.role)]["Properties"]
     assert role == {
         "AssumeRolePolicyDocument": {
@@ -307,10 +311,8 @@ def test_event_function_acknowledges_only_the_eni_wildcard_on_its_policy(stack):
     }
 
 
-def test_event_function_dead_letter_queue_is_encrypted_tls_only_and_fed_by_its_rule_alone(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_dead_letter_queue_is_encrypted_tls_only_and_fed_by_its_rule_alone(stack, built):
+    defaults, function, template = built
     queue_id, queue = _one(template, "AWS::SQS::Queue")
     assert queue_id == _id(stack, function.dead_letter_queue)
     assert queue["Properties"] == {
@@ -341,10 +343,8 @@ def test_event_function_dead_letter_queue_is_encrypted_tls_only_and_fed_by_its_r
     assert settings["DeadLetterConfig"] == {"TargetArn": queue_arn}  # failed async invocations
 
 
-def test_event_function_rule_invokes_it_with_retries_then_the_dead_letter_queue(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_rule_invokes_it_with_retries_then_the_dead_letter_queue(stack, built):
+    _, function, template = built
     function_id, queue_id = _id(stack, function.function), _id(stack, function.dead_letter_queue)
     [rule] = properties(template, "AWS::Events::Rule")
     assert rule["Description"] == DESCRIPTION
@@ -373,10 +373,8 @@ def test_event_function_rule_invokes_it_with_retries_then_the_dead_letter_queue(
     }
 
 
-def test_event_function_sits_in_the_chosen_subnets_with_https_out_only(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_sits_in_the_chosen_subnets_with_https_out_only(stack, built):
+    defaults, function, template = built
     chosen = stack.resolve(defaults.vpc.select_subnets(subnet_group_name="Functions").subnet_ids)
     others = stack.resolve(defaults.vpc.select_subnets(subnet_group_name="Jobs").subnet_ids)
     assert len(chosen) == 2 and not set(map(json.dumps, chosen)) & set(map(json.dumps, others))
@@ -393,10 +391,8 @@ def test_event_function_sits_in_the_chosen_subnets_with_https_out_only(stack):
     template.resource_count_is("AWS::EC2::SecurityGroupEgress", 0)
 
 
-def test_event_function_alarms_tell_the_operators_of_errors_and_dead_letters(stack):
-    defaults = _defaults(stack)
-    function = _event_function(stack, defaults)
-    template = Template.from_stack(stack)
+def test_event_function_alarms_tell_the_operators_of_errors_and_dead_letters(stack, built):
+    defaults, function, template = built
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     assert sorted(alarms) == sorted(_id(stack, alarm) for alarm in function.alarms)
     topic = [stack.resolve(defaults.alarm_topic.topic_arn)]

@@ -173,36 +173,23 @@ def test_start_etl_rule_matches_new_raw_objects_of_the_data_bucket_only(stage):
     assert not pattern.matches_event(deleted)
 
 
-def test_start_etl_is_an_isolated_python_function_with_reserved_concurrency_and_a_dlq(stage):
+def test_start_etl_runs_with_the_stages_function_settings_and_the_preparation_job(stage):
+    """What EventFunction does with its settings is tested on its own (tests/test_constructs.py);
+    here, that the stack hands it this stage's settings, key and job."""
     template = etl(stage)
-    queue = logical_id(template, "AWS::SQS::Queue", "StartEtlDeadLetterQueue")
+    functions = stage.config.functions
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Runtime": "python3.14",
-            "Handler": "handler.handler",
-            "ReservedConcurrentExecutions": stage.config.functions.reserved_concurrency,
-            "DeadLetterConfig": {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}},
-            "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+            "ReservedConcurrentExecutions": functions.reserved_concurrency,
             "KmsKeyArn": key_reference(stage),
-            "VpcConfig": {"SecurityGroupIds": Match.any_value(), "SubnetIds": Match.any_value()},
-            "Environment": {
-                "Variables": Match.object_like(
-                    {"JOB_NAME": {"Ref": prepare_job(template)}, "RAW_PREFIX": "raw/", "PREPARED_PREFIX": "prepared/"}
-                )
-            },
+            "LoggingConfig": Match.object_like({"ApplicationLogLevel": functions.log_level}),
+            "Environment": {"Variables": Match.object_like({"JOB_NAME": {"Ref": prepare_job(template)}})},
         },
     )
     template.has_resource_properties(
-        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": stage.config.functions.retry_attempts}
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": functions.retry_attempts}
     )
-    template.has_resource_properties(
-        "AWS::SQS::Queue", {"KmsMasterKeyId": key_reference(stage), "MessageRetentionPeriod": 14 * 24 * 3600}
-    )
-    [rule] = [r for r in properties(template, "AWS::Events::Rule") if "StartEtl" in json.dumps(r["Targets"])]
-    [target] = rule["Targets"]
-    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == stage.config.functions.retry_attempts
 
 
 def test_start_etl_knows_every_shipped_dataset_spec(stage):
