@@ -4,7 +4,8 @@
 #   make test                                      the whole test suite
 #   make permissions                               the permission proof over the dev and prod assemblies
 #   make bench                                     benchmarks: synth, ETL, training, imports, serving
-#   make lint                                      ruff
+#   make lint                                      ruff, and the type checker (make typecheck)
+#   make typecheck                                 mypy over the infrastructure, and over the runtime as shipped
 #   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
 #   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
 #   make diff / make destroy STAGE=...              cdk diff / cdk destroy --all
@@ -35,7 +36,7 @@ DATA ?=
 LOCAL_CONTEXT := -c stage=dev $(if $(DATASET),-c serve=$(DATASET)) $(if $(SPEC),-c extra_specs=$(abspath $(SPEC)))
 LOCAL_ARGS := $(if $(DATASET),--dataset $(DATASET)) $(if $(SPEC),--spec $(abspath $(SPEC))) $(if $(DATA),--data $(abspath $(DATA)))
 
-.PHONY: help setup java local synth permissions test bench lint format bootstrap deploy diff destroy clean
+.PHONY: help setup java local synth permissions test bench lint typecheck format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -88,9 +89,18 @@ bench: setup java
 	python bench/serve.py
 	python bench/local.py
 
-lint: setup
+lint: setup typecheck
 	ruff check .
 	ruff format --check .
+
+# Two kinds of code, checked apart. The infrastructure is one tree of packages. The runtime is
+# checked as it ships: each function's folder with etl/ beside it (its asset holds
+# platform_runtime.py and dataset_spec.py), and the Glue and training scripts, whose modules
+# import each other by bare name.
+typecheck: setup
+	mypy app.py config stacks constructs checks
+	MYPYPATH=etl:training_jobs mypy --no-explicit-package-bases etl/*.py training_jobs/*.py
+	for handler in lambda/*/handler.py; do MYPYPATH=etl mypy --no-explicit-package-bases "$$handler"; done
 
 format: setup
 	ruff format .
@@ -109,4 +119,4 @@ destroy: setup
 	cdk destroy --all $(CDK_CONTEXT)
 
 clean:
-	rm -rf cdk.out $(LOCAL) $(STAMPS) .pytest_cache .ruff_cache
+	rm -rf cdk.out $(LOCAL) $(STAMPS) .pytest_cache .ruff_cache .mypy_cache

@@ -25,7 +25,8 @@ def lint_template(path: Path, regions: list[str]) -> LintResult:
 def _lint(path: str, modified: int, regions: tuple[str, ...]) -> LintResult:
     """cfn-lint of one template as it is on disk (the same file and regions give the same answer)."""
     matches = lint_file(Path(path), config=ManualArgs(regions=list(regions)))
-    errors, warnings = [], []
+    errors: list[str] = []
+    warnings: list[str] = []
     for match in matches:
         line = f"{match.rule.id} {match.message} ({Path(path).name}:{match.linenumber})"
         (errors if match.rule.severity == "error" else warnings).append(line)

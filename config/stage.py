@@ -286,8 +286,8 @@ class StageConfig(_Section):
                 f"add {', '.join(missing)} (or set workspace.kind)",
             )
         if (self.account is None) != (self.region is None):
-            missing = "region" if self.region is None else "account"
-            _fail(self.name, missing, None, "account and region are set together, or neither")
+            absent = "region" if self.region is None else "account"
+            _fail(self.name, absent, None, "account and region are set together, or neither")
         if self.region is not None:
             if len(zones) < 2:
                 _fail(

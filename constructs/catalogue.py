@@ -16,7 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.glue_network import GlueNetwork
-from constructs.logical_ids import pin
+from constructs.logical_ids import logical_id, pin
 from constructs.nag_acknowledgements import nag_arn
 from constructs.preparation_job import acknowledge_glue_role
 from constructs.secure_bucket import SecureBucket
@@ -104,7 +104,7 @@ class Catalogue(Construct):
             crawler_security_configuration=security_configuration.ref,
         )
         self.crawler.node.add_dependency(self.role)
-        bucket_id = stack.get_logical_id(data.bucket.node.default_child)
+        bucket_id = logical_id(data.bucket)
         acknowledge_glue_role(
             self.role,
             {

@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
+from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
 
 from config import WorkspaceConfig
@@ -169,11 +170,11 @@ class DataScientistRoles(Construct):
 
     def acknowledge(self, role: iam.Role) -> None:
         stack = Stack.of(self)
-        data_id = stack.get_logical_id(self._data.bucket.node.default_child)
+        data_id = logical_id(self._data.bucket)
         owner = self.owners[role.node.id].replace("${aws:SourceIdentity}", "<aws:SourceIdentity>")
         studio, notebook = self.workspace.kind == "studio", self.workspace.kind == "notebook"
         sharing = self.workspace.sharing == "artifacts"
-        artifacts_id = stack.get_logical_id(self._artifacts.bucket.node.default_child)
+        artifacts_id = logical_id(self._artifacts.bucket)
         nag.acknowledge_grant_policy(role)
         nag.acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),

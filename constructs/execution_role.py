@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
+from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
 
 VPC_REASON = (
@@ -109,8 +110,8 @@ class SageMakerExecutionRole(Construct):
             )
         )
         role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
-        data_id = stack.get_logical_id(data.bucket.node.default_child)
-        artifacts_id = stack.get_logical_id(artifacts.bucket.node.default_child)
+        data_id = logical_id(data.bucket)
+        artifacts_id = logical_id(artifacts.bucket)
         nag.acknowledge_grant_policy(role)
         nag.acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),

@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
 from constructs.event_function import EventFunction, FunctionDefaults, object_created
+from constructs.logical_ids import logical_id
 from constructs.model_registry import ModelRegistry
 from constructs.secure_bucket import SecureBucket
 
@@ -116,10 +117,10 @@ class StartTraining(Construct):
                 actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"], resources=jobs
             )
         )
-        placement.role.grant_pass_role(function)
+        placement.role.grant_pass_role(function.grant_principal)
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=spec_objects))
         data.grant_read(function, f"{prepared_prefix}*/schema.json")
-        data_id = Stack.of(self).get_logical_id(data.bucket.node.default_child)
+        data_id = logical_id(data.bucket)
         _acknowledge(
             self.function,
             {
@@ -192,7 +193,7 @@ class RegisterModel(Construct):
         artifacts.grant_read(function, "training/*")
         artifacts.grant_write(function, "evaluations/*")
         defaults.alarm_topic.grant_publish(function)
-        artifacts_id = Stack.of(self).get_logical_id(artifacts.bucket.node.default_child)
+        artifacts_id = logical_id(artifacts.bucket)
         _acknowledge(
             self.function,
             {
@@ -250,7 +251,7 @@ class StartBatchTransform(Construct):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeTransformJob"], resources=[made[1]])
         )
-        placement.role.grant_pass_role(function)
+        placement.role.grant_pass_role(function.grant_principal)
         defaults.alarm_topic.grant_publish(function)
         _acknowledge(
             self.function,

@@ -20,6 +20,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
 from constructs.glue_network import GlueNetwork
+from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
 from constructs.topic_target import notify
 
@@ -130,7 +131,7 @@ class PreparationJob(Construct):
             },
         )
         self.job.node.add_dependency(self.role)
-        bucket_id = stack.get_logical_id(data.bucket.node.default_child)
+        bucket_id = logical_id(data.bucket)
         acknowledge_glue_role(
             self.role,
             {

@@ -156,7 +156,7 @@ class RealtimeEndpoint(Construct):
             )
 
         invocations = metric("Invocations")
-        specs = {
+        specs: dict[str, tuple[cloudwatch.IMetric, int, int, str]] = {
             # name: (metric, threshold, periods, description)
             "5XX": (
                 cloudwatch.MathExpression(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from aws_cdk import CfnMapping, Stack
 from constructs import Construct
@@ -29,7 +30,7 @@ class Image:
 
 def registries(image: Image) -> tuple[dict[str, str], str]:
     """The SDK's {region: registry account} and repository name for one image."""
-    path = metadata.distribution(SDK_DISTRIBUTION).locate_file(f"{TABLES}/{image.algorithm}.json")
+    path = Path(str(metadata.distribution(SDK_DISTRIBUTION).locate_file(f"{TABLES}/{image.algorithm}.json")))
     table = json.loads(path.read_text(encoding="utf-8"))
     if image.scope in table:
         table = table[image.scope]

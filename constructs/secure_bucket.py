@@ -8,6 +8,8 @@ file while ``from constructs import Construct`` keeps finding the library.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -25,6 +27,14 @@ LOG_BUCKET_REASONS = {
     "HIPAA.Security-S3DefaultEncryptionKMS": _SSE_S3,
     "NIST.800.53.R5-S3DefaultEncryptionKMS": _SSE_S3,
 }
+
+
+class Lifecycle(TypedDict):
+    """How long a bucket keeps what it no longer needs, and whether it outlives its stack."""
+
+    retain: bool
+    noncurrent_version_expiration: Duration
+    abort_incomplete_multipart_upload_after: Duration
 
 
 class SecureBucket(Construct):

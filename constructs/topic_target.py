@@ -12,6 +12,7 @@ from __future__ import annotations
 import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
+from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
 
@@ -21,7 +22,7 @@ class TopicTarget:
         self.topic = topic
         self.message = message
 
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(arn=self.topic.topic_arn, input=self.message)
 
 

@@ -37,7 +37,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dataset_spec import IQR_WHISKER, WHITESPACE, DatasetSpec, SpecError, load_spec
@@ -138,7 +138,7 @@ def _trimmed(column):
     return F.regexp_replace(column, f"^{space}|{space}$", "")
 
 
-def _lookup(mapping: dict[str, Any], column, default=None):
+def _lookup(mapping: Mapping[str, Any], column, default=None):
     """``mapping[column]`` as a Spark expression (``default`` where the value is not a key)."""
     from pyspark.sql import functions as F
 
@@ -321,11 +321,11 @@ def fit(train, spec: DatasetSpec) -> list[dict[str, Any]]:
         for row in grouped.collect():
             counts.setdefault(row["c"], {})[row["v"]] = row["count"]
 
-    fitted = []
+    fitted: list[dict[str, Any]] = []
     for feature in spec.features:
         if feature.kind == "numeric":
             q1, median, q3 = quartiles.get(feature.name) or (None, None, None)
-            if median is None:
+            if q1 is None or median is None or q3 is None:
                 raise SpecError(spec.name, feature.name, "has no value in the training split to learn from")
             clip = None
             if feature.outliers != "keep":
@@ -346,7 +346,12 @@ def fit(train, spec: DatasetSpec) -> list[dict[str, Any]]:
         if not values:
             raise SpecError(spec.name, feature.name, "has no value in the training split to learn from")
         mode = min(values, key=lambda v: (-values[v], v))  # most frequent; ties to the first value
-        entry = {"column": feature.name, "kind": feature.kind, "impute": mode, "aliases": dict(feature.aliases)}
+        entry: dict[str, Any] = {
+            "column": feature.name,
+            "kind": feature.kind,
+            "impute": mode,
+            "aliases": dict(feature.aliases),
+        }
         if feature.kind == "ordinal":
             entry |= {"order": list(feature.order), "outputs": [feature.name]}
         else:

@@ -11,7 +11,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.nag_acknowledgements import acknowledge_grant_policy
-from constructs.secure_bucket import SecureBucket
+from constructs.secure_bucket import Lifecycle, SecureBucket
 
 from config import StageConfig
 
@@ -47,7 +47,7 @@ class DataStack(Stack):
         )
         self._allow_services_to_use_key()
 
-        lifecycle = {
+        lifecycle: Lifecycle = {
             "retain": retain,
             "noncurrent_version_expiration": Duration.days(config.data.noncurrent_version_expiration_days),
             "abort_incomplete_multipart_upload_after": Duration.days(

@@ -12,6 +12,7 @@ from constructs import Construct
 from constructs.catalogue import Catalogue
 from constructs.event_function import EventFunction, object_created
 from constructs.glue_network import GlueNetwork
+from constructs.logical_ids import logical_id
 from constructs.nag_acknowledgements import (
     S3_ACTIONS_REASON,
     S3_GRANT_ACTIONS,
@@ -90,7 +91,7 @@ class EtlStack(Stack):
         )
         data.grant_write(function, RUN_RECORDS)
         data.grant_read(function, RUN_RECORDS)
-        bucket_id = self.get_logical_id(data.bucket.node.default_child)
+        bucket_id = logical_id(data.bucket)
         acknowledge_wildcards(
             self.start_etl.role.node.find_child("DefaultPolicy"),
             {

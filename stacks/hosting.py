@@ -112,4 +112,4 @@ class HostingStack(Stack):
                 actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"], resources=[Aws.STACK_ID]
             )
         )
-        self.deployment_role.grant_pass_role(function)
+        self.deployment_role.grant_pass_role(function.grant_principal)

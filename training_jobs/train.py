@@ -126,6 +126,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
 
 def evaluate(problem: str, y: np.ndarray, p: np.ndarray, threshold: float | None, classes: int) -> dict[str, Any]:
     if problem == "binary":
+        if threshold is None:
+            raise ValueError("a binary problem is evaluated at a decision threshold; none was given")
         predicted = (p >= threshold).astype(int)
         tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[0, 1]).ravel()
         return {

@@ -99,7 +99,7 @@ def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Setti
     # The rule passes every job's end in the account; only this stage's jobs are ours.
     tags = runtime.tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
     dataset = tags.get(runtime.DATASET_TAG)
-    if tags.get(runtime.STAGE_TAG) != settings.stage or dataset not in settings.specs:
+    if tags.get(runtime.STAGE_TAG) != settings.stage or dataset is None or dataset not in settings.specs:
         return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
     kind = "tuning job" if tuning_event else "training job"
     if status != "Completed":
@@ -211,8 +211,9 @@ def _evaluation(s3, job: Mapping[str, Any]) -> dict[str, Any]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
         for member in archive.getmembers():
-            if member.name.rsplit("/", 1)[-1] == "evaluation.json" and member.isfile():
-                return json.loads(archive.extractfile(member).read())
+            content = archive.extractfile(member) if member.isfile() else None
+            if member.name.rsplit("/", 1)[-1] == "evaluation.json" and content is not None:
+                return json.loads(content.read())
     raise ValueError(f"s3://{bucket}/{key} holds no evaluation.json")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import platform_runtime as runtime
 from botocore.exceptions import ClientError
-from dataset_spec import METRICS, DatasetSpec, load_spec
+from dataset_spec import METRICS, DatasetSpec, Tuning, load_spec
 
 LOG = logging.getLogger(__name__)
 CHANNELS = ("train", "validation", "test")
@@ -126,7 +126,7 @@ def training_definition(
             channels.insert(1, channel("validation", run + "validation/"))
         hyperparameters = builtin_hyperparameters(spec, schema)
         metrics = []
-    definition = {
+    definition: dict[str, Any] = {
         "AlgorithmSpecification": {"TrainingImage": settings.images[training.algorithm], "TrainingInputMode": "File"},
         "RoleArn": settings.placement.role_arn,
         "InputDataConfig": channels,
@@ -186,7 +186,7 @@ def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) 
     )
     definition = training_definition(spec, run_id, settings, schema)
     if spec.training.tuning:
-        return _tune(sagemaker, spec, run_id, definition, settings)
+        return _tune(sagemaker, spec, spec.training.tuning, run_id, definition, settings)
     name = job_name(dataset, run_id, MAX_TRAINING_NAME)
     describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
     if runtime.described(describe) is not None:
@@ -205,8 +205,9 @@ def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) 
     return {"status": "started", "kind": "training", "job": name, "dataset": dataset, "run_id": run_id}
 
 
-def _tune(sagemaker, spec: DatasetSpec, run_id: str, definition: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    tuning = spec.training.tuning
+def _tune(
+    sagemaker, spec: DatasetSpec, tuning: Tuning, run_id: str, definition: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
     name = job_name(spec.name, run_id, MAX_TUNING_NAME)
     describe = functools.partial(sagemaker.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
     if runtime.described(describe) is not None:
