@@ -9,6 +9,7 @@ the stack built them itself.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aws_cdk import Stack
@@ -22,6 +23,7 @@ from constructs.logical_ids import logical_id
 from constructs.model_registry import ModelRegistry
 from constructs.secure_bucket import SecureBucket
 
+from config.stage import TrainingConfig
 from etl.platform_runtime import STAGE_TAG
 
 JOB_STATES = ["Completed", "Failed", "Stopped"]
@@ -56,6 +58,28 @@ class JobPlacement:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelFunctionProps:
+    """What the model functions stand on: where their jobs run, the registry, the buckets and
+    their layout, the dataset specs (as assets) and the algorithms' images. Each function's
+    construct sets its own environment variables from these, the names its handler's
+    ``Settings`` reads (tests/test_function_settings.py holds the two together)."""
+
+    defaults: FunctionDefaults
+    placement: JobPlacement
+    registry: ModelRegistry
+    data: SecureBucket
+    artifacts: SecureBucket
+    prepared_prefix: str
+    batch_input_prefix: str
+    batch_output_prefix: str
+    datasets: list[str]
+    spec_uris: str  # JSON {dataset: s3:// URI of its spec asset}
+    spec_objects: list[str]  # the spec assets' object ARNs
+    training_images: str  # JSON {algorithm: image URI}, to train with
+    serving_images: str  # JSON {algorithm: image URI}, to serve with
+
+
 def stage_tagged(stage: str) -> dict[str, dict[str, str]]:
     """The condition on every SageMaker create: the request tags the resource with the stage."""
     return {"StringEquals": {f"aws:RequestTag/{STAGE_TAG}": stage}}
@@ -85,22 +109,31 @@ class StartTraining(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        defaults: FunctionDefaults,
-        placement: JobPlacement,
-        data: SecureBucket,
-        prepared_prefix: str,
-        environment: dict[str, str],
-        spec_objects: list[str],
+        props: ModelFunctionProps,
+        source_uri: str,
+        training: TrainingConfig,
     ) -> None:
         super().__init__(scope, construct_id)
+        placement, data, prepared_prefix = props.placement, props.data, props.prepared_prefix
         self.function = EventFunction(
             self,
             "Default",
             handler_folder="start_training",
             description="start_training: prepared data starts a training or tuning job",
             event_pattern=object_created(data.bucket, {"wildcard": f"{prepared_prefix}*/*/_SUCCESS"}),
-            environment=environment,
-            defaults=defaults,
+            environment={
+                **placement.environment,
+                "DATA_BUCKET": data.bucket.bucket_name,
+                "PREPARED_PREFIX": prepared_prefix,
+                "ARTIFACTS_BUCKET": props.artifacts.bucket.bucket_name,
+                "SOURCE_URI": source_uri,
+                "IMAGES": props.training_images,
+                "DATASET_SPECS": props.spec_uris,
+                "MANAGED_SPOT": "true" if training.managed_spot else "false",
+                "MAX_WAIT_MINUTES": str(training.max_wait_minutes),
+                "VOLUME_SIZE_GB": str(training.volume_size_gb),
+            },
+            defaults=props.defaults,
             shared_modules=("dataset_spec.py",),
         )
         function = self.function.function
@@ -118,7 +151,7 @@ class StartTraining(Construct):
             )
         )
         placement.role.grant_pass_role(function.grant_principal)
-        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=spec_objects))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=props.spec_objects))
         data.grant_read(function, f"{prepared_prefix}*/schema.json")
         data_id = logical_id(data.bucket)
         _acknowledge(
@@ -141,13 +174,11 @@ class RegisterModel(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        defaults: FunctionDefaults,
-        registry: ModelRegistry,
-        artifacts: SecureBucket,
-        environment: dict[str, str],
-        spec_objects: list[str],
+        props: ModelFunctionProps,
+        pass_status: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        defaults, registry, artifacts = props.defaults, props.registry, props.artifacts
         self.function = EventFunction(
             self,
             "Default",
@@ -160,7 +191,15 @@ class RegisterModel(Construct):
                 # reads them (ListTags) and ignores jobs of other stages and teams.
                 detail={"$or": [{"TrainingJobStatus": JOB_STATES}, {"HyperParameterTuningJobStatus": JOB_STATES}]},
             ),
-            environment=environment,
+            environment={
+                "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
+                "GROUP_PREFIX": registry.prefix,
+                "TOPIC_ARN": defaults.alarm_topic.topic_arn,
+                "PASS_STATUS": pass_status,
+                "IMAGES": props.serving_images,
+                "DATASET_SPECS": props.spec_uris,
+                "STAGE": props.placement.stage,
+            },
             defaults=defaults,
             timeout_seconds=120,
             shared_modules=("dataset_spec.py",),
@@ -189,7 +228,7 @@ class RegisterModel(Construct):
                 resources=[*groups, *packages],
             )
         )
-        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=spec_objects))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=props.spec_objects))
         artifacts.grant_read(function, "training/*")
         artifacts.grant_write(function, "evaluations/*")
         defaults.alarm_topic.grant_publish(function)
@@ -218,21 +257,29 @@ class StartBatchTransform(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        defaults: FunctionDefaults,
-        placement: JobPlacement,
-        registry: ModelRegistry,
-        data: SecureBucket,
-        input_prefix: str,
-        environment: dict[str, str],
+        props: ModelFunctionProps,
+        instance_type: str,
+        instance_count: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        defaults, placement, registry, data = props.defaults, props.placement, props.registry, props.data
         self.function = EventFunction(
             self,
             "Default",
             handler_folder="start_batch_transform",
             description="start_batch_transform: a file under batch-input/ gets predictions",
-            event_pattern=object_created(data.bucket, {"prefix": input_prefix}),
-            environment=environment,
+            event_pattern=object_created(data.bucket, {"prefix": props.batch_input_prefix}),
+            environment={
+                **placement.environment,
+                "DATA_BUCKET": data.bucket.bucket_name,
+                "BATCH_INPUT_PREFIX": props.batch_input_prefix,
+                "BATCH_OUTPUT_PREFIX": props.batch_output_prefix,
+                "GROUP_PREFIX": registry.prefix,
+                "DATASETS": json.dumps(sorted(props.datasets)),
+                "TOPIC_ARN": defaults.alarm_topic.topic_arn,
+                "INSTANCE_TYPE": instance_type,
+                "INSTANCE_COUNT": str(instance_count),
+            },
             defaults=defaults,
         )
         function = self.function.function

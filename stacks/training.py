@@ -4,7 +4,6 @@ execution role, the registry, and one construct per function."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from aws_cdk import Stack
@@ -12,7 +11,13 @@ from aws_cdk import aws_s3_assets as assets
 from constructs import Construct
 from constructs.execution_role import SageMakerExecutionRole
 from constructs.local_bundling import bundling, tarball_of
-from constructs.model_functions import JobPlacement, RegisterModel, StartBatchTransform, StartTraining
+from constructs.model_functions import (
+    JobPlacement,
+    ModelFunctionProps,
+    RegisterModel,
+    StartBatchTransform,
+    StartTraining,
+)
 from constructs.model_registry import ModelRegistry
 from constructs.sagemaker_images import Image, SageMakerImages
 from constructs.workload_security_group import WorkloadSecurityGroup
@@ -86,63 +91,33 @@ class TrainingStack(Stack):
             stage=config.name,
         )
 
-        self.start_training = StartTraining(
-            self,
-            "StartTraining",
+        props = ModelFunctionProps(
             defaults=functions,
             placement=placement,
-            data=data,
-            prepared_prefix=PREPARED_PREFIX,
-            spec_objects=spec_objects,
-            environment={
-                **placement.environment,
-                "DATA_BUCKET": data.bucket.bucket_name,
-                "PREPARED_PREFIX": PREPARED_PREFIX,
-                "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
-                "SOURCE_URI": source.s3_object_url,
-                "IMAGES": self._images(training=True),
-                "DATASET_SPECS": spec_uris,
-                "MANAGED_SPOT": "true" if config.training.managed_spot else "false",
-                "MAX_WAIT_MINUTES": str(config.training.max_wait_minutes),
-                "VOLUME_SIZE_GB": str(config.training.volume_size_gb),
-            },
-        ).function
-        self.register_model = RegisterModel(
-            self,
-            "RegisterModel",
-            defaults=functions,
             registry=self.registry,
+            data=data,
             artifacts=artifacts,
+            prepared_prefix=PREPARED_PREFIX,
+            batch_input_prefix=BATCH_INPUT_PREFIX,
+            batch_output_prefix=BATCH_OUTPUT_PREFIX,
+            datasets=sorted(foundation.specs),
+            spec_uris=spec_uris,
             spec_objects=spec_objects,
-            environment={
-                "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
-                "GROUP_PREFIX": self.registry.prefix,
-                "TOPIC_ARN": functions.alarm_topic.topic_arn,
-                "PASS_STATUS": "PendingManualApproval" if config.hosting.manual_approval else "Approved",
-                "IMAGES": self._images(training=False),
-                "DATASET_SPECS": spec_uris,
-                "STAGE": config.name,
-            },
+            training_images=self._images(training=True),
+            serving_images=self._images(training=False),
+        )
+        training = config.training
+        self.start_training = StartTraining(
+            self, "StartTraining", props=props, source_uri=source.s3_object_url, training=training
         ).function
+        pass_status = "PendingManualApproval" if config.hosting.manual_approval else "Approved"
+        self.register_model = RegisterModel(self, "RegisterModel", props=props, pass_status=pass_status).function
         self.start_batch_transform = StartBatchTransform(
             self,
             "StartBatchTransform",
-            defaults=functions,
-            placement=placement,
-            registry=self.registry,
-            data=data,
-            input_prefix=BATCH_INPUT_PREFIX,
-            environment={
-                **placement.environment,
-                "DATA_BUCKET": data.bucket.bucket_name,
-                "BATCH_INPUT_PREFIX": BATCH_INPUT_PREFIX,
-                "BATCH_OUTPUT_PREFIX": BATCH_OUTPUT_PREFIX,
-                "GROUP_PREFIX": self.registry.prefix,
-                "DATASETS": json.dumps(sorted(foundation.specs)),
-                "TOPIC_ARN": functions.alarm_topic.topic_arn,
-                "INSTANCE_TYPE": config.training.batch_instance_type,
-                "INSTANCE_COUNT": str(config.training.batch_instance_count),
-            },
+            props=props,
+            instance_type=training.batch_instance_type,
+            instance_count=training.batch_instance_count,
         ).function
 
     def _images(self, *, training: bool) -> str:
