@@ -37,6 +37,8 @@ WILDCARDS = (
 S3_EVENTS = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html"
 GLUE_EVENTS = "https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html"
 SAGEMAKER_EVENTS = "https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html"
+TRANSFORM_TYPE = {"detail-type": "SageMaker Transform Job State Change"}  # what register_model must not take
+OTHER_GROUP = "mlplatform-dev-car-evaluation"  # a group other than the hosting stack's
 
 # Concrete names for the templates' tokens.
 BUCKET = DATA_BUCKET  # Fn::GetStackOutput of the Data stack's bucket
@@ -524,23 +526,11 @@ CASES = [
     Case("register/training-in-progress", REGISTER_MODEL, training_event("InProgress"), False, SAGEMAKER_EVENTS),
     Case("register/tuning-completed", REGISTER_MODEL, tuning_event("Completed"), True, SAGEMAKER_EVENTS),
     Case("register/tuning-in-progress", REGISTER_MODEL, tuning_event("InProgress"), False, SAGEMAKER_EVENTS),
-    Case(
-        "register/other-detail-type",
-        REGISTER_MODEL,
-        training_event() | {"detail-type": "SageMaker Transform Job State Change"},
-        False,
-        SAGEMAKER_EVENTS,
-    ),
+    Case("register/other-detail-type", REGISTER_MODEL, training_event() | TRANSFORM_TYPE, False, SAGEMAKER_EVENTS),
     Case("deploy/approved", DEPLOY_MODEL, package_event("Approved"), True, SAGEMAKER_EVENTS),
     Case("deploy/rejected", DEPLOY_MODEL, package_event("Rejected"), False, SAGEMAKER_EVENTS),
     Case("deploy/pending", DEPLOY_MODEL, package_event("PendingManualApproval"), False, SAGEMAKER_EVENTS),
-    Case(
-        "deploy/other-group",
-        DEPLOY_MODEL,
-        package_event(group="mlplatform-dev-car-evaluation"),
-        False,
-        SAGEMAKER_EVENTS,
-    ),
+    Case("deploy/other-group", DEPLOY_MODEL, package_event(group=OTHER_GROUP), False, SAGEMAKER_EVENTS),
     Case("glue-job/failed", JOB_FAILED, glue_job_event("FAILED"), True, GLUE_EVENTS),
     Case("glue-job/timeout", JOB_FAILED, glue_job_event("TIMEOUT"), True, GLUE_EVENTS),
     Case("glue-job/succeeded", JOB_FAILED, glue_job_event("SUCCEEDED"), False, GLUE_EVENTS),
