@@ -49,8 +49,6 @@ RetentionDays = Literal[
     3288, 3653,
 ]  # fmt: skip
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
@@ -181,6 +179,10 @@ UserProfileName = Annotated[
     str, _matching(r"^[a-z][a-z0-9-]{0,30}$", "a user profile name (lower-case letters, digits, '-'; 1-31)")
 ]
 EmailAddress = Annotated[str, _matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address (name@example.org)")]
+AccountId = Annotated[str, _matching(r"^\d{12}$", "an AWS account id: exactly 12 digits")]
+RegionCode = Annotated[
+    str, _matching(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$", "an AWS region code such as eu-west-1 or us-east-2")
+]
 
 
 class WorkspaceConfig(_Section):
@@ -228,8 +230,8 @@ class StageConfig(_Section):
     name: str
     # A production stage must name its account, region and zones and always keeps its data.
     production: bool = False
-    account: str | None = None
-    region: str | None = None
+    account: AccountId | None = None
+    region: RegionCode | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     network: NetworkConfig = NetworkConfig()
     data: DataConfig = DataConfig()
@@ -239,20 +241,6 @@ class StageConfig(_Section):
     workspace: WorkspaceConfig = WorkspaceConfig()
     functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not _ACCOUNT.match(value):
-            raise ValueError("an AWS account id is exactly 12 digits")
-        return value
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.match(value):
-            raise ValueError("an AWS region code such as eu-west-1 or us-east-2 is allowed")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> StageConfig:

@@ -9,18 +9,13 @@ operators' topic.
 from __future__ import annotations
 
 from aws_cdk import Stack
-from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs.glue_network import GlueNetwork
+from constructs.glue_runtime import GlueRuntime
 from constructs.logical_ids import logical_id, pin
 from constructs.nag_acknowledgements import nag_arn
-from constructs.preparation_job import acknowledge_glue_role
 from constructs.secure_bucket import SecureBucket
-from constructs.topic_target import notify
 
 # Files the crawler must not take for data (the job's and start_etl's bookkeeping).
 CRAWLER_EXCLUSIONS = ["**/_SUCCESS", "**/_RUN.json", "**/schema.json", "**/report.json"]
@@ -46,15 +41,11 @@ class Catalogue(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        runtime: GlueRuntime,
         database_name: str,
-        stage: str,
         schedule: str,
         data: SecureBucket,
         prefixes: tuple[str, ...],
-        key: kms.IKey,
-        network: GlueNetwork,
-        security_configuration: glue.CfnSecurityConfiguration,
-        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -67,7 +58,7 @@ class Catalogue(Construct):
             ),
         )
         pin(self.database, "Database")
-        self.role = network.role(self, "CrawlerRole", purpose="Glue crawler", key=key)
+        self.role = runtime.role(self, "CrawlerRole", purpose="Glue crawler")
         for prefix in prefixes:
             data.grant_read(self.role, f"{prefix}*")
         catalog = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}"
@@ -89,7 +80,7 @@ class Catalogue(Construct):
                     glue.CfnCrawler.S3TargetProperty(
                         path=f"s3://{data.bucket.bucket_name}/{prefix}",
                         exclusions=CRAWLER_EXCLUSIONS,
-                        connection_name=network.connection.ref,
+                        connection_name=runtime.connection.ref,
                     )
                     for prefix in prefixes
                 ]
@@ -101,11 +92,11 @@ class Catalogue(Construct):
             recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_EVERYTHING"),
             # One table per dataset: s3://bucket/raw/<dataset>/ and s3://bucket/prepared/<dataset>/.
             configuration='{"Version": 1.0, "Grouping": {"TableLevelConfiguration": 3}}',
-            crawler_security_configuration=security_configuration.ref,
+            crawler_security_configuration=runtime.security_configuration.ref,
         )
         self.crawler.node.add_dependency(self.role)
         bucket_id = logical_id(data.bucket)
-        acknowledge_glue_role(
+        runtime.acknowledge_role(
             self.role,
             {
                 "The crawler catalogues every dataset under raw/ and prepared/.": [
@@ -116,17 +107,6 @@ class Catalogue(Construct):
                 ],
             },
         )
-        field = events.EventField.from_path
-        self.failure_rule = notify(
-            self,
-            "FailedRule",
-            topic=alarm_topic,
-            description="The catalogue crawler failed",
-            event_pattern=events.EventPattern(
-                source=["aws.glue"],
-                detail_type=["Glue Crawler State Change"],
-                detail={"crawlerName": [self.crawler.ref], "state": ["Failed"]},
-            ),
-            message=f"ML platform ({stage}): crawler {field('$.detail.crawlerName')} "
-            f"failed: {field('$.detail.errorMessage')}",
+        self.failure_rule = runtime.alert_on_failure(
+            self, kind="crawler", name=self.crawler.ref, description="The catalogue crawler failed"
         )

@@ -11,49 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Stack
-from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
-from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs import nag_acknowledgements as nag
-from constructs.glue_network import GlueNetwork
+from constructs.glue_runtime import GlueRuntime
 from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
-from constructs.topic_target import notify
 
 from config import EtlConfig
 
 ETL_DIR = Path(__file__).resolve().parents[1] / "etl"
 SPEC_MODULE = "dataset_spec.py"
 GLUE_VERSION = "5.0"
-# The states a Glue job run ends in when it did not succeed ("Glue Job State Change" events).
-# https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html
-FAILED_JOB_STATES = ["FAILED", "TIMEOUT", "STOPPED", "ERROR"]
-GLUE_LOGS_REASON = (
-    "Glue writes the job's and crawler's logs to log groups it creates under /aws-glue/ "
-    "(names include the security configuration and role), so the grant covers that prefix only."
-)
 GLUE_METRICS_REASON = (
     "cloudwatch:PutMetricData has no resource-level permissions; the grant is limited to the Glue "
     "namespace by condition."
 )
-
-
-def acknowledge_glue_role(role: iam.Role, reasons: dict[str, list[str]]) -> None:
-    """The wildcards every Glue role of the platform carries, and ``reasons`` for its own."""
-    nag.acknowledge_grant_policy(role)
-    nag.acknowledge_wildcards(
-        role.node.find_child("DefaultPolicy"),
-        {
-            GLUE_LOGS_REASON: ["Resource::" + nag.nag_arn(Stack.of(role), "logs", "log-group:/aws-glue/*")],
-            nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
-            nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
-            **reasons,
-        },
-    )
 
 
 class PreparationJob(Construct):
@@ -62,16 +36,12 @@ class PreparationJob(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        runtime: GlueRuntime,
         settings: EtlConfig,
-        stage: str,
         specs: dict[str, Path],
         data: SecureBucket,
         raw_prefix: str,
         prepared_prefix: str,
-        key: kms.IKey,
-        network: GlueNetwork,
-        security_configuration: glue.CfnSecurityConfiguration,
-        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -82,7 +52,7 @@ class PreparationJob(Construct):
         spec_module = assets.Asset(self, "SpecModule", path=str(ETL_DIR), exclude=["*", f"!{SPEC_MODULE}"])
         self.spec_assets = {name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in specs.items()}
 
-        self.role = network.role(self, "JobRole", purpose="Glue preparation job", key=key)
+        self.role = runtime.role(self, "JobRole", purpose="Glue preparation job")
         data.grant_read(self.role, f"{raw_prefix}*")
         data.grant_read_write(self.role, f"{prepared_prefix}*")
         # The job reads its own code and specs, object by object, from the CDK assets bucket.
@@ -116,8 +86,8 @@ class PreparationJob(Construct):
             timeout=settings.timeout_minutes,
             max_retries=0,  # a failed run is reported, not silently repeated; start_etl owns retries
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=settings.max_concurrent_runs),
-            security_configuration=security_configuration.ref,
-            connections=glue.CfnJob.ConnectionsListProperty(connections=[network.connection.ref]),
+            security_configuration=runtime.security_configuration.ref,
+            connections=glue.CfnJob.ConnectionsListProperty(connections=[runtime.connection.ref]),
             default_arguments={
                 "--extra-py-files": spec_module.s3_object_url,
                 # Each run reads the whole raw/<dataset>/ on purpose (a new file means retrain
@@ -132,7 +102,7 @@ class PreparationJob(Construct):
         )
         self.job.node.add_dependency(self.role)
         bucket_id = logical_id(data.bucket)
-        acknowledge_glue_role(
+        runtime.acknowledge_role(
             self.role,
             {
                 "The job reads raw/<dataset>/ and writes prepared/<dataset>/<run-id>/ for any dataset "
@@ -143,19 +113,8 @@ class PreparationJob(Construct):
                 GLUE_METRICS_REASON: ["Resource::*"],
             },
         )
-        field = events.EventField.from_path
-        self.failure_rule = notify(
-            self,
-            "FailedRule",
-            topic=alarm_topic,
-            description="The preparation job failed",
-            event_pattern=events.EventPattern(
-                source=["aws.glue"],
-                detail_type=["Glue Job State Change"],
-                detail={"jobName": [self.job.ref], "state": FAILED_JOB_STATES},
-            ),
-            message=f"ML platform ({stage}): Glue job {field('$.detail.jobName')} "
-            f"run {field('$.detail.jobRunId')} ended {field('$.detail.state')}: {field('$.detail.message')}",
+        self.failure_rule = runtime.alert_on_failure(
+            self, kind="job", name=self.job.ref, description="The preparation job failed"
         )
 
     @property

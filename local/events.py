@@ -228,7 +228,6 @@ def glue_job_state_change(
     message: str,
     account: str,
     region: str,
-    severity: str | None = None,
     time: datetime | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
@@ -246,20 +245,12 @@ def glue_job_state_change(
         raise ValueError(f"Glue sends Glue Job State Change for {sorted(GLUE_JOB_SEVERITY)} only, not {state!r}")
     detail = {
         "jobName": job_name,
-        "severity": severity or GLUE_JOB_SEVERITY[state],
+        "severity": GLUE_JOB_SEVERITY[state],
         "state": state,
         "jobRunId": job_run_id,
         "message": message,
     }
-    return envelope(
-        detail_type="Glue Job State Change",
-        source="aws.glue",
-        detail=detail,
-        account=account,
-        region=region,
-        time=time,
-        event_id=event_id,
-    )
+    return _glue("Glue Job State Change", detail, account, region, time, event_id)
 
 
 def glue_crawler_state_change(
@@ -312,8 +303,15 @@ def glue_crawler_state_change(
     else:
         detail |= {"errorMessage": error_message or "Internal Service Exception", "cloudWatchLogLink": log_link}
     detail |= {"state": state, "message": f"Crawler {state}"}
+    return _glue("Glue Crawler State Change", detail, account, region, time, event_id)
+
+
+def _glue(
+    detail_type: str, detail: dict[str, Any], account: str, region: str, time: datetime | None, event_id: str | None
+) -> dict[str, Any]:
+    """A Glue event: ``source`` aws.glue, and no ``resources`` (as in Glue's examples)."""
     return envelope(
-        detail_type="Glue Crawler State Change",
+        detail_type=detail_type,
         source="aws.glue",
         detail=detail,
         account=account,

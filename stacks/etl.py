@@ -5,13 +5,11 @@ preparation job, and start_etl on S3 Object Created under raw/."""
 from __future__ import annotations
 
 from aws_cdk import Stack
-from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.catalogue import Catalogue
 from constructs.event_function import EventFunction, object_created
-from constructs.glue_network import GlueNetwork
+from constructs.glue_runtime import GlueRuntime
 from constructs.logical_ids import logical_id
 from constructs.nag_acknowledgements import (
     S3_ACTIONS_REASON,
@@ -34,36 +32,35 @@ class EtlStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         config, key, data, functions = foundation.config, foundation.key, foundation.data, foundation.functions
         prefix = config.stack_prefix
-        self.security_configuration = self._encryption(f"{prefix}-etl", key)
-        network = GlueNetwork(
-            self, "GlueNetwork", name=f"{prefix}-etl-network", vpc=foundation.vpc, subnets=foundation.subnets
+        runtime = GlueRuntime(
+            self,
+            "GlueNetwork",  # the construct's first name, kept: its resources keep their logical ids
+            name=f"{prefix}-etl",
+            vpc=foundation.vpc,
+            subnets=foundation.subnets,
+            key=key,
+            alarm_topic=functions.alarm_topic,
+            stage=config.name,
         )
+        self.security_configuration = runtime.security_configuration
         self.catalogue = Catalogue(
             self,
             "Catalogue",
+            runtime=runtime,
             database_name=f"ml_platform_{config.name.replace('-', '_')}",
-            stage=config.name,
             schedule=config.etl.crawler_schedule,
             data=data,
             prefixes=(RAW_PREFIX, PREPARED_PREFIX),
-            key=key,
-            network=network,
-            security_configuration=self.security_configuration,
-            alarm_topic=functions.alarm_topic,
         )
         self.preparation = PreparationJob(
             self,
             "Preparation",
+            runtime=runtime,
             settings=config.etl,
-            stage=config.name,
             specs=foundation.specs,
             data=data,
             raw_prefix=RAW_PREFIX,
             prepared_prefix=PREPARED_PREFIX,
-            key=key,
-            network=network,
-            security_configuration=self.security_configuration,
-            alarm_topic=functions.alarm_topic,
         )
 
         self.start_etl = EventFunction(
@@ -99,25 +96,4 @@ class EtlStack(Stack):
                 "whose keys are made per event.": [f"Resource::<{bucket_id}.Arn>/{RUN_RECORDS}"],
                 S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
             },
-        )
-
-    def _encryption(self, name: str, key: kms.IKey) -> glue.CfnSecurityConfiguration:
-        """SSE-KMS for what Glue writes to S3 and CloudWatch Logs, CSE-KMS for job bookmarks."""
-        return glue.CfnSecurityConfiguration(
-            self,
-            "SecurityConfiguration",
-            name=name,
-            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
-                s3_encryptions=[
-                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
-                        s3_encryption_mode="SSE-KMS", kms_key_arn=key.key_arn
-                    )
-                ],
-                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
-                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=key.key_arn
-                ),
-                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
-                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key.key_arn
-                ),
-            ),
         )

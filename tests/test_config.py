@@ -57,7 +57,7 @@ def test_endpoint_names_in_config_and_network_stack_agree():
         ({"stage": "qa"}, r"stage = 'qa' is not a known stage; allowed: dev, prod"),
         ({"stage": "../prod"}, r"stage = '\.\./prod' is not a known stage"),
         ({"stage": "prod"}, r"stage 'prod': account = None is not allowed; allowed: a production stage deploys"),
-        ({**PROD, "account": "12345"}, r"account = '12345' is not allowed; allowed: an AWS account id is exactly 12"),
+        ({**PROD, "account": "12345"}, r"account = '12345' is not allowed; allowed: an AWS account id: exactly 12"),
         ({**PROD, "account": "12345678901a"}, r"account = '12345678901a' is not allowed"),
         ({**PROD, "region": "Europe"}, r"region = 'Europe' is not allowed; allowed: an AWS region code"),
     ],
