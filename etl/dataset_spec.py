@@ -12,6 +12,7 @@ the CDK app. Every error is a :class:`SpecError` naming the dataset, the column 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,22 @@ METRICS = {
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse"})
 THRESHOLD_CRITERIA = ("f1", "youden")
+# What a number is in a raw file, for training (prepare.py, as a Spark rlike pattern) and serving
+# (schema_encoder.py) alike: ASCII digits with an optional sign, decimal point and exponent.
+# Python's float() also takes "1_000", "inf", "nan" and other scripts' digits, and Spark's cast
+# takes "Infinity" and "NaN"; none of them is a number here, and neither is a value too large
+# for a double ("1e999"): see parse_number.
+NUMBER_PATTERN = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
+def parse_number(text: str) -> float | None:
+    """The finite number ``text`` writes (surrounding spaces aside), or None when it is not one."""
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 class SpecError(ValueError):

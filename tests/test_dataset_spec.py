@@ -72,3 +72,23 @@ def test_broken_spec_names_dataset_column_and_problem(change, column, problem):
 def test_invalid_json_is_reported_with_its_source():
     with pytest.raises(SpecError, match=r"dataset 'datasets/x.json': not valid JSON"):
         load_spec("{", source="datasets/x.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("1", 1.0), ("-1.5", -1.5), (" 2e3 ", 2000.0), (".5", 0.5), ("5.", 5.0), ("+7", 7.0), ("1E-2", 0.01)],
+)
+def test_a_number_is_ascii_digits_with_sign_point_and_exponent(text, number):
+    from dataset_spec import parse_number
+
+    assert parse_number(text) == number
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1_000", "inf", "-inf", "Infinity", "NaN", "1e999", "-1e999", "١٢٣", "", "+", "1e", "0x10", "1.2.3", "1 000"],
+)
+def test_what_python_or_spark_would_read_as_a_number_is_not_one(text):
+    from dataset_spec import parse_number
+
+    assert parse_number(text) is None
