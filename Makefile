@@ -1,14 +1,25 @@
-# The project's interface. Each target installs what it needs (once; offline afterwards).
-#   make local [DATASET=name] [SPEC=file] [DATA=file]   the dev stage end to end on the local platform (.local/)
-#   make synth [STAGE=prod ACCOUNT=123456789012]   synthesize every stack into cdk.out/ and check it
-#   make test                                      the whole test suite
-#   make permissions                               the permission proof over the dev and prod assemblies
-#   make bench                                     benchmarks: synth, ETL, training, imports, serving
-#   make lint                                      ruff, and the type checker (make typecheck)
-#   make typecheck                                 mypy over the infrastructure, and over the runtime as shipped
-#   make bootstrap STAGE=prod ACCOUNT=...           cdk bootstrap the stage's environment (credentials)
-#   make deploy STAGE=prod ACCOUNT=...              cdk deploy --all (needs AWS credentials)
-#   make diff / make destroy STAGE=...              cdk diff / cdk destroy --all
+# The project's interface; `make help` prints the lines below. Each target installs what it needs
+# (once; offline afterwards). Every command in the list runs as written: an optional variable is
+# shown in a second command, or in words.
+#   make local                                      the dev stage end to end on the local platform (.local/), bank marketing
+#   make local DATASET=car-evaluation               the same with another dataset that has a spec in datasets/;
+#                                                   DATA=FILE uploads another raw file, SPEC=FILE DATA=FILE runs your own dataset
+#   make synth                                      synthesize every stack of the dev stage into cdk.out/ and check it
+#   make synth STAGE=prod ACCOUNT=123456789012      the same for another stage (one whose file names no account needs ACCOUNT)
+#   make test                                       the whole test suite
+#   make permissions                                the permission proof over the dev and prod assemblies
+#   make bench                                      benchmarks: synth, ETL, training, handler imports, serving, the local platform
+#   make lint                                       ruff, and the type checker (make typecheck)
+#   make typecheck                                  mypy over the infrastructure, and over the runtime as shipped
+#   make format                                     ruff format, then ruff check --fix
+#   make setup                                      only the set-up: .venv/ with the pinned Python packages, the pinned cdk CLI
+#   make java                                       check that a Java runtime is installed (the local Spark needs one)
+#   make bootstrap STAGE=prod ACCOUNT=123456789012  cdk bootstrap the stage's environment (needs AWS credentials)
+#   make deploy STAGE=prod ACCOUNT=123456789012     cdk deploy --all (needs AWS credentials; without STAGE, the dev stage)
+#   make diff STAGE=prod ACCOUNT=123456789012       cdk diff --all: what a deploy would change (needs AWS credentials)
+#   make destroy STAGE=dev                          cdk destroy --all (needs AWS credentials)
+#   make clean                                      remove what the targets generate: cdk.out/, .local/, the set-up stamps, caches
+#   make help                                       this list
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -82,7 +93,7 @@ java:
 	@command -v java >/dev/null || { echo "Java not found: the ETL tests run Spark locally; install a JRE 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"; exit 1; }
 
 bench: setup java
-	python bench/synth.py --stage $(STAGE) --runs 3
+	python bench/synth.py --stage $(STAGE)$(if $(ACCOUNT), --account $(ACCOUNT)) --runs 3
 	python bench/prepare.py --runs 3
 	python bench/train.py --runs 3
 	python bench/handlers.py

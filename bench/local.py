@@ -1,12 +1,14 @@
 """Benchmark: the local platform end to end on bank marketing, and where the time goes.
 
-    python bench/local.py [--assembly .local/cdk.out]
+    python bench/local.py
+    python bench/local.py --assembly .local/cdk.out
 
-Synthesizes the dev stage into a temporary folder unless ``--assembly`` names one, then runs
-``python -m local`` in a fresh process (so Spark's and moto's start are inside the figure) and
-prints the wall time, the twin's own steps (from ``report.json``) and the time spent in each kind
-of work (from ``trace.json``: the Glue run, each training job, function invocations, the
-rollout). Target (issue 9): upload to prediction in 45 s or less on 2 cores, after set-up.
+Synthesizes the dev stage into a temporary folder, or takes the assembly ``--assembly`` names
+(the second command: the one `make local` left), then runs ``python -m local`` in a fresh
+process (so Spark's and moto's start are inside the figure) and prints the wall time, the twin's
+own steps (from ``report.json``) and the time spent in each kind of work (from ``trace.json``:
+the Glue run, each training job, function invocations, the rollout). Target (issue 9): upload to
+prediction in 45 s or less on 2 cores, after set-up.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, run
+
 TARGET = 45.0
 
 
 def synthesize(outdir: Path) -> None:
     code = f"from app import build_app; build_app({{'stage': 'dev'}}, outdir={str(outdir)!r}).synth()"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+    run([sys.executable, "-c", code], cwd=ROOT)
 
 
 def spans(trace: list[dict]) -> dict[str, list[float]]:
@@ -51,7 +54,7 @@ def spans(trace: list[dict]) -> dict[str, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--assembly", type=Path)
+    parser.add_argument("--assembly", type=Path, help="a synthesized dev stage (default: synthesize one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
         assembly = args.assembly or Path(tmp) / "cdk.out"

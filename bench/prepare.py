@@ -1,11 +1,13 @@
 """Benchmark: local preparation time of bank marketing, and of a 100-fold replicated copy.
 
-    python bench/prepare.py [--runs 3] [--factor 100]
+    python bench/prepare.py
+    python bench/prepare.py --runs 5 --factor 10
 
-Each run is the command a data scientist types, `python etl/prepare.py --input ... --spec ...
---output ...`, in a fresh process: Spark's start is included. Prints every run and the median,
-split into the script's own preparation time (as it reports) and the rest (interpreter, JVM
-and Spark session start, shutdown).
+The options: --runs (default 3) and --factor (default 100). Each run is the command a data
+scientist types, `python etl/prepare.py --input ... --spec ... --output ...`, in a fresh
+process: Spark's start is included. Prints every run and the median, split into the script's own
+preparation time (as it reports) and the rest (interpreter, JVM and Spark session start,
+shutdown).
 
 The replicated copy repeats the 4,119 rows 100 times (411,900 rows). The job drops exact
 duplicates, so its output is again 4,119 rows: the figure measures reading, normalising and
@@ -48,8 +50,10 @@ def one_run(raw: Path, output: Path) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--factor", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each case (default: %(default)s)")
+    parser.add_argument(
+        "--factor", type=int, default=100, help="copies of the file in the large case (default: %(default)s)"
+    )
     args = parser.parse_args()
     if not SOURCE.exists():
         sys.exit(f"{SOURCE} not found: the benchmark reads the shared datasets beside the checkout")

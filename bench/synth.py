@@ -1,12 +1,15 @@
 """Benchmark: wall time and peak memory of a full synth of one stage (default: dev).
 
-    python bench/synth.py [--stage dev] [--runs 3] [--account 123456789012]
+    python bench/synth.py
+    python bench/synth.py --stage prod --account 123456789012 --runs 5
 
-Each run is exactly what `make synth` runs before its checks: `cdk synth --quiet` with the
-pinned CLI, into a fresh output folder, in a fresh process tree (CLI, Python app, jsii's Node).
-Prints every run and the median. Peak memory is the largest resident set of any one process in
-the tree (getrusage of the waited children), which is the jsii Node process or the Python app.
-Target (issue 2): under 15 s on a 2-core machine once dependencies are installed.
+The options: --stage (default dev), --runs (default 3) and --account (none by default; a stage
+that names no account, such as prod, needs one). Each run is exactly what `make synth` runs
+before its checks: `cdk synth --quiet` with the pinned CLI, into a fresh output folder, in a
+fresh process tree (CLI, Python app, jsii's Node). Prints every run and the median. Peak memory
+is the largest resident set of any one process in the tree (getrusage of the waited children),
+which is the jsii Node process or the Python app. Target (issue 2): under 15 s on a 2-core
+machine once dependencies are installed.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, run
+
 TARGET_SECONDS = 15.0
 
 # Runs one synth in its own process so that getrusage(RUSAGE_CHILDREN) covers that run only.
@@ -35,27 +38,25 @@ print(json.dumps({"wall": wall, "peak_kib": resource.getrusage(resource.RUSAGE_C
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="dev")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--account", default=None)
+    parser.add_argument("--stage", default="dev", help="the stage to synthesize (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=3, help="how many synths (default: %(default)s)")
+    parser.add_argument("--account", default=None, help="the account, for a stage that names none (prod)")
     args = parser.parse_args()
 
     cdk = shutil.which("cdk")
     if cdk is None:
         sys.exit("cdk CLI not found on PATH: run through `make bench` (it installs the pinned CLI)")
     results = []
-    for run in range(1, args.runs + 1):
+    for number in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
             command = [cdk, "synth", "--quiet", "-o", outdir, "-c", f"stage={args.stage}"]
             if args.account:
                 command += ["-c", f"account={args.account}"]
-            output = subprocess.run(
-                [sys.executable, "-c", _ONE_RUN, *command], cwd=ROOT, check=True, capture_output=True, text=True
-            ).stdout
+            output = run([sys.executable, "-c", _ONE_RUN, *command], cwd=ROOT).stdout
             result = json.loads(output.strip().splitlines()[-1])
             stacks = len(list(Path(outdir).glob("*.template.json")))
         results.append(result)
-        print(f"run {run}: {result['wall']:.2f} s, peak {result['peak_kib'] / 1024:.0f} MiB, {stacks} stacks")
+        print(f"run {number}: {result['wall']:.2f} s, peak {result['peak_kib'] / 1024:.0f} MiB, {stacks} stacks")
 
     wall = statistics.median(r["wall"] for r in results)
     peak = statistics.median(r["peak_kib"] for r in results) / 1024

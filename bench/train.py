@@ -1,13 +1,14 @@
 """Benchmark: local training through run_local.py on bank marketing and on a 100-fold copy.
 
-    python bench/train.py [--runs 3] [--factor 100]
+    python bench/train.py
+    python bench/train.py --runs 5 --factor 10
 
-The data is prepared once with etl/prepare.py (bank-additional.csv, seed 42). The large case
-replicates every prepared split 100 times (411,900 rows), so the trainer reads, fits and
-evaluates 100 times the rows. Each run is `python training_jobs/run_local.py ...`: the contract
-set-up, the copy of the channels and the trainer subprocess are all inside the figure. Prints
-every run, the median, and the test metrics. Target (issue 4): under 30 s for the large case
-on 2 cores.
+The options: --runs (default 3) and --factor (default 100). The data is prepared once with
+etl/prepare.py (bank-additional.csv, seed 42). The large case replicates every prepared split
+100 times (411,900 rows), so the trainer reads, fits and evaluates 100 times the rows. Each run
+is `python training_jobs/run_local.py ...`: the contract set-up, the copy of the channels and
+the trainer subprocess are all inside the figure. Prints every run, the median, and the test
+metrics. Target (issue 4): under 30 s for the large case on 2 cores.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def timed_training(prepared: Path, out: Path) -> tuple[float, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--factor", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each case (default: %(default)s)")
+    parser.add_argument(
+        "--factor", type=int, default=100, help="copies of each split in the large case (default: %(default)s)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         prepared = Path(tmp) / "prepared"

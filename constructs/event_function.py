@@ -7,10 +7,14 @@ The platform's handlers all follow one shape, so the shape is built once:
   ``lambda/<name>/`` as its code (``handler.handler``);
 - an EventBridge rule invokes it asynchronously; EventBridge retries delivery and Lambda retries
   failed invocations; whatever still fails lands in one KMS-encrypted dead-letter queue;
+- or, with a :class:`QuietPeriod`, the rule puts its events on a KMS-encrypted queue that holds
+  each one for the quiet period (its delivery delay) before Lambda hands them to the function
+  in batches (an event source mapping, partial batch responses); a message that keeps failing
+  moves to the same dead-letter queue after ``max_receives`` receives;
 - two alarms tell the operators' SNS topic: any function error, and any message in the DLQ.
 
 Callers grant the function what its handler needs through ``function`` (CDK grants) and read
-``rule`` / ``dead_letter_queue`` / ``alarms`` for tests and dashboards.
+``rule`` / ``queue`` / ``dead_letter_queue`` / ``alarms`` for tests and dashboards.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsii
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -30,6 +35,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces import aws_events as event_refs
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.local_bundling import bundling, folder_with
@@ -42,6 +48,7 @@ LAMBDA_ROOT = ROOT / "lambda"
 SHARED_MODULES = ROOT / "etl"
 RUNTIME_LIBRARY = "platform_runtime.py"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+MAX_EVENT_AGE = Duration.hours(2)  # how long EventBridge keeps trying to deliver an event
 ENI_REASON = (
     "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
     "EC2 offers no resource-level permissions for the Describe actions, so AWS's own "
@@ -62,6 +69,60 @@ class FunctionDefaults:
     reserved_concurrency: int
     retry_attempts: int
     retain_logs: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuietPeriod:
+    """Events wait ``seconds`` on a queue (its delivery delay, at most SQS's 900) before the
+    function gets them, in batches of up to ``batch_size`` (a standard queue's 10 without a
+    batching window); a message the function fails ``max_receives`` times moves to the
+    dead-letter queue.
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-delay-queues.html
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html"""
+
+    seconds: int
+    batch_size: int = 10
+    max_receives: int = 8
+
+    def check(self, function: str) -> None:
+        if not 0 <= self.seconds <= 900:
+            raise ValueError(f"{function}: a quiet period is 0 to 900 seconds (SQS's delivery delay): {self.seconds}")
+        if not 1 <= self.batch_size <= 10:
+            raise ValueError(f"{function}: a batch is 1 to 10 messages: {self.batch_size}")
+        if self.max_receives < 1:
+            raise ValueError(f"{function}: max_receives must be 1 or more: {self.max_receives}")
+
+
+@jsii.implements(events.IRuleTarget)
+class _ToQueue:
+    """A rule target that sends the event to a queue, with EventBridge's retries and dead-letter
+    queue. Not CDK's ``targets.SqsQueue``: for a queue under a customer managed key it grants
+    events.amazonaws.com the key's use in the key's own policy, with no condition, and leaves
+    the rule out of the queue policy; here the queue policy names the rule (aws:SourceArn), and
+    the key policy's statement for EventBridge (stacks/data.py) is the one the topic uses.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions"""
+
+    def __init__(self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, retry_attempts: int) -> None:
+        self.queue, self.dead_letter_queue, self.retry_attempts = queue, dead_letter_queue, retry_attempts
+
+    def bind(self, rule: event_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
+        for queue in (self.queue, self.dead_letter_queue):
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_ref.rule_arn}},
+                )
+            )
+        return events.RuleTargetConfig(
+            arn=self.queue.queue_arn,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_retry_attempts=self.retry_attempts,
+                maximum_event_age_in_seconds=int(MAX_EVENT_AGE.to_seconds()),
+            ),
+        )
 
 
 def object_created(bucket: s3.IBucket, key: dict[str, str]) -> events.EventPattern:
@@ -89,6 +150,7 @@ class EventFunction(Construct):
         timeout_seconds: int = 30,
         memory_size: int = 256,
         shared_modules: tuple[str, ...] = (),
+        quiet_period: QuietPeriod | None = None,
     ) -> None:
         code = LAMBDA_ROOT / handler_folder
         if not (code / "handler.py").is_file():
@@ -107,6 +169,8 @@ class EventFunction(Construct):
                     f"other than {RUNTIME_LIBRARY} (always shipped) and the function's own files; "
                     f"available: {', '.join(n for n in available if n != RUNTIME_LIBRARY)}"
                 )
+        if quiet_period is not None:
+            quiet_period.check(handler_folder)
         if reserved_concurrency is not None and reserved_concurrency < 0:
             raise ValueError(f"{handler_folder}: reserved_concurrency must be 0 (off) or more: {reserved_concurrency}")
         levels = lambda_.ApplicationLogLevel.__members__
@@ -207,14 +271,20 @@ class EventFunction(Construct):
         self.function.node.add_dependency(self.role)
 
         self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
-        self.rule.add_target(
-            targets.LambdaFunction(
-                self.function,
-                dead_letter_queue=self.dead_letter_queue,
-                retry_attempts=defaults.retry_attempts,
-                max_event_age=Duration.hours(2),
+        self.queue: sqs.Queue | None = None
+        self.event_source_mapping: lambda_.EventSourceMapping | None = None
+        if quiet_period is None:
+            self.rule.add_target(
+                targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=defaults.retry_attempts,
+                    max_event_age=MAX_EVENT_AGE,
+                )
             )
-        )
+        else:
+            concurrency = defaults.reserved_concurrency if reserved_concurrency is None else reserved_concurrency
+            self.queue = self._queue(quiet_period, key, timeout_seconds, defaults.retry_attempts, concurrency)
 
         notify = actions.SnsAction(defaults.alarm_topic)
         self.alarms = [
@@ -243,6 +313,47 @@ class EventFunction(Construct):
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)
-        self.dead_letter_queue.apply_removal_policy(
-            RemovalPolicy.RETAIN if defaults.retain_logs else RemovalPolicy.DESTROY
+        for queue in (self.dead_letter_queue, self.queue):
+            if queue is not None:
+                queue.apply_removal_policy(RemovalPolicy.RETAIN if defaults.retain_logs else RemovalPolicy.DESTROY)
+
+    def _queue(
+        self, quiet: QuietPeriod, key: kms.IKey, timeout_seconds: int, retry_attempts: int, concurrency: int
+    ) -> sqs.Queue:
+        """The rule's events held for the quiet period, then handed to the function in batches."""
+        queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            delivery_delay=Duration.seconds(quiet.seconds),
+            # Lambda's advice for a queue that triggers a function: six times the function's
+            # timeout, so that a batch being handled never reappears.
+            # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+            visibility_timeout=Duration.seconds(6 * timeout_seconds),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=quiet.max_receives, queue=self.dead_letter_queue),
         )
+        self.rule.add_target(_ToQueue(queue, self.dead_letter_queue, retry_attempts))
+        # Lambda polls the queue with the function's role; the role's statement for the platform
+        # key through SQS (above) covers decrypting what it receives.
+        # https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                resources=[queue.queue_arn],
+            )
+        )
+        self.event_source_mapping = lambda_.EventSourceMapping(
+            self,
+            "QueueMapping",
+            target=self.function,
+            event_source_arn=queue.queue_arn,
+            batch_size=quiet.batch_size,
+            report_batch_item_failures=True,
+            # No more pollers than the function may run at once (2 is the least SQS allows).
+            max_concurrency=concurrency if concurrency >= 2 else None,
+        )
+        self.event_source_mapping.node.add_dependency(self.role)  # Lambda checks the role's rights at create
+        return queue

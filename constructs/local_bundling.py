@@ -63,16 +63,19 @@ def folder_with(source: Path, modules: Iterable[Path]) -> Callable[[Path], None]
     return write
 
 
-def tarball_of(source: Path, names: Iterable[str], archive: str) -> Callable[[Path], None]:
-    """``names`` from ``source`` as one gzipped tar named ``archive``; byte-stable (no times,
-    fixed modes), so its hash changes only with the files' contents."""
-    names = tuple(names)
+def tarball_of(
+    source: Path, names: Iterable[str], archive: str, *, shared: Iterable[Path] = ()
+) -> Callable[[Path], None]:
+    """``names`` from ``source``, and the ``shared`` modules beside them, as one gzipped tar named
+    ``archive``; byte-stable (no times, fixed modes), so its hash changes only with the files'
+    contents."""
+    files = [(name, source / name) for name in names] + [(module.name, module) for module in shared]
 
     def write(output: Path) -> None:
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in names:
-                data = (source / name).read_bytes()
+            for name, path in files:
+                data = path.read_bytes()
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))

@@ -249,8 +249,13 @@ class RegisterModel(Construct):
         )
 
 
+MANIFEST = "input.manifest"  # lambda/start_batch_transform: each job's data source, in its output folder
+
+
 class StartBatchTransform(Construct):
-    """A file under batch-input/<dataset>/ gets predictions from the dataset's approved model."""
+    """A file under batch-input/<dataset>/ gets predictions from the dataset's approved model. The
+    function writes each job's manifest (the one object it reads) into the job's output folder
+    under batch-output/; the jobs' execution role reads it there."""
 
     def __init__(
         self,
@@ -300,11 +305,28 @@ class StartBatchTransform(Construct):
         )
         placement.role.grant_pass_role(function.grant_principal)
         defaults.alarm_topic.grant_publish(function)
+        # The manifests: written by the function (under the bucket's key), read by the jobs.
+        manifests = f"{props.batch_output_prefix}*/{MANIFEST}"
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[data.bucket.arn_for_objects(manifests)])
+        )
+        if data.bucket.encryption_key is not None:
+            data.bucket.encryption_key.grant(function, "kms:GenerateDataKey")
+        placement.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[data.bucket.arn_for_objects(manifests)])
+        )
+        manifest_items = [f"Resource::<{logical_id(data.bucket)}.Arn>/{manifests}"]
+        manifest_reason = (
+            "Each transform job's manifest is written to, and read from, the job's own output folder "
+            f"batch-output/<dataset>/<input key>/<job>/{MANIFEST}, made per input and job."
+        )
         _acknowledge(
             self.function,
             {
                 JOB_ARN_REASON: _nag(self, "model/*", "transform-job/*"),
                 nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
                 REGISTRY_REASON: registry.wildcards(),
+                manifest_reason: manifest_items,
             },
         )
+        nag.acknowledge_wildcards(placement.role.node.find_child("DefaultPolicy"), {manifest_reason: manifest_items})

@@ -4,8 +4,12 @@ Plain Python and boto3 (no aws-cdk-lib), shipped in every function's asset besid
 ``handler.py``, as ``dataset_spec.py`` is. The infrastructure code imports it too, for the names
 both sides must spell alike (the tag keys).
 
-- :class:`ObjectCreated`: the S3 "Object Created" event EventBridge delivers, typed, and the one
-  rule for which objects under a ``<prefix><dataset>/`` layout a function acts on;
+- the events the functions act on, typed: :class:`ObjectCreated` (S3, with the one rule for
+  which objects under a ``<prefix><dataset>/`` layout a function acts on), :class:`JobStateChange`
+  and :class:`ModelPackageStateChange` (SageMaker), and :func:`queued_events` (an SQS batch of
+  EventBridge events). An event a function does not understand (another source or detail-type,
+  a field missing or of another type) raises :class:`Unrecognised` with the reason, which the
+  function logs and answers with :func:`ignored`: never a bare KeyError or TypeError;
 - :func:`error_code` and the SageMaker code sets: decisions are made on AWS's error codes,
   never on their wording;
 - :data:`STAGE_TAG` and friends, :func:`job_tags`: the platform's tag keys;
@@ -23,8 +27,10 @@ format) to the runtime's logger: https://docs.aws.amazon.com/lambda/latest/dg/mo
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
@@ -105,6 +111,77 @@ def read_text(s3: Any, uri: str) -> str:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
 
 
+# --- events ------------------------------------------------------------------------------------------
+
+
+class Unrecognised(ValueError):
+    """An event a function does not act on: not of the source and detail-type it expects, or
+    without a field it reads, or with a field of another type. The message is the reason."""
+
+
+def ignored(log: logging.Logger, reason: str, **context: Any) -> dict[str, str]:
+    """The answer to an event a function does not act on, logged with the reason (the answer
+    is the log record's ``outcome`` field too)."""
+    outcome = {"status": "ignored", "reason": reason}
+    log.info("ignored: %s", reason, extra=context | {"outcome": outcome})
+    return outcome
+
+
+_KINDS: dict[type, str] = {str: "a string", int: "a whole number", list: "a list"}
+
+
+def read(event: Any, path: str, kind: type, *, optional: bool = False) -> Any:
+    """The value at the dotted ``path`` of ``event`` (``detail.object.key``), which must be of
+    ``kind`` (str, int, list or Mapping); None for a missing ``optional`` field. Anything else
+    raises :class:`Unrecognised` naming the path. ``True`` is not a whole number here, although
+    Python's bool is an int."""
+    value: Any = event
+    walked: list[str] = []
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            where = ".".join(walked) or "the event"
+            raise Unrecognised(f"{where} must be an object, not {_described(value)}")
+        if part not in value:
+            if optional:
+                return None
+            raise Unrecognised(f"{'.'.join([*walked, part])} is missing")
+        value = value[part]
+        walked.append(part)
+    wrong_bool = isinstance(value, bool) and kind is not bool
+    if wrong_bool or not isinstance(value, kind):
+        if value is None and optional:
+            return None
+        raise Unrecognised(f"{path} must be {_KINDS.get(kind, 'an object')}, not {_described(value)}")
+    return value
+
+
+def _described(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def envelope(event: Any, source: str, detail_types: Collection[str], what: str) -> tuple[str, Mapping[str, Any]]:
+    """(detail-type, detail) of an EventBridge event from ``source`` of one of ``detail_types``;
+    otherwise :class:`Unrecognised`, ``what`` naming the events expected.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html"""
+    if not isinstance(event, Mapping):
+        raise Unrecognised(f"not an EventBridge event: {_described(event)}")
+    if event.get("source") != source or event.get("detail-type") not in detail_types:
+        raise Unrecognised(f"not {what}: source {event.get('source')!r}, detail-type {event.get('detail-type')!r}")
+    return event["detail-type"], read(event, "detail", Mapping)
+
+
+def _time(event: Mapping[str, Any]) -> datetime:
+    text = read(event, "time", str)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Unrecognised(f"time must be an ISO 8601 time, not {text!r}") from None
+    if moment.tzinfo is None:
+        raise Unrecognised(f"time must be an ISO 8601 time with its zone, not {text!r}")
+    return moment
+
+
 @dataclass(frozen=True)
 class ObjectCreated:
     """An EventBridge "Object Created" event from S3, as the platform's functions read it.
@@ -115,27 +192,32 @@ class ObjectCreated:
     bucket: str
     key: str  # EventBridge delivers S3 keys as they are, not URL-encoded
     size: int
+    etag: str
     version: str  # the version id, or the ETag in an unversioned bucket: the object's identity
     sequencer: str
+    at: datetime  # ``time`` parsed: when S3 finished writing the object
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
     @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> ObjectCreated:
-        if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
-            raise ValueError(f"not an S3 Object Created event: {event.get('source')!r} {event.get('detail-type')!r}")
-        detail = event["detail"]
-        obj = detail["object"]
+    def from_event(cls, event: Any) -> ObjectCreated:
+        """The event typed; :class:`Unrecognised` for any other event, and for an Object Created
+        event without a field the page documents for it (``version-id`` appears only for a
+        versioned bucket)."""
+        envelope(event, "aws.s3", ("Object Created",), "an S3 'Object Created' event")
+        etag = read(event, "detail.object.etag", str)
         return cls(
-            event_id=event["id"],
-            time=event["time"],
-            bucket=detail["bucket"]["name"],
-            key=obj["key"],
-            size=int(obj.get("size", 0)),
-            version=obj.get("version-id") or obj.get("etag", ""),
-            sequencer=obj.get("sequencer", ""),
+            event_id=read(event, "id", str),
+            time=read(event, "time", str),
+            bucket=read(event, "detail.bucket.name", str),
+            key=read(event, "detail.object.key", str),
+            size=read(event, "detail.object.size", int),
+            etag=etag,
+            version=read(event, "detail.object.version-id", str, optional=True) or etag,
+            sequencer=read(event, "detail.object.sequencer", str),
+            at=_time(event),
         )
 
     def in_dataset(
@@ -158,6 +240,98 @@ class ObjectCreated:
         if dataset not in datasets:
             return f"dataset {dataset!r} has no spec (datasets with specs: {', '.join(sorted(datasets)) or 'none'})"
         return dataset, rest
+
+
+# SageMaker's job state changes register_model acts on, and the states in which a job has ended.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+JOB_EVENTS = {
+    "SageMaker Training Job State Change": ("training", "TrainingJobName", "TrainingJobStatus"),
+    "SageMaker HyperParameter Tuning Job State Change": (
+        "tuning",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus",
+    ),
+}
+ENDED = ("Completed", "Failed", "Stopped")  # botocore's TrainingJobStatus and tuning states that end a job
+
+
+@dataclass(frozen=True)
+class JobStateChange:
+    """A SageMaker training or hyperparameter tuning job's state change."""
+
+    kind: Literal["training", "tuning"]
+    name: str
+    status: str
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @classmethod
+    def from_event(cls, event: Any) -> JobStateChange:
+        detail_type, _ = envelope(event, "aws.sagemaker", JOB_EVENTS, "a SageMaker training or tuning job state change")
+        kind, name, status = JOB_EVENTS[detail_type]
+        return cls(
+            kind=kind,  # type: ignore[arg-type]
+            name=read(event, f"detail.{name}", str),
+            status=read(event, f"detail.{status}", str),
+        )
+
+
+@dataclass(frozen=True)
+class ModelPackageStateChange:
+    """A SageMaker model package's state change (the registry's approvals among them)."""
+
+    arn: str
+    group: str
+    approval: str | None  # ModelApprovalStatus
+    status: str | None  # ModelPackageStatus: Completed once the package can be used
+
+    @classmethod
+    def from_event(cls, event: Any) -> ModelPackageStateChange:
+        envelope(
+            event,
+            "aws.sagemaker",
+            ("SageMaker Model Package State Change",),
+            "a 'SageMaker Model Package State Change' event",
+        )
+        return cls(
+            arn=read(event, "detail.ModelPackageArn", str),
+            group=read(event, "detail.ModelPackageGroupName", str),
+            approval=read(event, "detail.ModelApprovalStatus", str, optional=True),
+            status=read(event, "detail.ModelPackageStatus", str, optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One message of a batch Lambda received from an SQS queue: its id (what a partial batch
+    response names) and the EventBridge event its body carries, or why the body is none."""
+
+    message_id: str
+    event: Any = None
+    unreadable: str = ""
+
+
+def queued_events(batch: Any) -> list[Queued]:
+    """The messages of the batch Lambda hands a function from an SQS queue an EventBridge rule
+    fills (each body the event's JSON).
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
+    :class:`Unrecognised` when ``batch`` is not such a batch; a message whose body is not JSON
+    comes back with the reason instead of an event."""
+    if not isinstance(batch, Mapping) or not isinstance(batch.get("Records"), list):
+        raise Unrecognised(f"not a batch of queued events (Records of SQS messages): {_described(batch)}")
+    messages = []
+    for number, record in enumerate(batch["Records"]):
+        where = f"Records[{number}]"
+        if not isinstance(record, Mapping) or record.get("eventSource") != "aws:sqs":
+            raise Unrecognised(f"not a batch of queued events: {where} is not an SQS message")
+        message_id, body = read(record, "messageId", str), read(record, "body", str)
+        try:
+            messages.append(Queued(message_id, event=json.loads(body)))
+        except json.JSONDecodeError:
+            messages.append(Queued(message_id, unreadable=f"the message body is not JSON: {body[:40]!r}"))
+    return messages
 
 
 # --- the model registry -------------------------------------------------------------------------------

@@ -35,18 +35,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dataset_spec import IQR_WHISKER, WHITESPACE, DatasetSpec, SpecError, load_spec
+from dataset_spec import IQR_WHISKER, NUMBER_PATTERN, WHITESPACE, DatasetSpec, SpecError, load_spec
 
 SPLITS = ("train", "validation", "test")
 SUCCESS = "_SUCCESS"
 SCHEMA_FORMAT = "ml-platform/prepared-csv"
 SCHEMA_VERSION = 1
-_KEY, _LABEL, _SPLIT = "__shuffle_key", "__label", "__split"
+_KEY, _LABEL, _SPLIT, _TARGET = "__shuffle_key", "__label", "__split", "__target"
+# Each raw record's bookkeeping: its text when it has the wrong number of fields (else null), its
+# file and position, the first of those among its duplicates, and the target as the file writes it.
+_MALFORMED, _FILE, _POSITION, _ORDER, _WRITTEN = "__malformed", "__file", "__position", "__order", "__written"
+_BOOKKEEPING = (_MALFORMED, _FILE, _POSITION)
+_RAW = "__raw_"  # + the column's index: a record's values as read, beside the normalised ones
+_INVALID = "__invalid_"  # + column: the value when it is present but not valid (else null)
+# What Spark's UTF-8 decoder reads bytes that are not UTF-8 as: U+FFFD, the replacement character.
+NOT_UTF8 = "\ufffd"
+# XGBoost refuses "[", "]" and "<" in a feature name: output names escape them (and "%") as URLs do.
+_NAME_ESCAPES = str.maketrans({"%": "%25", "[": "%5B", "]": "%5D", "<": "%3C"})
 
 
 # --- storage: local paths and s3:// URIs --------------------------------------------------------
@@ -128,7 +139,7 @@ def spark_session(in_glue: bool):
 def _col(name: str):
     from pyspark.sql import functions as F
 
-    return F.col(f"`{name}`")
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
 def _trimmed(column):
@@ -152,47 +163,223 @@ def _lookup(mapping: Mapping[str, Any], column, default=None):
 # --- the preparation ------------------------------------------------------------------------------
 
 
-def read_raw(spark, uri: str, spec: DatasetSpec):
-    frame = (
+def _csv_reader(spark, spec: DatasetSpec, header: bool):
+    return (
         spark.read.option("sep", spec.delimiter)
-        .option("header", "true" if spec.header else "false")
+        .option("header", "true" if header else "false")
         .option("quote", '"')
         .option("recursiveFileLookup", "true")
-        .csv(uri)
     )
-    if spec.header:
-        frame = frame.toDF(*[name.strip(WHITESPACE) for name in frame.columns])
-    else:
-        if len(frame.columns) != len(spec.columns):
-            raise SpecError(
-                spec.name, None, f"the file has {len(frame.columns)} columns, csv.columns names {len(spec.columns)}"
-            )
-        frame = frame.toDF(*spec.columns)
-    spec.check_columns(frame.columns)
-    return frame
 
 
-def normalised(frame, spec: DatasetSpec):
-    """Strings trimmed (categoricals lower-cased, aliases resolved), missing markers as nulls,
-    numeric columns as doubles. Adds ``__invalid_<col>`` flags for unparseable numbers."""
+def _opened(spec: DatasetSpec, uri: str, read: Callable[[], Any]):
+    """``read()``, with an input that does not exist or holds nothing named as such."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return read()
+    except AnalysisException as error:
+        if error.getErrorClass() == "PATH_NOT_FOUND":
+            raise SpecError(spec.name, None, f"input {uri} does not exist") from None
+        if error.getErrorClass() == "UNABLE_TO_INFER_SCHEMA":
+            raise SpecError(spec.name, None, f"no rows in {uri}") from None
+        raise
+
+
+def header_names(spark, uri: str, spec: DatasetSpec) -> list[str]:
+    """The header as the file writes it (Spark's own header reading renames repeated names)."""
+    first = _opened(spec, uri, lambda: _csv_reader(spark, spec, header=False).csv(uri)).first()
+    if first is None:
+        raise SpecError(spec.name, None, f"no rows in {uri}")
+    names: list[str] = []
+    for position, written in enumerate(first, 1):
+        name = (written or "").strip(WHITESPACE)
+        if not name:
+            raise SpecError(spec.name, None, f"the header's field {position} has no name (header: {list(first)})")
+        same = [index for index, other in enumerate(names, 1) if other.casefold() == name.casefold()]
+        if same and names[same[0] - 1] == name:
+            raise SpecError(spec.name, name, f"the header names {name!r} twice (fields {same[0]} and {position})")
+        if same:
+            problem = f"the header names {name!r} and {names[same[0] - 1]!r}, which differ only in case"
+            raise SpecError(spec.name, name, f"{problem}; Spark cannot tell them apart")
+        names.append(name)
+    return [str(written) for written in first]
+
+
+def read_raw(spark, uri: str, spec: DatasetSpec):
+    """Every record of the raw file(s), every column as a string, with its file and position;
+    ``__malformed`` holds the text of a record with the wrong number of fields (else null)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    written = header_names(spark, uri, spec) if spec.header else list(spec.columns)
+    names = [name.strip(WHITESPACE) for name in written]
+    spec.check_columns(names)
+    # Spark parses only the columns a query uses unless told otherwise, and then cannot tell a
+    # record with the wrong number of fields from a good one.
+    spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")
+    schema = StructType([StructField(name, StringType()) for name in [*written, _MALFORMED]])
+    reader = (
+        _csv_reader(spark, spec, spec.header)
+        .schema(schema)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", _MALFORMED)
+        .option("enforceSchema", "false")  # every file's header is checked against the first's
+    )
+    frame = _opened(spec, uri, lambda: reader.csv(uri)).toDF(*names, _MALFORMED)
+    return frame.withColumn(_FILE, F.input_file_name()).withColumn(_POSITION, F.monotonically_increasing_id())
+
+
+def unique_rows(frame):
+    """The well-formed records, each once: duplicates are records equal in every column of the
+    file (those the spec drops too). Each keeps the first file and position it appears at.
+    ``frame`` is :func:`read_raw`'s, or :func:`records` (whose other columns follow from those)."""
+    from pyspark.sql import functions as F
+
+    columns = [c for c in frame.columns if c not in _BOOKKEEPING]
+    first = F.min(F.struct(F.col(_FILE), F.col(_POSITION))).alias(_ORDER)
+    return frame.where(F.col(_MALFORMED).isNull()).groupBy(*[_col(c) for c in columns]).agg(first)
+
+
+def _numeric(spec: DatasetSpec, column: str) -> bool:
+    target = spec.target
+    if column == target.column:
+        return target.problem == "regression" or target.positive_above is not None
+    return not spec.feature(column).categorical
+
+
+def _labelled_target(spec: DatasetSpec) -> bool:
+    """A target of labels (binary with a positive label, or multiclass), not of numbers."""
+    return not _numeric(spec, spec.target.column)
+
+
+def _number(text):
+    """``text`` as a double when it is a number (dataset_spec.NUMBER_PATTERN) and finite, else null."""
+    from pyspark.sql import functions as F
+
+    number = F.when(text.rlike(NUMBER_PATTERN), text.cast("double"))
+    return F.when(number.between(-sys.float_info.max, sys.float_info.max), number)
+
+
+def normalised(frame, spec: DatasetSpec, keep: tuple[Any, ...] = ()):
+    """The target and the features: trimmed, missing markers as nulls, numbers as doubles,
+    categorical values lower-cased with aliases resolved; a value present but invalid (not a
+    finite number; bytes that are not UTF-8) is null, and kept in ``__invalid_<column>``. A
+    target of labels is also kept trimmed as written (``__written``)."""
     from pyspark.sql import functions as F
 
     target = spec.target
     columns = []
     flags = []
-    numeric_target = target.problem == "regression" or target.positive_above is not None
     for name in [target.column, *(f.name for f in spec.features)]:
-        feature = None if name == target.column else spec.feature(name)
         text = _trimmed(_col(name))
         present = F.when(~F.lower(text).isin(list(spec.missing_values)) & text.isNotNull(), text)
-        if (feature is not None and feature.categorical) or (feature is None and not numeric_target):
-            aliases = feature.aliases if feature is not None else target.aliases
-            columns.append(_lookup(aliases, F.lower(present)).alias(name))
+        if _numeric(spec, name):
+            value = _number(present)
         else:
-            number = present.cast("double")
-            columns.append(number.alias(name))
-            flags.append((present.isNotNull() & number.isNull()).cast("int").alias(f"__invalid_{name}"))
-    return frame.select(*columns, *flags)
+            aliases = target.aliases if name == target.column else spec.feature(name).aliases
+            value = _lookup(aliases, F.lower(F.when(~present.contains(NOT_UTF8), present)))
+        columns.append(value.alias(name))
+        flags.append(F.when(value.isNull(), present).alias(_INVALID + name))
+    if _labelled_target(spec):
+        columns.append(F.when(_col(target.column).isNotNull(), _trimmed(_col(target.column))).alias(_WRITTEN))
+    return frame.select(*columns, *flags, *keep)
+
+
+def records(raw, spec: DatasetSpec):
+    """Each raw record normalised (:func:`normalised`), its values as read beside (``__raw_<i>``)
+    and its bookkeeping: what every later step reads, so the expressions run once per record."""
+    from pyspark.sql import functions as F
+
+    read = [_col(c).alias(f"{_RAW}{i}") for i, c in enumerate(c for c in raw.columns if c not in _BOOKKEEPING)]
+    return normalised(raw, spec, keep=(*read, *(F.col(c) for c in _BOOKKEEPING)))
+
+
+def statistics(clean, spec: DatasetSpec):
+    """One pass over the :func:`records`: rows, malformed rows (and the first of them), and per
+    column the missing values, the invalid ones and the smallest invalid one, of the well-formed."""
+    from pyspark.sql import functions as F
+
+    good = F.col(_MALFORMED).isNull()
+    columns = [spec.target.column, *(f.name for f in spec.features)]
+    first = F.struct(F.col(_FILE).alias("file"), F.col(_POSITION).alias("position"), F.col(_MALFORMED).alias("text"))
+    return clean.select(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((~good).cast("int")).alias("malformed"),
+        F.min(F.when(~good, first)).alias("first_malformed"),
+        *[F.sum(F.when(good, _col(c).isNull().cast("int"))).alias(f"missing:{c}") for c in columns],
+        *[F.sum(F.when(good, _col(_INVALID + c).isNotNull().cast("int"))).alias(f"invalid:{c}") for c in columns],
+        *[F.min(F.when(good, _col(_INVALID + c))).alias(f"example:{c}") for c in columns],
+    ).first()
+
+
+def header_mismatch(spec: DatasetSpec, error: Exception) -> SpecError | None:
+    """Spark's refusal of a file whose header is not the first file's (through py4j: as text)."""
+    text = str(error)
+    where = re.search(r"CSV file: (\S+)", text)
+    if "CSV header" not in text or not where:
+        return None
+    found = re.search(r"Header: (.*)\s+Schema: (.*)", text)
+    if found:
+        header = f"the header {found.group(1).strip()}, not the first file's {found.group(2).strip()}"
+    else:
+        header = "a header of another number of columns than the first file's"
+    problem = f"file {where.group(1)} has {header}: every file of a dataset has the same columns in the same order"
+    return SpecError(spec.name, None, problem)
+
+
+def first_malformed(frame, stats) -> dict[str, Any] | None:
+    """The first record with the wrong number of fields: its file, its row in the file (the
+    header and empty lines not counted) and its text."""
+    from pyspark.sql import functions as F
+
+    first = stats["first_malformed"]
+    if first is None:
+        return None
+    same_file = (F.col(_FILE) == first["file"]) & (F.col(_POSITION) <= first["position"])
+    return {"file": first["file"], "row": frame.where(same_file).count(), "text": first["text"]}
+
+
+def check_malformed(spec: DatasetSpec, stats, first: dict[str, Any] | None, width: int) -> None:
+    rows, malformed = stats["rows"], stats["malformed"]
+    if first is None or malformed <= spec.max_malformed_fraction * rows:
+        return
+    names = "the header" if spec.header else "csv.columns"
+    where = f"the first: {first['file']}, row {first['row']}: {first['text']!r}"
+    hint = " (no row has them: check csv.delimiter)" if malformed == rows else ""
+    raise SpecError(
+        spec.name,
+        None,
+        f"{malformed} of {rows} rows have a number of fields other than the {width} {names} names{hint}, "
+        f"more than csv.max_malformed_fraction {spec.max_malformed_fraction} allows; {where}",
+    )
+
+
+def check_numbers(spec: DatasetSpec, stats) -> None:
+    """A numeric column without a single number is a mistake of the spec, not missing data."""
+    good = stats["rows"] - stats["malformed"]
+    for column in [spec.target.column, *(f.name for f in spec.features)]:
+        invalid = stats[f"invalid:{column}"]
+        if not _numeric(spec, column) or not invalid or good - stats[f"missing:{column}"] > 0:
+            continue
+        if column == spec.target.column:
+            what = "a regression target" if spec.target.problem == "regression" else "a target with positive_above"
+            hint = f"{what} is numeric"
+        else:
+            hint = "is it categorical?"
+        example = stats[f"example:{column}"]
+        problem = f"has no number among its values ({invalid} are not numbers, such as {example!r}): {hint}"
+        raise SpecError(spec.name, column, problem)
+
+
+def first_spellings(labelled, spec: DatasetSpec) -> dict[str, str]:
+    """Each class of a target of labels and the value it first appears as in the raw data
+    (trimmed; first by file, then position): ``{"ab": "AB"}``."""
+    from pyspark.sql import functions as F
+
+    first = F.min(F.struct(F.col(_ORDER), F.col(_WRITTEN))).alias("first")
+    rows = labelled.groupBy(_col(spec.target.column).alias("class")).agg(first).collect()
+    return {row["class"]: row["first"][_WRITTEN] for row in rows}
 
 
 def _label_expression(spec: DatasetSpec, classes: list[str]):
@@ -225,15 +412,14 @@ def distinct_values(frame, columns: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def checked_values(frame, spec: DatasetSpec) -> dict[str, set[str]]:
-    """Distinct target values (or sides of positive_above) and ordinal values, for the checks."""
+    """Distinct ordinal values and sides of positive_above, for the checks (the classes of a
+    target of labels come with their first spellings: :func:`first_spellings`)."""
     from pyspark.sql import functions as F
 
     target = spec.target
     columns: dict[str, Any] = {f.name: _col(f.name) for f in spec.features if f.kind == "ordinal"}
     if target.positive_above is not None:
         columns[_LABEL] = _col(target.column) > F.lit(float(target.positive_above))
-    elif target.problem != "regression":
-        columns[_LABEL] = _col(target.column)
     return distinct_values(frame, columns)
 
 
@@ -261,12 +447,16 @@ def target_classes(spec: DatasetSpec, seen: set[str]) -> list[str]:
         unknown = [v for v in values if v not in target.classes]
         if unknown:
             raise SpecError(spec.name, target.column, f"values {unknown} are not among classes {list(target.classes)}")
-        return list(target.classes)
     if len(values) < 2:
         raise SpecError(
             spec.name, target.column, f"a multiclass target needs at least 2 classes; the data has {values}"
         )
-    return values
+    return list(target.classes) or values
+
+
+def target_labels(spec: DatasetSpec, classes: list[str], spellings: Mapping[str, str]) -> list[str]:
+    """Each class as it first appears in the raw data (a class never seen: as the spec names it)."""
+    return [spellings.get(c, c) for c in classes] if _labelled_target(spec) else list(classes)
 
 
 def check_ordinals(spec: DatasetSpec, seen: dict[str, set[str]]) -> None:
@@ -287,7 +477,7 @@ def with_split(frame, spec: DatasetSpec, seed: int):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    data_columns = [c for c in frame.columns if c not in (_LABEL,)]
+    data_columns = [spec.target.column, *(f.name for f in spec.features)]
     keyed = frame.withColumn(_KEY, F.xxhash64(F.lit(seed), *[_col(c) for c in data_columns]))
     order = [F.col(_KEY), *[_col(c) for c in data_columns]]  # the row itself breaks hash ties
     if spec.target.problem == "regression":
@@ -338,7 +528,7 @@ def fit(train, spec: DatasetSpec) -> list[dict[str, Any]]:
                     "impute": median,
                     "clip": clip,
                     "outliers": feature.outliers,
-                    "outputs": [feature.name],
+                    "outputs": [feature_name(feature.name)],
                 }
             )
             continue
@@ -353,33 +543,50 @@ def fit(train, spec: DatasetSpec) -> list[dict[str, Any]]:
             "aliases": dict(feature.aliases),
         }
         if feature.kind == "ordinal":
-            entry |= {"order": list(feature.order), "outputs": [feature.name]}
+            entry |= {"order": list(feature.order), "outputs": [feature_name(feature.name)]}
         else:
             categories = sorted(values)
-            entry |= {"categories": categories, "outputs": [f"{feature.name}={c}" for c in categories]}
+            entry |= {"categories": categories, "outputs": [feature_name(f"{feature.name}={c}") for c in categories]}
         fitted.append(entry)
+    check_feature_names(spec, fitted)
     return fitted
 
 
+def feature_name(text: str) -> str:
+    """A name XGBoost takes for an output feature: "[", "]", "<" (and "%") escaped as in URLs."""
+    return text.translate(_NAME_ESCAPES)
+
+
+def check_feature_names(spec: DatasetSpec, fitted: list[dict[str, Any]]) -> None:
+    """XGBoost needs each output feature's name once ("a=b" could be feature "a", value "b")."""
+    seen: set[str] = set()
+    for entry in fitted:
+        for name in entry["outputs"]:
+            if name in seen:
+                problem = f"its output feature {name!r} has the name of another feature's; XGBoost needs each once"
+                raise SpecError(spec.name, entry["column"], problem)
+            seen.add(name)
+
+
 def transform(frame, fitted: list[dict[str, Any]]):
-    """Target first, then the encoded features, plus the key and split for writing."""
+    """Target first, then the encoded features, plus the key and split for writing. The outputs
+    are named by position: the schema names them (a feature may be called "target")."""
     from pyspark.sql import functions as F
 
-    columns = [F.col(_LABEL).alias("target")]
+    columns = [F.col(_LABEL).alias(_TARGET)]
     for entry in fitted:
         value = F.coalesce(_col(entry["column"]), F.lit(entry["impute"]))
         if entry["kind"] == "numeric":
             if entry["clip"] is not None:
                 low, high = entry["clip"]
                 value = F.least(F.greatest(value, F.lit(low)), F.lit(high))
-            columns.append(value.cast("double").alias(entry["column"]))
+            columns.append(value.cast("double"))
         elif entry["kind"] == "ordinal":
-            columns.append(
-                _lookup({v: i for i, v in enumerate(entry["order"])}, value).cast("int").alias(entry["column"])
-            )
+            columns.append(_lookup({v: i for i, v in enumerate(entry["order"])}, value).cast("int"))
         else:
-            columns += [(value == F.lit(c)).cast("int").alias(f"{entry['column']}={c}") for c in entry["categories"]]
-    return frame.select(*columns, F.col(_KEY), F.col(_SPLIT))
+            columns += [(value == F.lit(c)).cast("int") for c in entry["categories"]]
+    named = [columns[0], *(column.alias(f"__feature_{i}") for i, column in enumerate(columns[1:]))]
+    return frame.select(*named, F.col(_KEY), F.col(_SPLIT))
 
 
 def outlier_filter(fitted: list[dict[str, Any]]):
@@ -401,32 +608,38 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
 
     started = time.perf_counter()
     raw = read_raw(spark, input_uri, spec)
-    clean = normalised(raw, spec)
-    numeric_columns = [c.removeprefix("__invalid_") for c in clean.columns if c.startswith("__invalid_")]
-    data_columns = [c for c in clean.columns if not c.startswith("__invalid_")]
-    stats = clean.select(
-        F.count(F.lit(1)).alias("rows"),
-        *[F.sum(_col(c).isNull().cast("int")).alias(f"missing:{c}") for c in data_columns],
-        *[F.sum(_col(f"__invalid_{c}")).alias(f"invalid:{c}") for c in numeric_columns],
-    ).first()
+    clean = records(raw, spec).cache()
+    try:
+        stats = statistics(clean, spec)
+    except Exception as error:  # Spark's own, through py4j
+        mismatch = header_mismatch(spec, error)
+        if mismatch is None:
+            raise
+        raise mismatch from None
     rows_in = stats["rows"]
     if rows_in == 0:
         raise SpecError(spec.name, None, f"no rows in {input_uri}")
+    malformed = first_malformed(clean, stats)
+    check_malformed(spec, stats, malformed, len(raw.columns) - 3)
+    check_numbers(spec, stats)
 
-    unique = clean.select(*[_col(c) for c in data_columns]).dropDuplicates().cache()
+    unique = unique_rows(clean).cache()
     labelled = unique.where(_col(spec.target.column).isNotNull())
+    spellings = first_spellings(labelled, spec) if _labelled_target(spec) else {}
     seen = checked_values(labelled, spec)
-    classes = target_classes(spec, seen.get(_LABEL, set()))
+    classes = target_classes(spec, seen.get(_LABEL, set(spellings)))
     check_ordinals(spec, seen)
 
-    split = with_split(labelled.withColumn(_LABEL, _label_expression(spec, classes)), spec, seed).cache()
+    columns = [_col(c) for c in [spec.target.column, *(f.name for f in spec.features)]]
+    split = with_split(labelled.select(*columns).withColumn(_LABEL, _label_expression(spec, classes)), spec, seed)
+    split = split.cache()
     fitted = fit(split.where(F.col(_SPLIT) == "train"), spec)
     kept = split.where((F.col(_SPLIT) != "train") | outlier_filter(fitted))
     prepared = transform(kept, fitted).cache()
 
     balance: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
-    for row in prepared.groupBy(_SPLIT, "target").count().collect():
-        label = classes[int(row["target"])] if classes else "all"
+    for row in prepared.groupBy(_SPLIT, _TARGET).count().collect():
+        label = classes[int(row[_TARGET])] if classes else "all"
         balance[row[_SPLIT]][label] = balance[row[_SPLIT]].get(label, 0) + row["count"]
     rows_out = sum(sum(b.values()) for b in balance.values())
     if any(not balance[s] for s in SPLITS):
@@ -442,34 +655,37 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
         # a multi-instance job gets a share each; ranges of the shuffle key keep it reproducible.
         files = spec.training.instance_count if name == "train" else 1
         part = prepared.where(F.col(_SPLIT) == name).repartitionByRange(files, _KEY).sortWithinPartitions(_KEY)
-        part.select(*[F.col(f"`{c}`") for c in names]).write.mode("overwrite").option("header", "false").csv(
-            join(output_uri, name)
-        )
+        part.select(*names).write.mode("overwrite").option("header", "false").csv(join(output_uri, name))
 
-    schema = build_schema(spec, fitted, classes, seed, input_uri, balance)
+    labels = target_labels(spec, classes, spellings)
+    schema = build_schema(spec, fitted, classes, labels, seed, input_uri, balance)
+    columns_in = [spec.target.column, *(f.name for f in spec.features)]
     report = {
         "dataset": spec.name,
         "input": input_uri,
         "seed": seed,
         "rows_in": rows_in,
-        "duplicates_dropped": rows_in - rows_unique,
+        "malformed_dropped": stats["malformed"],
+        "first_malformed": malformed,
+        "duplicates_dropped": rows_in - stats["malformed"] - rows_unique,
         "missing_target_dropped": rows_unique - rows_labelled,
         "outliers_dropped": rows_labelled - rows_out,
         "rows_out": rows_out,
-        "missing_values": {c: stats[f"missing:{c}"] for c in data_columns},
-        "invalid_numbers": {c: stats[f"invalid:{c}"] for c in numeric_columns},
+        "missing_values": {c: stats[f"missing:{c}"] for c in columns_in},
+        "invalid_numbers": {c: stats[f"invalid:{c}"] for c in columns_in if _numeric(spec, c)},
+        "invalid_text": {c: stats[f"invalid:{c}"] for c in columns_in if not _numeric(spec, c)},
         "splits": {s: {"rows": sum(balance[s].values()), "classes": balance[s]} for s in SPLITS},
         "seconds": round(time.perf_counter() - started, 2),
     }
     write_text(join(output_uri, "schema.json"), json.dumps(schema, indent=2) + "\n")
     write_text(join(output_uri, "report.json"), json.dumps(report, indent=2) + "\n")
     write_text(join(output_uri, SUCCESS), "")
-    for frame in (unique, split, prepared):
+    for frame in (clean, unique, split, prepared):
         frame.unpersist()
     return report
 
 
-def build_schema(spec, fitted, classes, seed, input_uri, balance) -> dict[str, Any]:
+def build_schema(spec, fitted, classes, labels, seed, input_uri, balance) -> dict[str, Any]:
     target = spec.target
     return {
         "format": SCHEMA_FORMAT,
@@ -483,6 +699,8 @@ def build_schema(spec, fitted, classes, seed, input_uri, balance) -> dict[str, A
             "column": target.column,
             "problem": target.problem,
             "classes": classes,
+            # Each class as it first appears in the raw data ("AB" where classes hold "ab").
+            "labels": labels,
             "positive": target.positive,
             "positive_above": target.positive_above,
             "aliases": dict(target.aliases),
@@ -505,14 +723,35 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def unreadable_spec(uri: str) -> str | None:
+    """Why a local spec file cannot be read, in one line (None: it can, or it is on S3)."""
+    if uri.startswith("s3://"):
+        return None
+    try:
+        read_text(uri)
+    except FileNotFoundError:
+        return f"spec {uri} does not exist"
+    except UnicodeDecodeError as error:
+        return f"spec {uri} is not UTF-8 text ({error.reason} at byte {error.start})"
+    except OSError as error:
+        return f"spec {uri} cannot be read ({error.strerror})"
+    return None
+
+
 def main(argv: list[str] | None = None, session: Callable[[bool], Any] = spark_session) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     in_glue = "--JOB_RUN_ID" in extra
     if extra and not in_glue:
         print(f"error: unknown arguments {extra}", file=sys.stderr)
         return 2
+    problem = None if in_glue else unreadable_spec(args.spec)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         spec = load_spec(read_text(args.spec), source=args.spec)
+        if not in_glue and not args.input.startswith("s3://") and not os.path.exists(args.input):
+            raise SpecError(spec.name, None, f"input {args.input} does not exist")  # before Spark starts
         report = prepare(session(in_glue), args.input, spec, args.output, args.seed)
     except SpecError as error:
         if in_glue:

@@ -5,7 +5,9 @@ A matching rule delivers to each target (https://docs.aws.amazon.com/eventbridge
 the event itself, or ``Input``, or what ``InputTransformer`` makes of it
 (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html). A
 Lambda target is an asynchronous invocation (Lambda then owns retries and the function's DLQ);
-an SNS target publishes to the topic, with the target's role where it has one. moto's own
+an SQS target sends the event to the queue (``local.queues``, which plays the queue's delay and
+the Lambda event source mapping that polls it); an SNS target publishes to the topic, with the
+target's role where it has one. moto's own
 EventBridge never delivers to Lambda, so the twin delivers.
 """
 
@@ -92,6 +94,8 @@ class Bus:
             function = self.twin.functions.by_arn(arn)
             self._check_invoke_permission(function, rule)
             self.twin.functions.invoke_async(function, payload, source=f"rule {rule.name}")
+        elif service == "sqs":
+            self.twin.queues.send(arn, payload, source=f"rule {rule.name}")
         elif service == "sns":
             message = payload if isinstance(payload, str) else json.dumps(payload)
             # SNS targets are delivered through the topic's policy, never a role:

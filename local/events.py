@@ -217,6 +217,48 @@ def s3_object_created(
     )
 
 
+# --- Amazon SQS to AWS Lambda ---------------------------------------------------------------------
+
+# The attributes of a standard queue's message in Lambda's event, in the documented example's order.
+SQS_RECORD_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
+
+
+def sqs_batch(messages: Iterable[Mapping[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's event source mapping hands a function: one record per message that
+    ReceiveMessage answered (with ``AttributeNames=["All"]``).
+
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html ("Example standard queue message
+    event", tests/events/sqs_receive_message.json): ``messageId``, ``receiptHandle``, ``body``,
+    ``attributes`` (the four of a standard queue, as strings), ``messageAttributes`` (lower camel
+    case: ``dataType``, ``stringValue``), ``md5OfBody``, ``eventSource`` "aws:sqs",
+    ``eventSourceARN`` and ``awsRegion``. The API's upper camel case becomes the event's lower.
+    """
+    records = []
+    for message in messages:
+        attributes = message.get("Attributes", {})
+        user = {
+            name: {
+                "dataType": value["DataType"],
+                **({"stringValue": value["StringValue"]} if "StringValue" in value else {}),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {name: str(attributes[name]) for name in SQS_RECORD_ATTRIBUTES if name in attributes},
+                "messageAttributes": user,
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        )
+    return {"Records": records}
+
+
 # --- AWS Glue -------------------------------------------------------------------------------------
 
 

@@ -117,7 +117,10 @@ class _Capture(logging.Handler):
         self.records: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if isinstance(getattr(record, "outcome", None), dict):  # what a function says it did with an event
+            entry["outcome"] = record.outcome  # type: ignore[attr-defined]
+        self.records.append(entry)
 
 
 @dataclass
@@ -295,8 +298,10 @@ class Functions:
             "ErrorCode": {"DataType": "Number", "StringValue": "200"},
             "ErrorMessage": {"DataType": "String", "StringValue": f"{type(error).__name__}: {error}"[:256]},
         }
+        with acting_as("twin"):  # Lambda names the queue by its ARN: no GetQueueUrl request of the role's
+            url = self.twin.client("sqs").get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
         with acting_as(function.role_arn):  # the function's role sends to its DLQ
-            sqs = self.twin.client("sqs")
-            url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event), MessageAttributes=attributes)
+            self.twin.client("sqs").send_message(
+                QueueUrl=url, MessageBody=json.dumps(event), MessageAttributes=attributes
+            )
         self.twin.trace.add("dead-letter", function=function.name, queue=queue_arn, request_id=request_id)

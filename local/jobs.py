@@ -24,7 +24,10 @@ and the service's EventBridge event).
 - Batch transform (https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html): the
   model's container behind the serving contract, records split by line, batched up to
   ``MaxPayloadInMB``, each input line joined to its prediction (``JoinSource: Input``),
-  ``<input file>.out`` under the output path.
+  ``<input file>.out`` under the output path. The input is every object under an ``S3Prefix``,
+  or the objects a ``ManifestFile`` names (``[{"prefix": "s3://..."}, "relative/key", ...]``,
+  read as the job's role; https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformS3DataSource.html);
+  an input's output is named by its key relative to the prefix's folder, or to the manifest's prefix.
 """
 
 from __future__ import annotations
@@ -595,14 +598,7 @@ class Jobs:
         try:
             with acting_as(role):
                 s3 = twin.client("s3")
-                bucket, prefix = split_uri(source["S3Uri"])
-                base = prefix[: prefix.rfind("/") + 1]
-                keys = [
-                    item["Key"]
-                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                    for item in page.get("Contents", [])
-                    if not item["Key"].endswith("/")
-                ]
+                bucket, keys, base = self._transform_inputs(s3, source)
                 for key in keys:
                     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
                     records = body.splitlines() if split == "Line" else [body]
@@ -639,6 +635,29 @@ class Jobs:
         finally:
             server.stop()
         return written
+
+    def _transform_inputs(self, s3, source: Mapping[str, Any]) -> tuple[str, list[str], str]:
+        """(bucket, the input keys, the part of each key its output name leaves out)."""
+        kind = source.get("S3DataType", "S3Prefix")
+        if kind == "ManifestFile":
+            bucket, key = split_uri(source["S3Uri"])
+            try:
+                manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                first, *relative = manifest
+                prefix_bucket, base = split_uri(first["prefix"])
+            except Exception as error:
+                raise JobFailed(f"ClientError: cannot read the manifest {source['S3Uri']}: {error}") from None
+            return prefix_bucket, [base + name for name in relative], base
+        if kind != "S3Prefix":
+            raise JobFailed(f"ClientError: the twin runs S3Prefix and ManifestFile transform inputs, not {kind}")
+        bucket, prefix = split_uri(source["S3Uri"])
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if not item["Key"].endswith("/")
+        ]
+        return bucket, keys, prefix[: prefix.rfind("/") + 1]
 
     # --- the registry ---
 

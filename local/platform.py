@@ -11,7 +11,9 @@ the twin deployed is applied by the twin; an endpoint invocation reaches the mod
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import json
 import os
 import random
@@ -34,6 +36,7 @@ from local.bus import Bus
 from local.functions import Functions, unload_modules
 from local.hosting import Hosting
 from local.jobs import Jobs
+from local.queues import Queues
 from local.stacks import CloudFormation, StackError
 from local.trace import PRINCIPAL, Trace, acting_as
 
@@ -68,8 +71,14 @@ class Twin:
         self.cloudformation = CloudFormation(self)
         self.jobs = Jobs(self)
         self.hosting = Hosting(self)
+        self.queues = Queues(self)
         self.s3_events: set[str] = set()  # buckets with EventBridge notifications on
         self._pending: deque[tuple[str, Callable[[], None]]] = deque()
+        # The twin's clock (seconds since it started): it moves only when nothing is pending, to
+        # the next timer (a queue's delivery delay or visibility timeout).
+        self.clock = 0.0
+        self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
+        self._timer_order = itertools.count()
         self._sequencer = 0
         self._clients: dict[str, Any] = {}
         self._mock = None
@@ -221,14 +230,25 @@ class Twin:
 
     # --- the event loop: events, invocations, jobs and updates, one at a time ---
 
-    def schedule(self, description: str, task: Callable[[], None]) -> None:
-        self._pending.append((description, task))
+    def schedule(self, description: str, task: Callable[[], None], after: float = 0.0) -> None:
+        """Run ``task`` once the twin is idle, or ``after`` seconds on the twin's clock."""
+        if after > 0:
+            heapq.heappush(self._timers, (self.clock + after, next(self._timer_order), description, task))
+        else:
+            self._pending.append((description, task))
 
     def run_until_idle(self, limit: int = 10_000) -> int:
         steps = 0
-        while self._pending:
+        while self._pending or self._timers:
             if steps >= limit:
                 raise RuntimeError(f"the twin did not settle after {limit} steps")
+            if not self._pending:  # nothing to do now: the clock moves to the next timer
+                self.clock = self._timers[0][0]
+                while self._timers and self._timers[0][0] <= self.clock:
+                    _, _, description, task = heapq.heappop(self._timers)
+                    self._pending.append((description, task))
+                self.trace.add("clock", seconds=self.clock)
+                continue
             if self._random is not None:  # out of order: any pending step may go next
                 index = self._random.randrange(len(self._pending))
                 self._pending.rotate(-index)

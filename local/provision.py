@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -499,6 +500,14 @@ def event_invoke_config(d: Deployment, logical_id: str, p: dict[str, Any]) -> Ph
 
 
 UPDATERS["AWS::Lambda::EventInvokeConfig"] = lambda d, lid, p, old: event_invoke_config(d, lid, p)
+
+
+@adapter("AWS::Lambda::EventSourceMapping")
+def event_source_mapping(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
+    d.twin.queues.add_mapping(p)
+    mapping = str(uuid.UUID(hashlib.sha256(f"{d.stack}/{logical_id}".encode()).hexdigest()[:32]))
+    arn = d.arn("lambda", f"event-source-mapping:{mapping}")
+    return Physical(mapping, {"Id": mapping, "EventSourceMappingArn": arn})
 
 
 @adapter("AWS::Lambda::Permission")

@@ -286,6 +286,9 @@ class Scenario:
         last = invocations[-1]
         if last["status"] == "error":
             return f"{function} failed: {last['error']}"
+        said = [record["message"] for record in last.get("logs", []) if "outcome" in record]
+        if said:  # a function handed a batch (from a queue) says what it did with each event
+            return f"{function} said: {'; '.join(said)}"
         return f"{function} answered {last.get('result')}"
 
 

@@ -25,6 +25,7 @@ DOCS = {
     "lambda-logs": "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html",
     "lambda-dlq": "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq",
     "lambda-vpc": "https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions",
+    "lambda-sqs": "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
     "sqs-sse": "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html",
     "sns-sse": "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services",
     "events-targets": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html",
@@ -158,8 +159,30 @@ class Rules:
                     self.ask(role, action, eni, f"{why} in the VPC", "lambda-vpc")
                 self.ask(role, "ec2:DescribeSubnets", "*", f"{why} in the VPC", "lambda-vpc")
 
-    def _message_key(self, principal: str, service: str, arn: str, why: str) -> None:
-        """The KMS requests SQS or SNS makes for a sender to an encrypted queue or topic."""
+    def event_source_mappings(self) -> None:
+        """Lambda's poller of a queue: it receives, deletes and reads the queue's attributes with
+        the function's execution role, and SQS decrypts what it receives with that role's rights."""
+        for _, logical_id, p, _physical in self.resources("AWS::Lambda::EventSourceMapping"):
+            arn = p["EventSourceArn"]
+            if ":sqs:" not in arn:
+                self.unknowns.append(f"event source mapping {logical_id}: no rule for the source {arn}")
+                continue
+            function = self.twin.functions.by_name_or_arn(p["FunctionName"])
+            why = f"Lambda polls {arn.rsplit(':', 1)[-1]} for {function.name}"
+            for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+                self.ask(function.role_arn, action, arn, why, "lambda-sqs", aws__SecureTransport="true")
+            self._message_key(function.role_arn, "sqs", arn, why, actions=("kms:Decrypt",))
+
+    def _message_key(
+        self,
+        principal: str,
+        service: str,
+        arn: str,
+        why: str,
+        actions: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt"),
+    ) -> None:
+        """The KMS requests SQS or SNS makes for a sender to an encrypted queue or topic (both
+        actions), or for a receiver from it (``kms:Decrypt``)."""
         kind, arn_of, context_key, doc, noun = ENCRYPTED[service]
         for _, _, p, physical in self.resources(kind):
             if arn_of(physical) == arn and p.get("KmsMasterKeyId"):
@@ -172,7 +195,7 @@ class Rules:
                         "kms__ViaService": f"{service}.{self.region}.amazonaws.com",
                         "kms__CallerAccount": self.account,
                     }
-                for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                for action in actions:
                     self.ask(principal, action, key, f"{why} (encrypted {noun})", doc, **context)
 
     # --- EventBridge and CloudWatch alarms delivering ---
@@ -813,6 +836,7 @@ def derive(twin: Twin, policies: Policies, where: Where) -> tuple[list[Request],
     rules = Rules(twin, policies, where)
     for rule in (
         rules.lambda_functions,
+        rules.event_source_mappings,
         rules.rules,
         rules.alarms,
         rules.buckets,

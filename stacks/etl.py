@@ -1,6 +1,6 @@
 """EtlStack: the Glue catalogue and preparation job, and the function that starts the job on new
 data. A composition: the network Glue runs in, the encryption it runs under, the catalogue, the
-preparation job, and start_etl on S3 Object Created under raw/."""
+preparation job, and start_etl on S3 Object Created under raw/, after a quiet period."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from constructs.catalogue import Catalogue
-from constructs.event_function import EventFunction, object_created
+from constructs.event_function import EventFunction, QuietPeriod, object_created
 from constructs.glue_runtime import GlueRuntime
 from constructs.logical_ids import logical_id
 from constructs.nag_acknowledgements import (
@@ -23,6 +23,18 @@ from stacks.foundation import Foundation
 
 RUN_RECORDS = f"{PREPARED_PREFIX}*/_RUN.json"  # start_etl's claims, one per run
 CLAIM_TIMEOUT_SECONDS = 900  # a claim whose job never started is taken over after this
+# Several files uploaded to raw/<dataset>/ at once start one preparation run: each upload's event
+# waits this long on start_etl's queue, and the run starts once an event finds no later upload
+# (lambda/start_etl/handler.py). The trade-off: every run starts this long after the last upload,
+# and an upload that pauses longer than this starts a run per burst (the last includes all).
+# SQS delays a message by at most 900 s.
+QUIET_PERIOD = QuietPeriod(
+    seconds=300,
+    # Lambda's advice: five receives or more before a message moves to the dead-letter queue; here
+    # enough that a claim left by a delivery that died is taken over (after CLAIM_TIMEOUT_SECONDS)
+    # before its message gives up (one receive per visibility timeout, 6 x the function's 30 s).
+    max_receives=8,
+)
 
 
 class EtlStack(Stack):
@@ -81,10 +93,19 @@ class EtlStack(Stack):
                 "CLAIM_TIMEOUT_SECONDS": str(CLAIM_TIMEOUT_SECONDS),
             },
             defaults=functions,
+            quiet_period=QUIET_PERIOD,
         )
         function = self.start_etl.function
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[self.preparation.arn])
+        )
+        # The snapshot of a dataset's raw files a run is named after: listing raw/ only.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{RAW_PREFIX}*"}},
+            )
         )
         data.grant_write(function, RUN_RECORDS)
         data.grant_read(function, RUN_RECORDS)

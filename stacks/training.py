@@ -27,6 +27,9 @@ from stacks.foundation import Foundation
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_jobs"
 SOURCE_FILES = ("train.py", "inference.py", "schema_encoder.py")
+# The raw-file number and whitespace rules the preparation job applies, which the schema encoder
+# applies at inference too: shipped beside the scripts, and copied by train.py into the model.
+SHARED_MODULES = (TRAINING_CODE.parent / "etl" / "dataset_spec.py",)
 XGBOOST_VERSION = "3.2-0"  # the container of xgboost 3.2, as requirements-dev.txt pins locally
 IMAGES = {
     "xgboost": Image("xgboost", XGBOOST_VERSION, "training"),
@@ -50,7 +53,9 @@ class TrainingStack(Stack):
             self,
             "TrainingCode",
             path=str(TRAINING_CODE),
-            **bundling(tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz"), archived=True),
+            **bundling(
+                tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz", shared=SHARED_MODULES), archived=True
+            ),
         )
         spec_assets = {
             name: assets.Asset(self, f"Spec-{name}", path=str(path)) for name, path in foundation.specs.items()

@@ -9,6 +9,7 @@ have is refused, so no test can run a function with a variable its deployment la
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from types import ModuleType
@@ -146,3 +147,25 @@ def object_created(
     event["detail"]["object"].update(object_fields)
     event["detail"].update(detail or {})
     return event
+
+
+_QUEUED = event_fixture("sqs_receive_message.json")["Records"][0]
+
+
+def queued(*events: Any, queue: str = f"arn:aws:sqs:{REGION}:{ACCOUNT}:start-etl-queue") -> dict[str, Any]:
+    """The batch Lambda hands a function from an SQS queue an EventBridge rule fills: one record
+    of tests/events/sqs_receive_message.json per event, its body the event's JSON (or ``event``
+    itself where it is already text), its message id derived from the body."""
+    records = []
+    for number, event in enumerate(events):
+        body = event if isinstance(event, str) else json.dumps(event)
+        digest = hashlib.sha256(f"{number}\n{body}".encode()).hexdigest()
+        record = copy.deepcopy(_QUEUED)
+        record |= {
+            "messageId": f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}",
+            "body": body,
+            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+            "eventSourceARN": queue,
+        }
+        records.append(record)
+    return {"Records": records}

@@ -92,3 +92,198 @@ def test_what_python_or_spark_would_read_as_a_number_is_not_one(text):
     from dataset_spec import parse_number
 
     assert parse_number(text) is None
+
+
+# --- issue 12: every key's type, one line naming dataset, key, value and what is allowed ---------
+
+
+def _one_line_naming(error: SpecError, key: str, value) -> str:
+    text = str(error)
+    assert "\n" not in text, text
+    assert text.startswith("dataset 'car-evaluation'"), text
+    assert f"{key} = {value!r} is not allowed; allowed: " in text, text
+    return text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("missing_values", "unknown", "a list of strings"),
+        ("missing_values", ["", 999], "a list of strings"),
+        ("drop", "duration", "a list of column names"),
+        ("training.minimum", "0.95", "a number"),
+        ("training.minimum", True, "a number"),
+        ("training.tolerance", "0.01", "a number >= 0"),
+        ("training.max_runtime_minutes", "60", "a whole number of minutes from 1 to 40320"),
+        ("training.max_runtime_minutes", 60.5, "a whole number of minutes from 1 to 40320"),
+        ("training.instance_type", 5, "an instance type such as ml.m5.large"),
+        ("training.instance_count", True, "a whole number >= 1"),
+        ("training.objective_metric", 5, "accuracy, macro_f1"),
+        ("training.hyperparameters", "max_depth=4", "an object of hyperparameters"),
+        ("training.hyperparameters.max_depth", "deep", "a whole number"),
+        ("training.hyperparameters.max_depth", 4.5, "a whole number"),
+        ("training.hyperparameters.eta", "0.1", "a number"),
+        ("training.tuning", "eta", "an object with ranges"),
+        ("training.tuning.ranges", "eta: 0.1-0.3", "an object of hyperparameter ranges"),
+        ("training.tuning.ranges.eta", "0.1-0.3", "an object with type, min, max"),
+        ("training.tuning.ranges.eta.min", "0.1", "a number"),
+        ("training.tuning.max_jobs", "10", "a whole number from 1 to 100"),
+        ("features.doors", "ordinal", "an object with the feature's type"),
+        ("features.doors.order", "2,3,4,5more", "a list of strings"),
+        ("features.buying.aliases", ["medium"], "an object mapping variant strings to values"),
+        ("target.classes", "unacc,acc,good,vgood", "a list of strings"),
+        ("target.aliases", {"bad": 0}, "an object mapping variant strings to values"),
+        ("csv.columns", "buying,maint", "a list of column names"),
+        ("csv.max_malformed_fraction", "0.1", "a number from 0 to below 1"),
+        ("csv.max_malformed_fraction", 1.5, "a number from 0 to below 1"),
+        ("csv.max_malformed_fraction", True, "a number from 0 to below 1"),
+        ("split.train", True, "a fraction above 0"),
+        ("description", 5, "a string"),
+        ("source", ["UCI"], "a string"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named_in_one_line(key, value, allowed):
+    raw = _with_value(copy.deepcopy(CAR), key, value)
+    with pytest.raises(SpecError) as raised:
+        parse_spec(raw)
+    assert allowed in _one_line_naming(raised.value, key, value)
+
+
+def _with_value(raw: dict, key: str, value) -> dict:
+    if key.startswith("training.tuning"):
+        raw["training"]["tuning"] = {"max_jobs": 10, "max_parallel_jobs": 2, "ranges": {"eta": {"min": 0.1, "max": 1}}}
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("csv.delimeter", ";", "columns, delimiter, header, max_malformed_fraction"),
+        ("target.positve", "acc", "aliases, classes, column, positive, positive_above, problem"),
+        ("training.tuning.range", {}, "max_jobs, max_parallel_jobs, ranges"),
+        ("training.tuning.ranges.eta.step", 0.1, "max, min, scaling, type"),
+    ],
+)
+def test_an_unknown_key_under_csv_target_or_tuning_is_refused(key, value, allowed):
+    raw = _with_value(copy.deepcopy(CAR), key, value)
+    with pytest.raises(SpecError) as raised:
+        parse_spec(raw)
+    text = str(raised.value)
+    assert "\n" not in text and f"unknown key {key!r} = {value!r} is not allowed; allowed: {allowed}" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r: r["csv"].update(delimiter='"'), "csv.delimiter = '\"' is not allowed; allowed: one character"),
+        (lambda r: r["csv"].update(delimiter="\n"), "csv.delimiter = '\\n' is not allowed; allowed: one character"),
+        (lambda r: r["csv"].update(columns=[*r["csv"]["columns"][:6], "__split"]), "'__split' is not allowed"),
+        (lambda r: r["csv"].update(columns=[*r["csv"]["columns"][:6], "Buying"]), "'Buying' and 'buying'"),
+        (
+            lambda r: r["features"]["buying"].update(aliases={"dear": "pricey"}),
+            "features.buying.aliases.dear = 'pricey' is not allowed; allowed: one of its order",
+        ),
+        (
+            lambda r: r["target"].update(aliases={"fine": "great"}),
+            "target.aliases.fine = 'great' is not allowed; allowed: one of target.classes",
+        ),
+        (lambda r: r["target"].update(classes=["unacc", "acc", "good", "vgood", "?"]), "one of missing_values"),
+        (lambda r: r["features"]["doors"].update(order=["2", "3", "4", "5more", "na"]), "one of missing_values"),
+        (
+            lambda r: r["training"]["hyperparameters"].update(max_detph=4),
+            "training.hyperparameters.max_detph = 4 is not allowed; allowed: the XGBoost trainer's",
+        ),
+        (
+            lambda r: r["training"].update(
+                tuning={"ranges": {"max_depth": {"type": "continuous", "min": 2, "max": 8}}}
+            ),
+            "training.tuning.ranges.max_depth.type = 'continuous' is not allowed; allowed: integer",
+        ),
+        (
+            lambda r: r["training"].update(
+                tuning={"ranges": {"eta": {"min": 0, "max": 0.3, "scaling": "Logarithmic"}}}
+            ),
+            "training.tuning.ranges.eta.min = 0 is not allowed; allowed: above 0 for Logarithmic scaling",
+        ),
+        (
+            lambda r: r["training"].update(tuning={"ranges": {"eta": {"min": 0.1, "max": 0.3, "scaling": "Log"}}}),
+            "training.tuning.ranges.eta.scaling = 'Log' is not allowed; allowed: Auto, Linear, Logarithmic",
+        ),
+    ],
+)
+def test_siblings_at_the_spec_door_are_named(change, expected):
+    with pytest.raises(SpecError) as raised:
+        parse_spec(_broken(change))
+    assert "\n" not in str(raised.value) and expected in str(raised.value)
+
+
+def test_a_key_given_twice_in_one_object_is_refused():
+    text = (ROOT / "datasets" / "car-evaluation.json").read_text()
+    text = text.replace('"header": false', '"header": false, "header": true')
+    with pytest.raises(SpecError, match=r"dataset 'car.json': key 'header' appears twice in one object"):
+        load_spec(text, source="car.json")
+
+
+def test_nan_and_infinity_are_not_json_numbers_in_a_spec():
+    text = json.dumps(CAR).replace('"minimum": 0.95', '"minimum": NaN')
+    with pytest.raises(SpecError, match=r"dataset 'car.json': NaN is not a JSON number"):
+        load_spec(text, source="car.json")
+
+
+def test_the_malformed_row_threshold_defaults_to_none_allowed():
+    assert parse_spec(copy.deepcopy(CAR)).max_malformed_fraction == 0.0
+    assert parse_spec(_broken(lambda r: r["csv"].update(max_malformed_fraction=0.01))).max_malformed_fraction == 0.01
+
+
+def _paths(value, path=()):
+    """Every key path of a parsed JSON value (list items as their index), with the value there."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_key_of_a_shipped_spec_refuses_a_value_of_another_type(name):
+    """Each value of the spec, in turn, replaced by one of each other JSON type: a SpecError of
+    one line naming the key, never another exception and never a silent acceptance."""
+    shipped = json.loads((ROOT / "datasets" / f"{name}.json").read_text())
+    problems = []
+    for path, original in _paths(shipped):
+        if not path:
+            continue
+        key = next(str(part) for part in reversed(path) if isinstance(part, str))
+        for wrong in (True, None, 12345, "text", ["text"], {"text": 1}):
+            if _json_type(wrong) == _json_type(original):
+                continue
+            raw = copy.deepcopy(shipped)
+            node = raw
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = wrong
+            try:
+                parse_spec(raw)
+            except SpecError as error:
+                if "\n" in str(error) or key not in str(error):
+                    problems.append(f"{path} = {wrong!r}: {error}")
+            except Exception as error:  # the point: nothing but a SpecError
+                problems.append(f"{path} = {wrong!r}: {type(error).__name__}: {error}")
+            else:
+                problems.append(f"{path} = {wrong!r}: accepted")
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} in all)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -78,15 +79,11 @@ def test_schema_round_trips_every_raw_record_into_its_training_row(prepared, nam
     data = prepared[name]
     encoder = SchemaEncoder(data.schema, invalid_numbers="impute")
     target = data.schema["target"]["column"]
-    kept = [target, *encoder.input_columns]
-    unique = {
-        tuple(_normalised(data.spec, column, record.get(column)) for column in kept): record
-        for record in raw_records(data)
-    }
+    unique = {tuple(record.values()): record for record in raw_records(data)}  # equal in every column
     expected = Counter(
         rounded([encoder.encode_target(record[target]), *encoder.encode(record)])
-        for key, record in unique.items()
-        if key[0] is not None
+        for record in unique.values()
+        if _normalised(data.spec, target, record[target]) is not None
     )
     written = Counter(rounded(row) for split in SPLITS for row in split_rows(data.output, split))
     assert sum(written.values()) == data.report["rows_out"]
@@ -94,7 +91,7 @@ def test_schema_round_trips_every_raw_record_into_its_training_row(prepared, nam
 
 
 def _normalised(spec, column, value):
-    """The value as the job compares rows for duplicates."""
+    """The value as the job reads it (None: missing)."""
     if value is None:
         return None
     text = value.strip()
@@ -118,6 +115,7 @@ def test_schema_records_what_inference_needs(prepared):
         "column": "y",
         "problem": "binary",
         "classes": ["no", "yes"],
+        "labels": ["no", "yes"],
         "positive": "yes",
         "positive_above": None,
         "aliases": {},
@@ -127,7 +125,12 @@ def test_schema_records_what_inference_needs(prepared):
     assert job["kind"] == "one-hot" and "admin." in job["categories"] and job["impute"] in job["categories"]
     assert schema["feature_names"][:2] == ["age", "job=admin."]
     car = prepared["car-evaluation"].schema
-    assert car["target"]["classes"] == ["unacc", "acc", "good", "vgood"]
+    assert car["target"]["classes"] == ["unacc", "acc", "good", "vgood"] == car["target"]["labels"]
+    # Each class as the raw file first writes it, in the order of classes.
+    vertebral = prepared["vertebral-column"].schema["target"]
+    assert vertebral["classes"] == ["no", "ab"] and vertebral["labels"] == ["NO", "AB"]
+    wine = prepared["wine-quality"].schema["target"]
+    assert wine["labels"] == wine["classes"] == ["<= 5", "> 5"]
     assert next(f for f in car["features"] if f["column"] == "buying")["order"] == ["low", "med", "high", "vhigh"]
 
 
@@ -225,8 +228,9 @@ def test_crafted_data_is_deduplicated_imputed_and_reported(spark, tmp_path):
     raw = write_crafted(tmp_path / "crafted.csv", crafted_rows())
     report = prepare.prepare(spark, str(raw), crafted_spec(), str(tmp_path / "out"), SEED)
     assert report["rows_in"] == 86
-    # "comment" is dropped before duplicates are found, so the two spellings of one row are one.
-    assert report["duplicates_dropped"] == 1
+    # Duplicates are rows equal in every raw column: the two spellings of one row (which differ in
+    # "comment", a dropped column, too) are two rows.
+    assert report["duplicates_dropped"] == 0
     assert report["missing_target_dropped"] == 1
     assert report["missing_values"]["size"] == 2 and report["invalid_numbers"]["size"] == 1
     assert report["missing_values"]["grade"] == 1
@@ -296,6 +300,17 @@ def test_unseen_category_encodes_as_zeros_and_ordinal_variants_resolve(prepared)
             {"target": {"column": "label", "problem": "multiclass", "classes": ["yes"]}},
             "label",
             "values ['no'] are not among",
+        ),
+        ({"target": {"column": "label", "problem": "regression"}}, "label", "has no number among its values"),
+        (
+            {"target": {"column": "label", "problem": "binary", "positive_above": 1}},
+            "label",
+            "has no number among its values",
+        ),
+        (
+            {"features": {**CRAFTED_SPEC["features"], "colour": {"type": "numeric"}}},
+            "colour",
+            "has no number among its values",
         ),
     ],
 )
@@ -391,3 +406,173 @@ def test_inside_glue_a_spec_error_fails_the_job_run_with_its_message(spark, tmp_
 
 def test_spec_loader_used_by_tests_matches_files():
     assert load_dataset_spec("car-evaluation").name == "car-evaluation"
+
+
+# --- issue 12: what the door lets through is counted, named or refused, never silently changed ---
+
+
+def write_bytes(path: Path, header: list[str], lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join([",".join(header).encode(), *lines]) + b"\n")
+    return path
+
+
+def encoded(rows: list[list[str]]) -> list[bytes]:
+    """Rows as CSV lines (quoted where a value holds a comma), UTF-8."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return [line.encode() for line in text.getvalue().splitlines()]
+
+
+TARGET_FEATURE_SPEC = {  # CRAFTED_SPEC with the numeric feature named "target", as a file may name it
+    **CRAFTED_SPEC,
+    "features": {
+        "target": CRAFTED_SPEC["features"]["size"],
+        **{k: v for k, v in CRAFTED_SPEC["features"].items() if k != "size"},
+    },
+    "missing_values": ["", "?"],
+}
+AWKWARD_HEADER = ["target", "colour", "grade", "label", "comment"]
+SHORT, LONG = b"12,red,low", b"12,red,low,no,x,extra"
+
+
+def awkward_lines() -> list[bytes]:
+    """The crafted rows, a first label in another spelling, numbers Spark's cast takes but that
+    are not numbers, rows with too few and too many fields, bytes that are not UTF-8, a category
+    XGBoost cannot name, rows equal but for the dropped column, and one exact duplicate."""
+    lines = encoded([["11.5", "red", "low", " Yes ", "the first label: 'Yes'"], *crafted_rows()])
+    lines += encoded([[number, "blue", "mid", "no", f"not a number: {number}"] for number in NOT_NUMBERS])
+    lines += [SHORT, LONG, b"14,r\xe9d,low,no,latin-1 bytes"]
+    lines += encoded([["15", "<blue>", "low", "no", "a category with <"]])
+    lines += encoded([["30", "blue", "high", "no", "first"], ["30", "blue", "high", "no", "second"]])
+    lines += encoded([["31", "blue", "high", "no", "twice"], ["31", "blue", "high", "no", "twice"]])
+    return lines
+
+
+NOT_NUMBERS = ["inf", "-Infinity", "1e999", "NaN", "1_000", "١٢"]
+
+
+def test_awkward_rows_are_counted_left_out_or_invalid_and_labels_keep_their_first_spelling(spark, tmp_path):
+    import prepare
+
+    raw = write_bytes(tmp_path / "crafted.csv", AWKWARD_HEADER, awkward_lines())
+    spec = crafted_spec(**{**TARGET_FEATURE_SPEC, "csv": {"header": True, "max_malformed_fraction": 0.05}})
+    report = prepare.prepare(spark, str(raw), spec, str(tmp_path / "out"), SEED)
+
+    assert report["rows_in"] == len(awkward_lines())
+    assert report["malformed_dropped"] == 2
+    short_row = awkward_lines().index(SHORT) + 1
+    assert report["first_malformed"]["row"] == short_row and report["first_malformed"]["text"] == SHORT.decode()
+    assert report["first_malformed"]["file"].endswith("crafted.csv")
+    # "abc" of the crafted rows and the six that Python or Spark would read as numbers.
+    assert report["invalid_numbers"]["target"] == 1 + len(NOT_NUMBERS)
+    assert report["invalid_text"] == {"label": 0, "colour": 1, "grade": 0}
+    # Only the exact repeat: rows apart in the dropped column or in spelling are different rows.
+    assert report["duplicates_dropped"] == 1
+    dropped = ("malformed_dropped", "duplicates_dropped", "missing_target_dropped", "outliers_dropped")
+    assert report["rows_out"] == report["rows_in"] - sum(report[key] for key in dropped)
+
+    schema = json.loads((tmp_path / "out" / "schema.json").read_text())
+    assert schema["target"]["classes"] == ["no", "yes"] and schema["target"]["labels"] == ["no", "Yes"]
+    colour = next(f for f in schema["features"] if f["column"] == "colour")
+    assert "<blue>" in colour["categories"] and "r\ufffdd" not in colour["categories"]
+    assert not [name for name in schema["feature_names"] if set(name) & set("[]<")]  # XGBoost refuses them
+    assert schema["feature_names"][0] == "target"
+    for split in SPLITS:
+        assert all(math.isfinite(float(value)) for row in split_rows(tmp_path / "out", split) for value in row)
+
+
+def test_more_malformed_rows_than_the_spec_allows_fail_the_run_naming_file_row_and_text(spark, tmp_path):
+    import prepare
+
+    raw = write_bytes(tmp_path / "crafted.csv", AWKWARD_HEADER, awkward_lines())
+    with pytest.raises(SpecError) as raised:
+        prepare.prepare(spark, str(raw), crafted_spec(**TARGET_FEATURE_SPEC), str(tmp_path / "out"), SEED)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("dataset 'crafted': 2 of ")
+    assert "csv.max_malformed_fraction 0.0" in message and "crafted.csv" in message
+    assert f"row {awkward_lines().index(SHORT) + 1}: {SHORT.decode()!r}" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_rows_apart_only_in_a_dropped_column_are_not_duplicates(spark):
+    """Bank marketing without duration: 19 rows repeat another in every other column."""
+    import prepare
+    from dataset_spec import parse_spec
+
+    raw = json.loads((ROOT / "datasets" / "bank-marketing.json").read_text())
+    raw["features"].pop("duration")
+    spec = parse_spec({**raw, "drop": ["duration"]})
+    assert prepare.unique_rows(prepare.read_raw(spark, str(RAW_FILES["bank-marketing"]), spec)).count() == 4119
+
+
+def test_a_multiclass_target_with_one_class_in_the_data_is_refused(spark, tmp_path):
+    import prepare
+
+    rows = [row for row in crafted_rows() if row[3] == "no"]
+    raw = write_crafted(tmp_path / "crafted.csv", rows)
+    spec = crafted_spec(target={"column": "label", "problem": "multiclass", "classes": ["yes", "no"]})
+    with pytest.raises(SpecError) as raised:
+        prepare.prepare(spark, str(raw), spec, str(tmp_path / "out"), SEED)
+    assert raised.value.column == "label" and "at least 2 classes; the data has ['no']" in raised.value.problem
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "problem"),
+    [
+        (["size", "colour", "grade", "label", "size"], "size", "the header names 'size' twice (fields 1 and 5)"),
+        (["size", "colour", "grade", "label", "Size"], "Size", "the header names 'Size' and 'size'"),
+        (["size", "colour", "", "label", "comment"], None, "the header's field 3 has no name"),
+    ],
+)
+def test_a_header_that_names_a_column_twice_or_not_at_all_is_refused(spark, tmp_path, header, column, problem):
+    import prepare
+
+    raw = write_bytes(tmp_path / "crafted.csv", header, encoded(crafted_rows()))
+    with pytest.raises(SpecError) as raised:
+        prepare.prepare(spark, str(raw), crafted_spec(), str(tmp_path / "out"), SEED)
+    assert raised.value.column == column and problem in raised.value.problem
+
+
+def test_a_file_whose_header_differs_from_the_others_is_named(spark, tmp_path):
+    import prepare
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    write_crafted(folder / "a.csv", crafted_rows())
+    reordered = ["colour", "size", "grade", "label", "comment"]
+    write_bytes(folder / "b.csv", reordered, encoded([[r[1], r[0], *r[2:]] for r in crafted_rows()]))
+    with pytest.raises(SpecError) as raised:
+        prepare.prepare(spark, str(folder), crafted_spec(), str(tmp_path / "out"), SEED)
+    message = str(raised.value)
+    assert "\n" not in message and "b.csv" in message and "colour, size, grade, label, comment" in message
+
+
+def test_a_missing_input_is_named(spark, tmp_path):
+    import prepare
+
+    with pytest.raises(SpecError, match=r"^dataset 'crafted': input .*nowhere\.csv does not exist$"):
+        prepare.prepare(spark, str(tmp_path / "nowhere.csv"), crafted_spec(), str(tmp_path / "out"), SEED)
+
+
+def test_command_line_names_a_missing_path_or_unreadable_spec_in_one_line(tmp_path, capsys):
+    import prepare
+
+    def no_spark(in_glue):
+        raise AssertionError("the paths are checked before Spark starts")
+
+    spec = str(ROOT / "datasets" / "car-evaluation.json")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"dataset": "caf\xe9"}')
+    cases = [
+        (
+            ["--input", str(tmp_path / "none.data"), "--spec", spec],
+            f"error: dataset 'car-evaluation': input {tmp_path / 'none.data'} does not exist",
+        ),
+        (["--input", str(RAW_FILES["car-evaluation"]), "--spec", str(tmp_path / "none.json")], "error: spec "),
+        (["--input", str(RAW_FILES["car-evaluation"]), "--spec", str(latin)], "error: spec "),
+    ]
+    for arguments, expected in cases:
+        assert prepare.main([*arguments, "--output", str(tmp_path / "out")], session=no_spark) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(expected) and error.count("\n") == 1, error
+    assert not (tmp_path / "out").exists()

@@ -213,10 +213,14 @@ def test_start_etl_may_start_only_this_job_and_touch_only_run_records(stage):
     assert len(glue) == 1
     assert sorted(_actions(glue[0])) == ["glue:GetJobRuns", "glue:StartJobRun"]
     assert "job/" in json.dumps(glue[0]["Resource"]) and prepare_job(template) in json.dumps(glue[0]["Resource"])
-    for statement in statements:
-        if any(
-            a.startswith("s3:") and a != "s3:List*" and not a.startswith("s3:GetBucket") for a in _actions(statement)
-        ):
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    listing = [s for s in s3 if _actions(s) == ["s3:ListBucket"]]
+    # the snapshot a run is named after: raw/ listed, and nothing else of the bucket
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": "raw/*"}}]
+    for statement in s3:
+        if statement in listing:
+            continue
+        if any(a != "s3:List*" and not a.startswith("s3:GetBucket") for a in _actions(statement)):
             assert "/prepared/*/_RUN.json" in json.dumps(statement["Resource"]), statement
 
 

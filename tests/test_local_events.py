@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from local import events
-from tests.functions import environment, load_function
+from tests.functions import load_function
 
 FIXTURES = Path(__file__).parent / "events"
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -206,23 +206,27 @@ def test_start_etl_reads_object_created(monkeypatch):
     assert first.bucket == BUCKET
     assert first.key == "raw/bank-marketing/bank-additional.csv"
     assert first.size == 492486
+    assert first.etag == "2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"
     assert first.version == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
     assert first.sequencer == events.sequencer(1)
-    assert first.time == "2026-11-12T09:30:00Z"
+    assert first.time == "2026-11-12T09:30:00Z" and first.at == T0
     # An unversioned bucket: the ETag identifies the object.
     unversioned = start_etl.runtime.ObjectCreated.from_event(object_created(version_id=None))
     assert unversioned.version == "2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"
 
-    settings = start_etl.runtime.read_settings(
-        start_etl.Settings,
-        "start_etl",
-        environment("start_etl", DATASET_SPECS=json.dumps({"bank-marketing": "s3://a/b"})),
-    )
-    # The same delivery twice is the same run; a later write of the same key in the same second is not.
-    again = start_etl.runtime.ObjectCreated.from_event(object_created(n=1, event_id="first"))
-    later = start_etl.runtime.ObjectCreated.from_event(object_created(n=2, event_id="second"))
-    assert start_etl.plan(first, settings).run_id == start_etl.plan(again, settings).run_id
-    assert start_etl.plan(first, settings).run_id != start_etl.plan(later, settings).run_id
+    # The quiet period's decision reads the event's time against the objects listed.
+    def listed(key, seconds, etag="2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"):
+        return start_etl.Listed(f"raw/bank-marketing/{key}", etag, 10, T0 + timedelta(seconds=seconds))
+
+    alone = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 0),))
+    assert start_etl.superseded(first, alone) is None
+    later = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 0), listed("more.csv", 1)))
+    assert "raw/bank-marketing/more.csv arrived after" in start_etl.superseded(first, later)
+    overwritten = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 5, etag="other"),))
+    assert "was overwritten or deleted" in start_etl.superseded(first, overwritten)
+    # The run is the snapshot's, whichever event looks at it.
+    assert alone.run_id.startswith("20261112T093000Z-") and alone.run_id != later.run_id
+    assert start_etl.Snapshot("bank-marketing", alone.objects).run_id == alone.run_id
 
 
 def test_start_training_reads_the_success_marker(monkeypatch):
@@ -249,14 +253,56 @@ class Recorder:
 def test_start_batch_transform_reads_object_created(monkeypatch):
     batch = load_function("start_batch_transform", monkeypatch)
     sagemaker = Recorder(list_model_packages={"ModelPackageSummaryList": []})
-    sns = Recorder(publish={})
+    s3, sns = Recorder(), Recorder(publish={})
     result = batch.start_batch_transform(
-        object_created("batch-input/car-evaluation/cars.csv", size=120), sagemaker, sns, batch.SETTINGS
+        object_created("batch-input/car-evaluation/cars.csv", size=120), sagemaker, s3, sns, batch.SETTINGS
     )
     assert result == {"status": "no-model", "dataset": "car-evaluation"}
     assert sagemaker.calls[0][1]["ModelPackageGroupName"] == "mlplatform-dev-car-evaluation"
     empty = object_created("batch-input/car-evaluation/cars.csv", size=0)
-    assert batch.start_batch_transform(empty, sagemaker, sns, batch.SETTINGS)["status"] == "ignored"
+    assert batch.start_batch_transform(empty, sagemaker, s3, sns, batch.SETTINGS)["status"] == "ignored"
+    assert s3.calls == []
+
+
+# --- Amazon SQS to AWS Lambda ---------------------------------------------------------------------
+
+
+def test_an_sqs_batch_has_the_shape_of_the_documented_event():
+    """What Lambda's event source mapping hands a function, from what ReceiveMessage answers."""
+    received = {
+        "MessageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "ReceiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "MD5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "Body": "Test message.",
+        "Attributes": {
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1545082649185",
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1545082649183",
+        },
+    }
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:my-queue"
+    batch = round_trip(events.sqs_batch([received], queue_arn=queue, region=REGION))
+    documented = fixture("sqs_receive_message.json")
+    assert batch == documented
+    assert list(batch["Records"][0]["attributes"]) == list(documented["Records"][0]["attributes"])
+
+
+def test_queued_events_are_read_message_by_message(monkeypatch):
+    start_etl = load_function("start_etl", monkeypatch)
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"
+    message = {"MessageId": "m1", "ReceiptHandle": "r", "MD5OfBody": "x", "Attributes": {}}
+    created = object_created(event_id="one")
+    batch = events.sqs_batch(
+        [{**message, "Body": json.dumps(created)}, {**message, "MessageId": "m2", "Body": "{not json"}],
+        queue_arn=queue,
+        region=REGION,
+    )
+    first, second = start_etl.runtime.queued_events(batch)
+    assert first.message_id == "m1" and first.event == created and not first.unreadable
+    assert second.message_id == "m2" and second.event is None and "not JSON" in second.unreadable
+    with pytest.raises(start_etl.runtime.Unrecognised, match="not a batch of queued events"):
+        start_etl.runtime.queued_events(object_created())
 
 
 # --- Glue ----------------------------------------------------------------------------------------------

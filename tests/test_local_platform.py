@@ -115,8 +115,13 @@ def test_the_tuning_job_runs_every_training_job_and_its_best_is_registered(twin,
     assert len(ignored) >= 12
 
 
+def _outcomes(twin: Twin, fragment: str) -> list[dict]:
+    """What a function logged it did with each event it was given (its ``outcome`` log field)."""
+    return [r["outcome"] for e in _invocations(twin, fragment) for r in e.get("logs", []) if "outcome" in r]
+
+
 def test_every_event_delivered_twice_starts_one_run_one_tuning_job_and_one_package(twin, chain):
-    etl = [e["result"]["status"] for e in _invocations(twin, "StartEtl")]
+    etl = [outcome["status"] for outcome in _outcomes(twin, "StartEtl")]
     assert sorted(etl) == ["duplicate", "started"]
     assert len(_successful(twin, "StartJobRun")) == 1
     assert len(_successful(twin, "CreateHyperParameterTuningJob")) == 1
@@ -306,8 +311,77 @@ def test_when_nothing_runs_the_report_says_which_function_declined_and_why(twin,
     empty.write_bytes(b"")
     run = Scenario(twin, "wine-quality", empty).execute()
     assert [(s.name, s.status) for s in run.steps][-1] == ("prepare", "failed")
-    assert run.failures[0].startswith("prepare: no preparation job ran: start_etl answered {'status': 'ignored'")
+    assert run.failures[0].startswith("prepare: no preparation job ran: start_etl said: ignored: ")
     assert "raw/wine-quality/empty.csv is empty" in run.failures[0]
+
+
+def test_several_files_uploaded_at_once_start_one_preparation_run_that_includes_them_all(twin, chain, tmp_path):
+    """The wine-quality file in three parts (each with the header), uploaded one after another:
+    the events wait on start_etl's queue for the quiet period (the twin's clock), then one run
+    prepares all three files' rows."""
+    dataset = "wine-quality"
+    header, *rows = RAW_FILES[dataset].read_text(encoding="utf-8").splitlines()
+    parts = [rows[i::3] for i in range(3)]
+    keys = [f"raw/{dataset}/part-{n}.csv" for n in range(1, 4)]
+    before, clock = len(twin.trace.entries), twin.clock
+    for n, part in enumerate(parts, 1):
+        _upload(twin, dataset, ("\n".join([header, *part]) + "\n").encode(), f"part-{n}.csv")
+    twin.run_until_idle()
+
+    entries = twin.trace.entries[before:]
+    started = [e for e in entries if e["kind"] == "call" and e["operation"] == "StartJobRun" and e["error"] is None]
+    assert len(started) == 1, started
+    output = started[0]["params"]["Arguments"]["--output"].removeprefix(f"s3://{_bucket(twin)}/")
+    with acting_as("twin"):
+        s3 = twin.client("s3")
+        record = json.loads(s3.get_object(Bucket=_bucket(twin), Key=output + "_RUN.json")["Body"].read())
+        report = json.loads(s3.get_object(Bucket=_bucket(twin), Key=output + "report.json")["Body"].read())
+    assert sorted(o["key"] for o in record["objects"]) == keys
+    assert report["rows_in"] == len(rows)  # every row of the three files
+    # Each upload's event waited the quiet period on the queue before start_etl saw it.
+    first_invocation = next(e for e in entries if e["kind"] == "invoke" and "StartEtl" in e["function"])
+    assert first_invocation["source"].startswith("queue ")
+    quiet = twin.queues.queue(next(m.queue_arn for m in twin.queues.mappings)).delay
+    assert quiet == 300 and twin.clock >= clock + quiet
+    statuses = [
+        o["status"]
+        for e in entries
+        if e["kind"] == "invoke" and "StartEtl" in e["function"]
+        for o in [r["outcome"] for r in e.get("logs", []) if "outcome" in r]
+    ]
+    assert statuses.count("started") == 1 and set(statuses) <= {"started", "duplicate", "superseded"}
+
+
+def test_batch_inputs_are_read_alone_and_written_where_no_other_input_overwrites_them(twin, chain):
+    """a/x.csv, b/x.csv and a/x.csv.bak under batch-input/<dataset>/: three jobs, each reading its
+    own object only (a manifest, not a prefix), each output in a folder of its own."""
+    records = raw_records(RAW_FILES[DATASET], twin, DATASET)
+    inputs = {"a/x.csv": records[:5], "b/x.csv": records[5:12], "a/x.csv.bak": records[12:15]}
+    before = len(twin.trace.entries)
+    with acting_as("data-scientist"):
+        for name, lines in inputs.items():
+            twin.client("s3").put_object(
+                Bucket=_bucket(twin), Key=f"batch-input/{DATASET}/{name}", Body=("\n".join(lines) + "\n").encode()
+            )
+    twin.run_until_idle()
+
+    done = [e for e in twin.trace.entries[before:] if e["kind"] == "job" and e.get("job_type") == "transform"]
+    finished = [e for e in done if e["status"] != "InProgress"]
+    assert len(finished) == 3 and all(e["status"] == "Completed" for e in finished), finished
+    outputs = {out for e in finished for out in e["outputs"]}
+    assert len(outputs) == 3
+    by_input = {}
+    prefix = f"s3://{_bucket(twin)}/batch-output/{DATASET}/"
+    for output in outputs:
+        name, job, file = output.removeprefix(prefix).rsplit("/", 2)
+        assert file == name.rsplit("/", 1)[-1] + ".out" and job.startswith(f"{DATASET}-")
+        by_input[name] = output
+    assert set(by_input) == set(inputs)
+    with acting_as("twin"):
+        for name, output in by_input.items():
+            key = output.removeprefix(f"s3://{_bucket(twin)}/")
+            text = twin.client("s3").get_object(Bucket=_bucket(twin), Key=key)["Body"].read().decode()
+            assert len(text.splitlines()) == len(inputs[name]), name
 
 
 # --- the permission proof over the same run ---

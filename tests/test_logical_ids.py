@@ -27,7 +27,14 @@ PINNED = {
         "OperatorTopic1876606E",
     },
     "network": {"Vpc8378EB38", "FlowLogsLogGroup9853A85F"},
-    "etl": {"Database", "SecurityConfiguration", "NetworkConnection", *FUNCTION_IDS["StartEtl"]},
+    # start_etl's queue, which holds raw uploads for the quiet period (added with it, never moved)
+    "etl": {
+        "Database",
+        "SecurityConfiguration",
+        "NetworkConnection",
+        *FUNCTION_IDS["StartEtl"],
+        "StartEtlQueueC389720C",
+    },
     "training": {
         *GROUPS,
         *FUNCTION_IDS["StartTraining"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import tarfile
 
@@ -39,6 +40,7 @@ from tests.functions import (
     KEY,
     REGION,
     SAGEMAKER_ROLE,
+    event_fixture,
     fake_credentials,
     load_function,
     object_created,
@@ -52,6 +54,7 @@ IMAGES = {
     "knn": "438346466558.dkr.ecr.eu-west-1.amazonaws.com/knn:1",
 }
 RUN = "20261112T093000Z-0123456789"
+CARS_INPUT = "batch-input/car-evaluation/cars.csv"
 SAGEMAKER_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 
 
@@ -196,6 +199,53 @@ def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
 def test_other_objects_are_ignored(start_training, aws, key, reason):
     result = start_training.handler(object_created(key), None)
     assert result["status"] == "ignored" and reason in result["reason"]
+    assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def _changed(event: dict, path: str, value: object = None, *, remove: bool = False) -> dict:
+    """``event`` (a copy) with the field at the dotted ``path`` set to ``value`` or removed."""
+    event = json.loads(json.dumps(event))
+    *parents, last = path.split(".")
+    target = event
+    for part in parents:
+        target = target[part]
+    if remove:
+        del target[last]
+    else:
+        target[last] = value
+    return event
+
+
+GLUE_EVENT = event_fixture("glue_job_state_change_failed.json")
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (GLUE_EVENT, "not an S3 'Object Created' event: source 'aws.glue', detail-type 'Glue Job State Change'"),
+        (
+            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.key", remove=True),
+            "detail.object.key is missing",
+        ),
+        (
+            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.size", "0"),
+            "detail.object.size must be a whole number",
+        ),
+        (
+            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail", None),
+            "detail must be an object",
+        ),
+        ([object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS")], "not an EventBridge event"),
+    ],
+    ids=["glue-event", "no-key", "size-text", "detail-null", "list"],
+)
+def test_an_event_start_training_does_not_understand_is_ignored_with_the_reason(
+    start_training, aws, event, reason, caplog
+):
+    with caplog.at_level("INFO"):
+        result = start_training.handler(event, None)
+    assert result["status"] == "ignored" and reason in result["reason"], result
+    assert reason in caplog.text
     assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
 
 
@@ -500,6 +550,62 @@ def test_jobs_of_another_stage_are_ignored(register_model, aws):
     assert register_model.handler(state_change("prod-run", "Completed"), None)["status"] == "ignored"
 
 
+@pytest.mark.parametrize("status", ["InProgress", "Stopping", "Deleting"])
+def test_a_job_that_has_not_ended_is_ignored_without_a_lookup(register_model, aws, status, caplog):
+    finished_job(aws, "car-run-9", "car-evaluation", {"test": {"accuracy": 0.99}})
+    calls = []
+    register_model.SAGEMAKER.meta.events.register("before-call.sagemaker", lambda model, **_: calls.append(model.name))
+    with caplog.at_level("INFO"):
+        result = register_model.handler(state_change("car-run-9", status), None)
+    reason = f"training job car-run-9 is {status}, not ended (Completed, Failed or Stopped)"
+    assert result == {"status": "ignored", "reason": reason}
+    assert reason in caplog.text
+    assert calls == [] and notifications(aws) == [] and packages(aws, "car-evaluation") == []
+
+
+def _tuning_change(name: str, status: str) -> dict:
+    event = state_change("unused", status)
+    event["detail-type"] = "SageMaker HyperParameter Tuning Job State Change"
+    event["detail"] = {"HyperParameterTuningJobName": name, "HyperParameterTuningJobStatus": status}
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (GLUE_EVENT, "not a SageMaker training or tuning job state change: source 'aws.glue'"),
+        (
+            _changed(state_change("car-run-10", "Completed"), "detail.TrainingJobName", remove=True),
+            "detail.TrainingJobName is missing",
+        ),
+        (
+            _changed(state_change("car-run-10", "Completed"), "detail.TrainingJobStatus", 3),
+            "detail.TrainingJobStatus must be a string",
+        ),
+        (
+            _changed(
+                state_change("car-run-10", "Completed"),
+                "detail-type",
+                "SageMaker HyperParameter Tuning Job State Change",
+            ),
+            "detail.HyperParameterTuningJobName is missing",
+        ),
+        (_changed(_tuning_change("tune-1", "Failed"), "detail", []), "detail must be an object"),
+        ("Completed", "not an EventBridge event"),
+    ],
+    ids=["glue-event", "no-name", "status-number", "training-detail-as-tuning", "detail-list", "text"],
+)
+def test_an_event_register_model_does_not_understand_is_ignored_with_the_reason(
+    register_model, aws, event, reason, caplog
+):
+    finished_job(aws, "car-run-10", "car-evaluation", {"test": {"accuracy": 0.99}})
+    with caplog.at_level("INFO"):
+        result = register_model.handler(event, None)
+    assert result["status"] == "ignored" and reason in result["reason"], result
+    assert reason in caplog.text
+    assert notifications(aws) == [] and packages(aws, "car-evaluation") == []
+
+
 def test_gate_directions(register_model):
     parsed = register_model.load_spec(
         json.dumps(spec("car-evaluation", objective_metric="accuracy", minimum=0.9, tolerance=0.0))
@@ -558,11 +664,12 @@ def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_tr
     assert result["status"] == "started" and result["model_package"] == package
     job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
     assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == "text/csv"
-    assert (
-        job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        == f"s3://{DATA}/batch-input/car-evaluation/cars-2026-11.csv"
-    )
-    assert job["TransformOutput"]["S3OutputPath"] == f"s3://{DATA}/batch-output/car-evaluation/"
+    source = job["TransformInput"]["DataSource"]["S3DataSource"]
+    assert source["S3DataType"] == "ManifestFile"
+    assert manifest_objects(aws["s3"], source["S3Uri"]) == [f"s3://{DATA}/batch-input/car-evaluation/cars-2026-11.csv"]
+    output = f"s3://{DATA}/batch-output/car-evaluation/cars-2026-11.csv/{result['job']}/"
+    assert job["TransformOutput"]["S3OutputPath"] == output
+    assert source["S3Uri"] == output + "input.manifest"
     assert job["TransformOutput"]["KmsKeyId"] == KEY
     assert job["DataProcessing"]["JoinSource"] == "Input"
     model = aws["sagemaker"].describe_model(ModelName=job["ModelName"])
@@ -570,6 +677,64 @@ def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_tr
     assert model["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a"]}
     assert sent["CreateModel"]["Containers"] == [{"ModelPackageName": package}]
     assert sent["CreateModel"]["EnableNetworkIsolation"] is True
+
+
+def manifest_objects(s3, uri: str) -> list[str]:
+    """The objects a transform job's manifest names, as SageMaker reads the documented format
+    ``[{"prefix": "s3://bucket/prefix/"}, "relative/key", ...]``
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformS3DataSource.html)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    first, *relative = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return [first["prefix"] + name for name in relative]
+
+
+def test_a_batch_file_is_read_alone_not_with_the_keys_it_is_a_prefix_of(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+    for key in ("batch-input/car-evaluation/cars.csv", "batch-input/car-evaluation/cars.csv.bak"):
+        aws["s3"].put_object(Bucket=DATA, Key=key, Body=b"vhigh,vhigh,2,2,small,low\n")
+    result = start_batch_transform.handler(object_created("batch-input/car-evaluation/cars.csv"), None)
+    source = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])["TransformInput"]["DataSource"]
+    assert source["S3DataSource"]["S3DataType"] == "ManifestFile"
+    assert manifest_objects(aws["s3"], source["S3DataSource"]["S3Uri"]) == [
+        f"s3://{DATA}/batch-input/car-evaluation/cars.csv"
+    ]
+
+
+def test_inputs_of_one_name_in_two_folders_are_written_where_neither_overwrites_the_other(start_batch_transform, aws):
+    approved_package(aws, "car-evaluation")
+    paths = {}
+    for key, version in (("a/x.csv", "v1"), ("b/x.csv", "v1"), ("a/x.csv", "v2")):
+        event = object_created(f"batch-input/car-evaluation/{key}", **{"version-id": version})
+        job = start_batch_transform.handler(event, None)["job"]
+        paths[key, version] = aws["sagemaker"].describe_transform_job(TransformJobName=job)["TransformOutput"][
+            "S3OutputPath"
+        ]
+    assert paths["a/x.csv", "v1"].startswith(f"s3://{DATA}/batch-output/car-evaluation/a/x.csv/")
+    assert paths["b/x.csv", "v1"].startswith(f"s3://{DATA}/batch-output/car-evaluation/b/x.csv/")
+    # No output folder holds another: a, b, and a's second version each write their own.
+    for one, other in itertools.permutations(paths.values(), 2):
+        assert not one.startswith(other), (one, other)
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (GLUE_EVENT, "not an S3 'Object Created' event: source 'aws.glue', detail-type 'Glue Job State Change'"),
+        (_changed(object_created(CARS_INPUT), "detail.bucket", remove=True), "detail.bucket is missing"),
+        (_changed(object_created(CARS_INPUT), "detail.object.key", 7), "detail.object.key must be a string"),
+        (_changed(object_created(CARS_INPUT), "id", None), "id must be a string"),
+    ],
+    ids=["glue-event", "no-bucket", "key-number", "id-null"],
+)
+def test_an_event_start_batch_transform_does_not_understand_is_ignored_with_the_reason(
+    start_batch_transform, aws, event, reason, caplog
+):
+    approved_package(aws, "car-evaluation")
+    with caplog.at_level("INFO"):
+        result = start_batch_transform.handler(event, None)
+    assert result["status"] == "ignored" and reason in result["reason"], result
+    assert reason in caplog.text
+    assert aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"] == []
 
 
 def test_a_repeated_batch_event_starts_one_transform(start_batch_transform, aws):

@@ -70,7 +70,7 @@ def test_model_dir_holds_model_schema_info_evaluation_and_inference_code(trained
         "code",
     }
     # The serving container runs code/inference.py (SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code).
-    assert {p.name for p in (model / "code").iterdir()} == {"inference.py", "schema_encoder.py"}
+    assert {p.name for p in (model / "code").iterdir()} == {"inference.py", "schema_encoder.py", "dataset_spec.py"}
     assert json.loads((model / "schema.json").read_text()) == trained["bank-marketing"].prepared.schema
     info = json.loads((model / "model-info.json").read_text())
     assert (
@@ -133,3 +133,30 @@ def test_run_local_refuses_a_folder_that_is_not_a_prepared_run(tmp_path):
         check=False,
     )
     assert result.returncode == 2 and "is not a prepared run" in result.stderr
+
+
+def _run_local(*arguments: str):
+    command = [sys.executable, str(ROOT / "training_jobs" / "run_local.py"), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_run_local_says_in_one_line_what_is_wrong_with_its_paths(prepared, tmp_path):
+    car = str(prepared["car-evaluation"].output)
+    cases = {
+        "is not a folder": ("--prepared", str(tmp_path / "absent"), "--out", str(tmp_path / "o")),
+        "cannot read the spec": ("--prepared", car, "--out", str(tmp_path / "o"), "--spec", str(tmp_path / "x.json")),
+        "was prepared for 'car-evaluation'": (
+            "--prepared",
+            car,
+            "--out",
+            str(tmp_path / "o"),
+            "--spec",
+            str(ROOT / "datasets" / "bank-marketing.json"),
+        ),
+    }
+    for expected, arguments in cases.items():
+        result = _run_local(*arguments)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

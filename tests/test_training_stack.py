@@ -11,7 +11,7 @@ from constructs.local_bundling import tarball_of
 from constructs.sagemaker_images import Image, registries
 from moto.events.models import EventPattern
 
-from stacks.training import IMAGES, SOURCE_FILES, TRAINING_CODE
+from stacks.training import IMAGES, SHARED_MODULES, SOURCE_FILES, TRAINING_CODE
 from tests.functions import DATA_BUCKET, object_created
 from tests.helpers import logical_id, properties, resources
 from tests.test_etl_stack import concrete
@@ -139,7 +139,7 @@ def test_every_lambda_has_a_dlq_and_two_alarms(stage):
 
 
 def test_the_training_code_tarball_is_byte_stable_and_holds_the_scripts(tmp_path):
-    write = tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz")
+    write = tarball_of(TRAINING_CODE, SOURCE_FILES, "sourcedir.tar.gz", shared=SHARED_MODULES)
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     write(tmp_path / "a"), write(tmp_path / "b")
     first, second = (
@@ -148,4 +148,4 @@ def test_the_training_code_tarball_is_byte_stable_and_holds_the_scripts(tmp_path
     )
     assert first == second
     with tarfile.open(tmp_path / "a" / "sourcedir.tar.gz") as archive:
-        assert sorted(archive.getnames()) == sorted(SOURCE_FILES)
+        assert sorted(archive.getnames()) == sorted([*SOURCE_FILES, "dataset_spec.py"])

@@ -18,18 +18,48 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CHANNELS = ("train", "validation", "test")
+# What the training job's code holds (stacks/training.py ships the same files as sourcedir.tar.gz):
+# the scripts, and the raw file's number rules from etl/ that schema_encoder.py imports.
+CODE = (HERE / "train.py", HERE / "inference.py", HERE / "schema_encoder.py", HERE.parent / "etl" / "dataset_spec.py")
 
 
-def hyperparameters_from_spec(path: Path) -> dict[str, Any]:
-    training = json.loads(path.read_text(encoding="utf-8")).get("training", {})
+class Refused(Exception):
+    """A command line that cannot run, said in one line."""
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise Refused(f"cannot read the spec {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Refused(f"the spec {path} is not JSON: {error}") from None
+    if not isinstance(spec, dict):
+        raise Refused(f"the spec {path} is not a JSON object")
+    return spec
+
+
+def check_matches(spec: Mapping[str, Any], path: Path, prepared: Path) -> None:
+    """The spec is the one the prepared run was made with (schema.json names its dataset)."""
+    try:
+        dataset = json.loads((prepared / "schema.json").read_text(encoding="utf-8")).get("dataset")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
+        raise Refused(f"{prepared}/schema.json is not a prepared run's schema: {error}") from None
+    if dataset != spec.get("dataset"):
+        raise Refused(f"the spec {path} is for {spec.get('dataset')!r}, but {prepared} was prepared for {dataset!r}")
+
+
+def hyperparameters_from_spec(spec: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    training = spec.get("training", {})
     if training.get("algorithm", "xgboost") != "xgboost":
-        raise SystemExit(
-            f"error: {path} trains with {training['algorithm']}, a SageMaker built-in algorithm; "
+        raise Refused(
+            f"{path} trains with {training['algorithm']}, a SageMaker built-in algorithm; "
             "run_local runs the XGBoost trainer"
         )
     return {
@@ -68,9 +98,13 @@ def run(prepared: Path, out: Path, hyperparameters: dict[str, Any]) -> int:
             shutil.copytree(prepared / channel, root / "input" / "data" / channel)
         (root / "input" / "data" / "schema").mkdir(parents=True)
         shutil.copyfile(prepared / "schema.json", root / "input" / "data" / "schema" / "schema.json")
+        code = root / "code"  # the job's code folder, as SageMaker unpacks sourcedir.tar.gz
+        code.mkdir()
+        for module in CODE:
+            shutil.copyfile(module, code / module.name)
         arguments = [item for name, value in hyperparameters.items() for item in (f"--{name}", str(value))]
         env = {**os.environ, **contract(root, hyperparameters)}
-        result = subprocess.run([sys.executable, str(HERE / "train.py"), *arguments], env=env, check=False)
+        result = subprocess.run([sys.executable, str(code / "train.py"), *arguments], env=env, check=False)
         if result.returncode != 0:
             return result.returncode
         out.mkdir(parents=True, exist_ok=True)
@@ -93,8 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hyperparameters is not JSON: {error}")
     if not isinstance(extra, dict):
         parser.error("--hyperparameters must be a JSON object")
-    hyperparameters = {**(hyperparameters_from_spec(args.spec) if args.spec else {}), **extra}
-    return run(args.prepared, args.out, hyperparameters)
+    try:
+        if not args.prepared.is_dir():
+            raise Refused(f"{args.prepared} is not a folder (a prepared run from etl/prepare.py)")
+        from_spec = {}
+        if args.spec:
+            spec = read_spec(args.spec)
+            if (args.prepared / "schema.json").is_file():
+                check_matches(spec, args.spec, args.prepared)
+            from_spec = hyperparameters_from_spec(spec, args.spec)
+    except Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
+    return run(args.prepared, args.out, {**from_spec, **extra})
 
 
 if __name__ == "__main__":

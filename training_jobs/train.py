@@ -8,7 +8,7 @@ The container contract (https://github.com/aws/sagemaker-training-toolkit, ENVIR
   ``SM_CHANNEL_SCHEMA``;
 - the model goes to ``SM_MODEL_DIR``: ``xgboost-model.json``, ``schema.json`` and
   ``model-info.json`` (problem, classes, decision threshold), what inference.py loads, and
-  ``code/`` with inference.py and schema_encoder.py for the serving container;
+  ``code/`` with inference.py, schema_encoder.py and dataset_spec.py for the serving container;
 - reports go to ``SM_OUTPUT_DATA_DIR``: ``evaluation.json`` (also copied beside the model).
 
 Training stops early on the validation channel. The metrics are printed as
@@ -40,7 +40,9 @@ from sklearn import metrics as skm
 MODEL_FILE = "xgboost-model.json"
 # Inference code travels inside model.tar.gz (code/), as SageMaker's framework containers
 # expect with SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code: an isolated endpoint cannot fetch it.
-INFERENCE_CODE = ("inference.py", "schema_encoder.py")
+# dataset_spec.py (the raw file's number rules, from etl/) sits beside this script in the training
+# code, as schema_encoder.py imports it.
+INFERENCE_CODE = ("inference.py", "schema_encoder.py", "dataset_spec.py")
 INFO_FILE = "model-info.json"
 EVALUATION_FILE = "evaluation.json"
 METRIC_LINE = "metric {channel}:{name}={value:.6f}"

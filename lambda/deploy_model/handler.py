@@ -10,6 +10,9 @@ role). The endpoint stays owned by its stack: no drift, and the next ``cdk deplo
 parameter. SageMaker then shifts traffic blue/green and rolls back on the stack's alarms.
 
 - the package is already live: nothing to do (logged);
+- another group's package, one not Approved, one whose ModelPackageStatus is not Completed (still
+  being created, failed, being deleted), or an event that is not a model package state change:
+  ignored with the reason logged;
 - the stack is busy (an update or rollback in progress): StackBusy is raised, so Lambda's
   retries bring the event back later; once retries run out it waits in the DLQ for a replay.
 
@@ -84,20 +87,23 @@ def settle(stack: Stack, package: str, name: str) -> dict[str, Any] | None:
     return None
 
 
-def deploy_model(event: Mapping[str, Any], cloudformation, settings: Settings) -> dict[str, Any]:
-    detail = event["detail"]
-    package, group = detail["ModelPackageArn"], detail["ModelPackageGroupName"]
-    if group != settings.group_name or detail.get("ModelApprovalStatus") != "Approved":
-        reason = f"{package} is not an approved package of {settings.group_name}"
-        LOG.info("ignored: %s", reason)
-        return {"status": "ignored", "reason": reason}
+def deploy_model(event: Any, cloudformation, settings: Settings) -> dict[str, Any]:
+    try:
+        change = runtime.ModelPackageStateChange.from_event(event)
+    except runtime.Unrecognised as unrecognised:
+        return runtime.ignored(LOG, str(unrecognised))
+    package = change.arn
+    if change.group != settings.group_name or change.approval != "Approved":
+        return runtime.ignored(LOG, f"{package} is not an approved package of {settings.group_name}")
+    if change.status is not None and change.status != "Completed":  # being created, failed or being deleted
+        return runtime.ignored(LOG, f"{package} is {change.status}, not Completed")
 
     stack = describe(cloudformation, settings.stack_name)
     settled = settle(stack, package, settings.stack_name)
     if settled is not None:
         return settled
 
-    update = [{"ParameterKey": PARAMETER, "ParameterValue": package}]
+    update: list[dict[str, Any]] = [{"ParameterKey": PARAMETER, "ParameterValue": package}]
     update += [{"ParameterKey": key, "UsePreviousValue": True} for key in stack.parameters if key != PARAMETER]
     try:
         cloudformation.update_stack(

@@ -1,7 +1,8 @@
 """register_model: a finished platform training or tuning job is judged and registered.
 
-Fired by EventBridge when a training or tuning job ends (Completed, Failed, Stopped). Jobs are
-recognised by their tags (``ml-platform:stage`` and ``ml-platform:dataset``, set by
+Fired by EventBridge when a training or tuning job ends (Completed, Failed, Stopped); an event of
+any other state, or any other event, is ignored with the reason logged. Jobs are recognised by
+their tags (``ml-platform:stage`` and ``ml-platform:dataset``, set by
 start_training); any other job in the account is ignored.
 
 - Completed: read the job's ``evaluation.json`` (the best training job's, for a tuning job),
@@ -83,25 +84,29 @@ def gate(spec: DatasetSpec, value: float, current: float | None) -> Verdict:
     return Verdict(True, f"test {metric} {value:.4f} passes the gate{against}")
 
 
-def register_model(event: Mapping[str, Any], sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
-    detail = event["detail"]
-    tuning_event = event["detail-type"] == "SageMaker HyperParameter Tuning Job State Change"
+def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
+    try:
+        change = runtime.JobStateChange.from_event(event)
+    except runtime.Unrecognised as unrecognised:
+        return runtime.ignored(LOG, str(unrecognised))
+    name, status, kind = change.name, change.status, f"{change.kind} job"
+    if not change.ended:  # the rule asks for ended jobs only; an event of another state is not ours to judge
+        ended = f"{', '.join(runtime.ENDED[:-1])} or {runtime.ENDED[-1]}"
+        return runtime.ignored(LOG, f"{kind} {name} is {status}, not ended ({ended})")
+    tuning_event = change.kind == "tuning"
     if tuning_event:
-        name, status = detail["HyperParameterTuningJobName"], detail["HyperParameterTuningJobStatus"]
         described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         arn = described["HyperParameterTuningJobArn"]
     else:
-        name, status = detail["TrainingJobName"], detail["TrainingJobStatus"]
         described = sagemaker.describe_training_job(TrainingJobName=name)
         arn = described["TrainingJobArn"]
         if described.get("TuningJobArn"):
-            return {"status": "ignored", "reason": f"{name} belongs to a tuning job; its outcome is the tuning job's"}
+            return runtime.ignored(LOG, f"{name} belongs to a tuning job; its outcome is the tuning job's")
     # The rule passes every job's end in the account; only this stage's jobs are ours.
     tags = runtime.tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
     dataset = tags.get(runtime.DATASET_TAG)
     if tags.get(runtime.STAGE_TAG) != settings.stage or dataset is None or dataset not in settings.specs:
-        return {"status": "ignored", "reason": f"{name} is not a job of this platform stage"}
-    kind = "tuning job" if tuning_event else "training job"
+        return runtime.ignored(LOG, f"{name} is not a job of this platform stage")
     if status != "Completed":
         return _notify_failure(sns, settings, kind, name, status, described.get("FailureReason", "no reason given"))
     if tuning_event:

@@ -1,18 +1,34 @@
 """start_batch_transform: a file under batch-input/<dataset>/ gets predictions from the latest
-approved model of that dataset, written to batch-output/<dataset>/.
+approved model of that dataset, written under batch-output/<dataset>/.
 
-Fired by EventBridge on S3 "Object Created" under batch-input/. The transform job reads the
-file line by line (CSV records of the dataset's raw columns, no header), and writes each input
-row joined to its prediction. No approved model: no job, a log line and a message to the
-operators' topic. The model and job names derive from the object (key, version or ETag) and the
-model package, so a repeated event finds the job and starts nothing, and a create that SageMaker
-refuses for the name counts as success when the job of that name, described again, is ours.
+Fired by EventBridge on S3 "Object Created" under batch-input/; any other event or object is
+ignored with the reason logged. The transform job reads exactly the uploaded object, line by
+line (CSV records of the dataset's raw columns, no header), and writes each input row joined to
+its prediction. No approved model: no job, a log line and a message to the operators' topic.
+
+Exactly that object: the job's data source is a manifest (S3DataType ManifestFile) naming the one
+key, never an S3Prefix, which would also take every key the uploaded one is a prefix of
+(cars.csv and cars.csv.bak).
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformS3DataSource.html
+
+Output layout: batch-input/<dataset>/<path>/<file> is transformed into
+batch-output/<dataset>/<path>/<file>/<job>/<file>.out, beside the job's manifest
+(input.manifest). The folder is the input's own key and the job's name, which derives from the
+key, the object's version (or ETag) and the model package: two inputs of one name in different
+folders, an input and a key it is a prefix of, and two versions of one input never share an
+output folder, so none overwrites another's predictions.
+
+The model and job names derive from the object (key, version or ETag) and the model package, so
+a repeated event (a new event time for the same object version included) finds the job and
+starts nothing, and a create that SageMaker refuses for the name counts as success when the job
+of that name, described again, is ours.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -25,6 +41,8 @@ import platform_runtime as runtime
 from botocore.exceptions import ClientError
 
 LOG = logging.getLogger(__name__)
+MANIFEST = "input.manifest"  # the job's data source, in its output folder
+MAX_URI = 1024  # SageMaker's limit on S3Uri and S3OutputPath
 
 
 @dataclass(frozen=True)
@@ -43,12 +61,14 @@ class Settings:
     instance_count: int = runtime.setting("INSTANCE_COUNT", "integer")
 
 
-def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Settings) -> dict[str, Any]:
-    obj = runtime.ObjectCreated.from_event(event)
+def start_batch_transform(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
+    try:
+        obj = runtime.ObjectCreated.from_event(event)
+    except runtime.Unrecognised as unrecognised:
+        return runtime.ignored(LOG, str(unrecognised))
     found = obj.in_dataset(bucket=settings.data_bucket, prefix=settings.input_prefix, datasets=settings.datasets)
     if isinstance(found, str):
-        LOG.info("ignored: %s", found)
-        return {"status": "ignored", "reason": found}
+        return runtime.ignored(LOG, found)
     dataset, name = found
 
     group = runtime.model_package_group(settings.group_prefix, dataset)
@@ -66,11 +86,16 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
     digest = hashlib.sha256("\n".join([obj.key, obj.version, package]).encode()).hexdigest()[:12]
     stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit('.', 1)[0]}")[: 63 - 13].strip("-")
     job = f"{stem}-{digest}"
-    source = obj.uri
+    output = f"s3://{obj.bucket}/{settings.output_prefix}{dataset}/{name}/{job}/"
+    manifest = output + MANIFEST
+    if len(manifest) > MAX_URI:
+        return runtime.ignored(LOG, f"{obj.key} is too long a key: its manifest's URI would pass {MAX_URI} characters")
     describe = functools.partial(sagemaker.describe_transform_job, TransformJobName=job)
     if runtime.described(describe) is not None:
         LOG.info("duplicate event: transform job %s exists", job)
         return {"status": "duplicate", "job": job}
+    folder, _, file_name = obj.key.rpartition("/")
+    _write_manifest(s3, manifest, [{"prefix": f"s3://{obj.bucket}/{folder}/"}, file_name])
     model = job  # one model per job, named after it
     model_refused = _create_model(sagemaker, model, package, settings, dataset)
     try:
@@ -79,12 +104,12 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
             ModelName=model,
             BatchStrategy="MultiRecord",
             TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+                "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
                 "ContentType": "text/csv",
                 "SplitType": "Line",
             },
             TransformOutput={
-                "S3OutputPath": f"s3://{obj.bucket}/{settings.output_prefix}{dataset}/",
+                "S3OutputPath": output,
                 "Accept": "text/csv",
                 "AssembleWith": "Line",
                 "KmsKeyId": settings.placement.kms_key_arn,
@@ -99,14 +124,20 @@ def start_batch_transform(event: Mapping[str, Any], sagemaker, sns, settings: Se
         )
     except ClientError as error:
         taken = runtime.error_code(error) in runtime.NAME_TAKEN
-        if not taken or not _is_ours(runtime.described(describe), model, source):
+        if not taken or not _is_ours(runtime.described(describe), model, manifest):
             if model_refused:  # most likely why: the refused model was not one already there
                 raise error from model_refused
             raise
         LOG.info("duplicate event: transform job %s was started by another delivery", job)
         return {"status": "duplicate", "job": job}
     LOG.info("started transform job %s with %s", job, package, extra={"dataset": dataset})
-    return {"status": "started", "job": job, "model_package": package, "dataset": dataset}
+    return {"status": "started", "job": job, "model_package": package, "dataset": dataset, "output": output}
+
+
+def _write_manifest(s3, uri: str, manifest: list[Any]) -> None:
+    """The job's manifest: the same object and content for the same job, so a repeated write is harmless."""
+    bucket, key = runtime.split_uri(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode(), ContentType="application/json")
 
 
 def _create_model(sagemaker, name: str, package: str, settings: Settings, dataset: str) -> ClientError | None:
@@ -132,18 +163,19 @@ def _create_model(sagemaker, name: str, package: str, settings: Settings, datase
     return None
 
 
-def _is_ours(found: Mapping[str, Any] | None, model: str, source: str) -> bool:
-    """Whether the transform job of our name is the one we meant: our model, on this object."""
+def _is_ours(found: Mapping[str, Any] | None, model: str, manifest: str) -> bool:
+    """Whether the transform job of our name is the one we meant: our model, on this object's manifest."""
     if found is None:
         return False
-    uri = found.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-    return found.get("ModelName") == model and uri == source
+    source = found.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {})
+    return found.get("ModelName") == model and source == {"S3DataType": "ManifestFile", "S3Uri": manifest}
 
 
 SETTINGS = runtime.read_settings(Settings, "start_batch_transform", os.environ)
 SAGEMAKER = boto3.client("sagemaker")
+S3 = boto3.client("s3")
 SNS = boto3.client("sns")
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return start_batch_transform(event, SAGEMAKER, SNS, SETTINGS)
+    return start_batch_transform(event, SAGEMAKER, S3, SNS, SETTINGS)

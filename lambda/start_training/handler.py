@@ -1,6 +1,7 @@
 """start_training: prepared data arriving (the ETL job's _SUCCESS) trains the dataset's model.
 
-Fired by EventBridge on S3 "Object Created" for prepared/<dataset>/<run-id>/_SUCCESS. Starts a
+Fired by EventBridge on S3 "Object Created" for prepared/<dataset>/<run-id>/_SUCCESS; any other
+event or object is ignored with the reason logged. Starts a
 training job, or a Bayesian hyperparameter tuning job when the dataset's spec has
 ``training.tuning``. Every job runs in the VPC's private subnets with network isolation,
 inter-container traffic encryption, KMS on volumes and output, a maximum runtime and, when the
@@ -64,9 +65,13 @@ def job_name(dataset: str, run_id: str, limit: int) -> str:
     return f"{name[: limit - 11].rstrip('-')}-{digest}"
 
 
-def parse(event: Mapping[str, Any], settings: Settings) -> tuple[str, str] | str:
-    """(dataset, run_id) for a run's _SUCCESS, or the reason to ignore the object."""
-    obj = runtime.ObjectCreated.from_event(event)
+def parse(event: Any, settings: Settings) -> tuple[str, str] | str:
+    """(dataset, run_id) for a run's _SUCCESS, or the reason to ignore the event: another kind of
+    event, one without a field it reads, or another object."""
+    try:
+        obj = runtime.ObjectCreated.from_event(event)
+    except runtime.Unrecognised as unrecognised:
+        return str(unrecognised)
     found = obj.in_dataset(
         bucket=settings.data_bucket, prefix=settings.prepared_prefix, datasets=settings.specs, allow_empty=True
     )
@@ -174,11 +179,10 @@ def builtin_hyperparameters(spec: DatasetSpec, schema: Mapping[str, Any]) -> dic
     return {k: str(v) for k, v in values.items()}
 
 
-def start_training(event: Mapping[str, Any], sagemaker, s3, settings: Settings) -> dict[str, Any]:
+def start_training(event: Any, sagemaker, s3, settings: Settings) -> dict[str, Any]:
     parsed = parse(event, settings)
     if isinstance(parsed, str):
-        LOG.info("ignored: %s", parsed)
-        return {"status": "ignored", "reason": parsed}
+        return runtime.ignored(LOG, parsed)
     dataset, run_id = parsed
     spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
     schema = json.loads(
