@@ -198,15 +198,22 @@ class DatasetSpec:
                 raise SpecError(self.name, column, "in the data but not in the spec: add it to features or to drop")
 
 
-class _NotJson(Exception):
-    """What json.loads takes but a spec may not hold: a key twice in one object, NaN, Infinity."""
+class _NotJson(ValueError):
+    """What json.loads takes but a spec (or a request) may not hold: a key twice in one object,
+    NaN, Infinity."""
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class DuplicateKey(_NotJson):
+    """A JSON object that names a key twice (json.loads would keep only the last value)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that refuses a key given twice in one object, for the
+    spec and for the endpoint's JSON records alike."""
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise _NotJson(f"key {key!r} appears twice in one object (JSON would keep only the last)")
+            raise DuplicateKey(f"the key {key!r} appears twice in one object (JSON would keep only the last)")
         found[key] = value
     return found
 
@@ -217,7 +224,7 @@ def _no_constant(name: str) -> Any:
 
 def load_spec(text: str, source: str = "spec") -> DatasetSpec:
     try:
-        raw = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        raw = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise SpecError(source, None, f"not valid JSON: {exc}") from None
     except _NotJson as exc:

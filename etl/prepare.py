@@ -658,7 +658,7 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
         part.select(*names).write.mode("overwrite").option("header", "false").csv(join(output_uri, name))
 
     labels = target_labels(spec, classes, spellings)
-    schema = build_schema(spec, fitted, classes, labels, seed, input_uri, balance)
+    schema = build_schema(spec, fitted, classes, labels, seed, input_uri, balance, raw.columns[:-3])
     columns_in = [spec.target.column, *(f.name for f in spec.features)]
     report = {
         "dataset": spec.name,
@@ -685,7 +685,7 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
     return report
 
 
-def build_schema(spec, fitted, classes, labels, seed, input_uri, balance) -> dict[str, Any]:
+def build_schema(spec, fitted, classes, labels, seed, input_uri, balance, raw_columns) -> dict[str, Any]:
     target = spec.target
     return {
         "format": SCHEMA_FORMAT,
@@ -693,6 +693,9 @@ def build_schema(spec, fitted, classes, labels, seed, input_uri, balance) -> dic
         "dataset": spec.name,
         "seed": seed,
         "source": input_uri,
+        # The raw file's layout, so that serving reads a line of it as the job did: its delimiter
+        # and every column in file order (the target and the dropped columns among them).
+        "raw": {"delimiter": spec.delimiter, "columns": list(raw_columns)},
         "missing_values": list(spec.missing_values),
         "input_columns": [f.name for f in spec.features],
         "target": {

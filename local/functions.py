@@ -39,6 +39,8 @@ from local.trace import acting_as
 if TYPE_CHECKING:
     from local.platform import Twin
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 class FunctionError(RuntimeError):
     """The twin cannot run the function at all (not an error raised by its handler)."""
@@ -56,12 +58,31 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+# The repository's runtime folders: what a function, a job or a model ships is copied from them,
+# and code loaded "alone" must find its modules in its own folder, not here.
+RUNTIME_FOLDERS = tuple(ROOT / name for name in ("etl", "training_jobs", "lambda"))
+
+
+def _in_runtime_folders(path: str | None) -> bool:
+    return path is not None and any(Path(path).resolve().is_relative_to(f) for f in RUNTIME_FOLDERS)
+
+
 @contextlib.contextmanager
-def private_imports(folder: Path) -> Iterator[None]:
+def private_imports(folder: Path, *, alone: bool = False) -> Iterator[None]:
     """Import from ``folder`` first, and leave no module of it behind in sys.modules (so another
-    function, job or model with a module of the same name gets its own)."""
+    function, job or model with a module of the same name gets its own). ``alone``: the
+    repository's runtime folders are off the path and their modules out of sys.modules meanwhile,
+    so that a module the folder lacks fails to import, as it would in the container."""
     names = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
     saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in names}
+    hidden_paths = [p for p in sys.path if alone and p and _in_runtime_folders(p)]
+    hidden = {
+        name: sys.modules.pop(name)
+        for name, module in list(sys.modules.items())
+        if alone and _in_runtime_folders(getattr(module, "__file__", None))
+    }
+    for path in hidden_paths:
+        sys.path.remove(path)
     sys.path.insert(0, str(folder))
     try:
         yield
@@ -70,6 +91,8 @@ def private_imports(folder: Path) -> Iterator[None]:
         for name in [n for n in sys.modules if n.split(".")[0] in names]:
             del sys.modules[name]
         sys.modules.update(saved)
+        sys.modules.update(hidden)
+        sys.path[1:1] = hidden_paths
 
 
 LOADED: set[str] = set()  # aliases registered in sys.modules, dropped when the twin stops
@@ -81,15 +104,16 @@ def unload_modules() -> None:
     LOADED.clear()
 
 
-def load_module(path: Path, alias: str) -> ModuleType:
-    """``path`` imported as a module named ``alias``, with its folder's modules private to it."""
+def load_module(path: Path, alias: str, *, alone: bool = False) -> ModuleType:
+    """``path`` imported as a module named ``alias``, with its folder's modules private to it
+    (and, ``alone``, nothing else of the repository's runtime code: see :func:`private_imports`)."""
     spec = importlib.util.spec_from_file_location(alias, path)
     if spec is None or spec.loader is None:
         raise FunctionError(f"{path} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[alias] = module  # dataclasses and pickling look a module up by its name
     LOADED.add(alias)
-    with private_imports(path.parent):
+    with private_imports(path.parent, alone=alone):
         spec.loader.exec_module(module)
     return module
 

@@ -56,13 +56,19 @@ class Container:
         return self.server.server_address[1]
 
     def invoke(self, body: bytes | str, content_type: str, accept: str) -> tuple[int, str]:
+        status, _, text = self.exchange(body, content_type, accept)
+        return status, text
+
+    def exchange(self, body: bytes | str, content_type: str, accept: str) -> tuple[int, str, str]:
+        """POST /invocations: (status, the answer's Content-Type, its text)."""
         data = body.encode() if isinstance(body, str) else body
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             headers = {"Content-Type": content_type, "Accept": accept or "*/*", "Content-Length": str(len(data))}
             connection.request("POST", "/invocations", body=data, headers=headers)
             response = connection.getresponse()
-            return response.status, response.read().decode("utf-8")
+            media = (response.getheader("Content-Type") or "").split(";")[0].strip()
+            return response.status, media, response.read().decode("utf-8")
         finally:
             connection.close()
 
@@ -148,7 +154,10 @@ class Hosting:
         program = model_dir / submit.removeprefix(MODEL_ROOT).lstrip("/") / environment["SAGEMAKER_PROGRAM"]
         if not program.is_file():
             raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
-        return load_module(program, "model_" + re.sub(r"\W", "_", label))
+        try:  # the container has the model's code/ and its own libraries, nothing of this repository
+            return load_module(program, "model_" + re.sub(r"\W", "_", label), alone=True)
+        except ImportError as error:
+            raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} does not import: {error}") from None
 
     def _server(self):
         if self._server_module is None:
@@ -183,7 +192,9 @@ class Hosting:
         container = self.endpoints[params["EndpointName"]]
         body = params["Body"]
         body = body.read() if hasattr(body, "read") else body
-        status, text = container.invoke(body, params.get("ContentType", "application/json"), params.get("Accept", ""))
+        status, media, text = container.exchange(
+            body, params.get("ContentType", "application/json"), params.get("Accept", "")
+        )
         if status >= 400:
             # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html#API_runtime_InvokeEndpoint_Errors
             raise ClientError(
@@ -201,7 +212,7 @@ class Hosting:
         data = text.encode("utf-8")
         return {
             "Body": StreamingBody(io.BytesIO(data), len(data)),
-            "ContentType": params.get("Accept") or "application/json",
+            "ContentType": media,  # what the container answered in (InvokeEndpoint passes it on)
             "InvokedProductionVariant": "AllTraffic",
         }
 

@@ -127,7 +127,9 @@ class Serving:
         return {"model": pickle.loads((root / MODEL_FILE).read_bytes()), **json.loads((root / INFO_FILE).read_text())}
 
     @classmethod
-    def input_fn(cls, body: str | bytes, content_type: str, model: dict[str, Any] | None = None) -> np.ndarray:
+    def input_fn(cls, body: str | bytes, content_type: str) -> np.ndarray:
+        """The rows, as the container's input_fn reads them: without the model (the record's width
+        is checked in predict_fn)."""
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         media = (content_type or "").split(";")[0].strip().lower()
         try:
@@ -141,12 +143,14 @@ class Serving:
             if isinstance(error, cls.UnsupportedMediaType):
                 raise
             raise cls.RecordError(f"the body is not rows of numeric features: {error}") from None
-        if model is not None and rows and any(len(row) != model["feature_dim"] for row in rows):
-            raise cls.RecordError(f"each record needs feature_dim = {model['feature_dim']} numeric features")
+        if len({len(row) for row in rows}) > 1:
+            raise cls.RecordError("every record needs the same number of numeric features")
         return np.array(rows, dtype=np.float64)
 
-    @staticmethod
-    def predict_fn(features: np.ndarray, model: dict[str, Any]) -> list[dict[str, Any]]:
+    @classmethod
+    def predict_fn(cls, features: np.ndarray, model: dict[str, Any]) -> list[dict[str, Any]]:
+        if features.size and features.shape[1] != model["feature_dim"]:
+            raise cls.RecordError(f"each record needs feature_dim = {model['feature_dim']} numeric features")
         estimator, predictor = model["model"], model["predictor_type"]
         if predictor == "regressor":
             return [{"score": float(v)} for v in estimator.predict(features)]

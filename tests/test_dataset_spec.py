@@ -225,7 +225,7 @@ def test_siblings_at_the_spec_door_are_named(change, expected):
 def test_a_key_given_twice_in_one_object_is_refused():
     text = (ROOT / "datasets" / "car-evaluation.json").read_text()
     text = text.replace('"header": false', '"header": false, "header": true')
-    with pytest.raises(SpecError, match=r"dataset 'car.json': key 'header' appears twice in one object"):
+    with pytest.raises(SpecError, match=r"dataset 'car.json': the key 'header' appears twice in one object"):
         load_spec(text, source="car.json")
 
 

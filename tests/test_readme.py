@@ -165,6 +165,9 @@ NOT_IN_THE_CHECKOUT = {
     # names with a "/" that are not paths: an npm package, a media type
     "@cloud-copilot/iam-simulate",
     "text/csv",
+    "application/json",
+    "text/*",
+    "*/*",
 }
 FILE_SUFFIXES = (".py", ".json", ".toml", ".md", ".ipynb", ".svg", ".txt", ".csv", ".dat", ".data", ".gz")
 SKIPPED_FOLDERS = {".git", ".venv", "node_modules", "cdk.out", ".local", ".permissions", ".make", "__pycache__"}

@@ -7,27 +7,50 @@ the Spark job's, and a test checks that every raw record of the real datasets en
 the row the job wrote:
 
 - values are trimmed; the schema's missing-value markers (compared in lower case) are missing;
-- numeric: parsed as a float, missing -> the training median, then clipped to the training
-  IQR whiskers where the spec asked for ``clip`` or ``drop``;
+- numeric: a number as ``dataset_spec.parse_number`` reads it (ASCII digits, sign, point,
+  exponent, finite: what the job reads too), missing -> the training median, then clipped to the
+  training IQR whiskers where the spec asked for ``clip`` or ``drop``;
 - categorical: lower case, aliases resolved, missing -> the training mode; ordinal -> index in
-  the order (a value outside it is treated as missing); one-hot -> one 0/1 per training
-  category, all zeros for a value never seen in training (never an error).
+  the order (a value outside it is refused, as the job refuses it); one-hot -> one 0/1 per
+  training category, all zeros for a value never seen in training (never an error).
 
-Plain Python only (no numpy): it runs in the inference container and in tests.
+A raw record is what the raw file holds: a mapping by column name, or the values of a line in
+the file's column order, with or without the target and the dropped columns (told apart by how
+many values there are; where two layouts have as many, a reading that puts something other than a
+target value in the target's place is ruled out, and a line that still reads two ways is
+refused). The file's layout is schema.json's ``raw`` (``delimiter`` and ``columns`` in file
+order) when the ETL job wrote it; without it, the columns are the features
+in the spec's order and then the target, and the delimiter is the first of ``, ; tab | space``
+that splits a line into a record.
+
+Plain Python only (no numpy): it runs in the inference container and in tests. It imports
+``dataset_spec.py`` (from etl/), which travels beside it in the training code and the model.
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from dataset_spec import WHITESPACE, parse_number
+
 SCHEMA_FORMAT = "ml-platform/prepared-csv"
-WHITESPACE = " \t\n\r\f\v"  # as etl/dataset_spec.py: what "trimmed" means on both sides
+# Tried in this order on a line when schema.json does not name the raw file's delimiter.
+DELIMITERS = (",", ";", "\t", "|", " ")
+# Python's csv module refuses a longer field (csv.field_size_limit()); a JSON value is held to the same.
+LONGEST_VALUE = 131_072
+SHOWN = 40  # characters of a refused value quoted back in a message
 
 
 class RecordError(ValueError):
-    """A raw record that cannot be prepared; names the row and the column."""
+    """A raw record that cannot be prepared; names the row and the column. A request that holds
+    one is a bad request (``status_code``, as SageMaker's inference toolkit reads errors)."""
+
+    status_code = 400
 
     def __init__(self, row: int, column: str | None, problem: str) -> None:
         self.row, self.column, self.problem = row, column, problem
@@ -35,10 +58,18 @@ class RecordError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class SchemaEncoder:
-    """Encodes raw records with a prepared dataset's ``schema.json`` (already parsed)."""
+def shown(text: str) -> str:
+    """``text`` quoted for a message, cut short when long."""
+    return repr(text) if len(text) <= SHOWN else repr(text[:SHOWN]) + f"... ({len(text)} characters)"
 
-    def __init__(self, schema: Mapping[str, Any], *, invalid_numbers: str = "error") -> None:
+
+class SchemaEncoder:
+    """Encodes raw records with a prepared dataset's ``schema.json`` (already parsed).
+
+    ``largest``: the largest magnitude a feature may have after clipping (the model's limit); a
+    number beyond it is refused by row and column."""
+
+    def __init__(self, schema: Mapping[str, Any], *, invalid_numbers: str = "error", largest: float = math.inf) -> None:
         if schema.get("format") != SCHEMA_FORMAT:
             raise ValueError(
                 f"not a prepared-data schema (format {schema.get('format')!r}, expected {SCHEMA_FORMAT!r})"
@@ -52,6 +83,7 @@ class SchemaEncoder:
         self.target: Mapping[str, Any] = schema["target"]
         self._missing = frozenset(schema["missing_values"])
         self._invalid_numbers = invalid_numbers
+        self._largest = largest
         self._ordinal = {
             f["column"]: {value: index for index, value in enumerate(f["order"])}
             for f in self.features
@@ -62,32 +94,134 @@ class SchemaEncoder:
             for f in self.features
             if f["kind"] == "one-hot"
         }
+        raw = schema.get("raw") or {}
+        self.columns: list[str] = list(raw.get("columns") or [*self.input_columns, self.target["column"]])
+        own = raw.get("delimiter")
+        self.delimiters: tuple[str, ...] = tuple(dict.fromkeys([own, ","])) if own else DELIMITERS
+        self._layouts = self._layouts_by_count()
+        lower = [c.lower() for c in self.columns]
+        self._by_lower = {c.lower(): c for c in self.columns if lower.count(c.lower()) == 1}
 
-    def _text(self, value: Any) -> str | None:
-        if value is None:
+    # --- the raw file's layout --------------------------------------------------------------
+
+    def _layouts_by_count(self) -> dict[int, list[tuple[str, list[str]]]]:
+        """The column lists a line may hold (the file's order, with or without the target and
+        the dropped columns), by their number of values, each with what it holds."""
+        target = self.target["column"]
+        dropped = [c for c in self.columns if c != target and c not in self.input_columns]
+        layouts: dict[int, list[tuple[str, list[str]]]] = {}
+        for with_target, with_dropped in ((False, False), (True, False), (False, True), (True, True)):
+            if with_dropped and not dropped:
+                continue
+            kept = set(self.input_columns) | ({target} if with_target else set()) | set(dropped if with_dropped else ())
+            names = [c for c in self.columns if c in kept]
+            what = "the features" + (f" and the target {target!r}" if with_target else "")
+            what += f" and the dropped {', '.join(map(repr, dropped))}" if with_dropped else ""
+            layouts.setdefault(len(names), []).append((what, names))
+        return layouts
+
+    def _expected(self) -> str:
+        features = ", ".join(self.input_columns)
+        counts = [f"{count} ({what})" for count, found in sorted(self._layouts.items()) for what, _ in found]
+        return f"expected {' or '.join(counts)}; the features in order: {features}"
+
+    def split(self, line: str, row: int) -> list[str]:
+        """A line's values: split on the first delimiter (the dataset's, then a comma, or the
+        usual ones when schema.json does not name it) that gives a record's number of values."""
+        candidates = [d for d in self.delimiters if d in line] or [self.delimiters[0]]
+        best: list[str] = []
+        for delimiter in candidates:
+            try:
+                values = next(csv.reader([line], delimiter=delimiter), [])
+            except csv.Error as error:
+                if "field larger than field limit" in str(error):
+                    raise RecordError(row, None, f"a value is longer than {LONGEST_VALUE} characters") from None
+                raise RecordError(row, None, f"not a CSV line ({error})") from None
+            if len(values) in self._layouts:
+                return values
+            best = max(best, values, key=len)
+        return best
+
+    def header(self, values: Sequence[str]) -> list[str] | None:
+        """The column names when ``values`` are a header line (names of the file's columns,
+        whatever their case, every feature among them, each once), else None."""
+        names = [self._by_lower.get(v.strip(WHITESPACE).lower()) for v in values]
+        if None in names or len(set(names)) != len(names) or not set(self.input_columns) <= set(names):
             return None
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        text = str(value).strip(WHITESPACE)
-        return None if text.lower() in self._missing else text
+        return [n for n in names if n is not None]
+
+    def record(self, values: Sequence[Any], row: int, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The values of one line by column: by ``names`` (a header's), or by how many there are."""
+        if names is not None:
+            if len(values) != len(names):
+                raise RecordError(row, None, f"has {len(values)} values; the header names {len(names)}")
+            return dict(zip(names, values, strict=True))
+        found = self._layouts.get(len(values), [])
+        count = f"{len(values)} value" + ("" if len(values) == 1 else "s")
+        if not found:
+            raise RecordError(row, None, f"has {count}; {self._expected()}")
+        if len(found) > 1:  # e.g. the features and the target, or the features and one dropped column
+            found = [layout for layout in found if self._fits(layout[1], values)] or found
+        if len(found) > 1:
+            readings = " or ".join(what for what, _ in found)
+            raise RecordError(row, None, f"has {count}, which reads two ways ({readings}); send the features alone")
+        return dict(zip(found[0][1], values, strict=True))
+
+    def _fits(self, names: Sequence[str], values: Sequence[Any]) -> bool:
+        """Whether a reading of a line is possible: where it puts the target, a target's value."""
+        target = self.target["column"]
+        if target not in names:
+            return True
+        try:
+            self.encode_target(values[list(names).index(target)])
+        except RecordError:
+            return False
+        return True
+
+    def records_of_lines(self, lines: Sequence[str]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """(row, record) per line, row being the line's number; None for a blank line. A first
+        line that is a header is skipped and names the columns of the lines after it."""
+        names = None
+        for row, line in enumerate(lines, start=1):
+            values = self.split(line, row)
+            if row == 1 and (names := self.header(values)) is not None:
+                continue
+            if not line.strip(WHITESPACE) and len(values) not in self._layouts:
+                yield row, None  # blank: its place in the answer is kept, empty
+                continue
+            yield row, self.record(values, row, names)
+
+    # --- encoding ---------------------------------------------------------------------------
+
+    def _checked(self, record: Mapping[Any, Any], row: int) -> Mapping[Any, Any]:
+        """A record by column: every key a column of the raw file, every feature present."""
+        unknown = [key for key in record if key not in self.columns]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(str(key), self.columns, n=1) or [
+                c for c in self.columns if c.lower() == str(key).lower()
+            ]
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; the columns are {', '.join(self.columns)}"
+            raise RecordError(row, None, f"unknown key {key!r}{hint}")
+        missing = [c for c in self.input_columns if c not in record]
+        if missing:
+            names = ", ".join(map(repr, missing))
+            raise RecordError(row, None, f"missing {names}: give every feature, null where a value is missing")
+        return record
 
     def encode(self, record: Mapping[str, Any] | Sequence[Any], row: int = 0) -> list[float]:
-        """One raw record (a mapping by column name, or values in ``input_columns`` order)."""
+        """One raw record (a mapping by column name, or a line's values in the file's order)."""
         if isinstance(record, Mapping):
-            values = record
+            values = self._checked(record, row)
         elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
-            if len(record) != len(self.input_columns):
-                raise RecordError(
-                    row, None, f"has {len(record)} values; expected {len(self.input_columns)}: {self.input_columns}"
-                )
-            values = dict(zip(self.input_columns, record, strict=True))
+            values = self.record(record, row)
         else:
             raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
 
         encoded: list[float] = []
         for feature in self.features:
             column = feature["column"]
-            text = self._text(values.get(column))
+            text = self._text(values.get(column), row, column)
             if feature["kind"] == "numeric":
                 encoded.append(self._number(feature, text, row))
                 continue
@@ -95,7 +229,10 @@ class SchemaEncoder:
             value = feature.get("aliases", {}).get(value, value)
             if feature["kind"] == "ordinal":
                 order = self._ordinal[column]
-                encoded.append(float(order.get(value, order[feature["impute"]])))
+                if value not in order:
+                    allowed = ", ".join(feature["order"]) + "".join(f", {a}" for a in feature.get("aliases", {}))
+                    raise RecordError(row, column, f"{shown(text or '')} is not one of {allowed}")
+                encoded.append(float(order[value]))
             else:
                 positions = self._one_hot[column]
                 block = [0.0] * len(positions)
@@ -105,34 +242,55 @@ class SchemaEncoder:
                 encoded.extend(block)
         return encoded
 
+    def _text(self, value: Any, row: int, column: str) -> str | None:
+        """A value as the raw file writes it (trimmed), or None when it is missing."""
+        if value is None:
+            return None
+        if isinstance(value, float) and math.isnan(value):
+            return None  # a float NaN is how a Python caller (pandas) writes a missing value
+        if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
+            kinds: dict[type, str] = {list: "a list", dict: "an object"}
+            kind = kinds.get(type(value), type(value).__name__)
+            kind = str(value).lower() if isinstance(value, bool) else kind
+            raise RecordError(row, column, f"{kind} is not a value a raw file holds (a string, a number or null)")
+        try:
+            text = str(value).strip(WHITESPACE)
+        except ValueError:  # an int too long for str()
+            raise RecordError(row, column, "a number with too many digits") from None
+        if len(text) > LONGEST_VALUE:
+            raise RecordError(row, column, f"a value is longer than {LONGEST_VALUE} characters")
+        return None if text.lower() in self._missing else text
+
     def _number(self, feature: Mapping[str, Any], text: str | None, row: int) -> float:
-        if text is None:
+        number = float(feature["impute"]) if text is None else parse_number(text)
+        if number is None:
+            if self._invalid_numbers == "error":
+                raise RecordError(
+                    row,
+                    feature["column"],
+                    f"{shown(text or '')} is not a number (ASCII digits with an optional sign, point and "
+                    "exponent, within a double's range)",
+                )
             number = float(feature["impute"])
-        else:
-            try:
-                number = float(text)
-            except ValueError:
-                if self._invalid_numbers == "error":
-                    raise RecordError(row, feature["column"], f"{text!r} is not a number") from None
-                number = float(feature["impute"])
-            if math.isnan(number):
-                number = float(feature["impute"])
         if feature.get("clip"):
             low, high = feature["clip"]
             number = min(max(number, low), high)
+        if abs(number) > self._largest:
+            raise RecordError(
+                row, feature["column"], f"{shown(text or '')} is beyond {self._largest:g}, the largest the model takes"
+            )
         return number
 
     def encode_target(self, value: Any, row: int = 0) -> float:
         """The training label of a raw target value (0..k-1, or the number for regression)."""
-        text = self._text(value)
+        text = self._text(value, row, self.target["column"])
         if text is None:
             raise RecordError(row, self.target["column"], "the target is missing")
         problem = self.target["problem"]
         if problem == "regression" or self.target.get("positive_above") is not None:
-            try:
-                number = float(text)
-            except ValueError:
-                raise RecordError(row, self.target["column"], f"{text!r} is not a number") from None
+            number = parse_number(text)
+            if number is None:
+                raise RecordError(row, self.target["column"], f"{shown(text)} is not a number")
             if problem == "regression":
                 return number
             return 1.0 if number > self.target["positive_above"] else 0.0
