@@ -90,12 +90,19 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 
 
 def parse_number(text: str) -> float | None:
-    """The finite number ``text`` writes (surrounding spaces aside), or None when it is not one."""
+    """The finite number ``text`` writes (surrounding spaces aside), or None when it is not one:
+    exactly the texts NUMBER_PATTERN matches whose value is finite (tests hold the two equal).
+    It asks float() first, as serving reads every value of every request: what float() reads and
+    the pattern does not is infinite or not a number ("inf", "nan"), not ASCII (other scripts'
+    digits) or holds an underscore ("1_000")."""
     text = text.strip()
-    if not _NUMBER.match(text):
+    try:
+        number = float(text)
+    except ValueError:
         return None
-    number = float(text)
-    return number if math.isfinite(number) else None
+    if not math.isfinite(number) or not text.isascii() or "_" in text:
+        return None
+    return number
 
 
 class SpecError(ValueError):

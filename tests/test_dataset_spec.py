@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 
 import pytest
 from dataset_spec import SpecError, load_spec, normalise, parse_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ROOT
 
@@ -92,6 +96,18 @@ def test_what_python_or_spark_would_read_as_a_number_is_not_one(text):
     from dataset_spec import parse_number
 
     assert parse_number(text) is None
+
+
+@settings(max_examples=3000, derandomize=True, database=None, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789+-.eE_ \tinfaINFAty\u0661x"), max_size=8) | st.text(max_size=6))
+def test_parse_number_reads_exactly_what_the_pattern_the_job_uses_matches(text):
+    """The job counts a value as a number by NUMBER_PATTERN (a Spark rlike) and a finite cast;
+    serving by parse_number: the two agree on every text."""
+    from dataset_spec import NUMBER_PATTERN, parse_number
+
+    stripped = text.strip()
+    matches = re.match(NUMBER_PATTERN, stripped) is not None and math.isfinite(float(stripped))
+    assert (parse_number(text) is not None) == matches, text
 
 
 # --- issue 12: every key's type, one line naming dataset, key, value and what is allowed ---------

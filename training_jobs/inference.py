@@ -266,14 +266,17 @@ def predict_fn(data: CsvLines | Sequence[Any], model: Model) -> list[dict[str, A
     answers None in its place."""
     encoder = model.encoder
     try:
+        rows: list[tuple[int, Any]]
         if isinstance(data, CsvLines):
             rows = list(encoder.records_of_lines(data.lines))
+            features = [encoder.encode_read(record, row=row) for row, record in rows if record is not None]
         else:
             rows = list(enumerate(data, start=1))
+            features = []
             for row, record in rows:
                 if record is None:
                     raise RecordError(row, None, "a record is an object or a list of values, not null")
-        features = [encoder.encode(record, row=row) for row, record in rows if record is not None]
+                features.append(encoder.encode(record, row=row))
     except RecordError as error:
         raise _bad(error) from None
     if not features:

@@ -94,8 +94,14 @@ class SchemaEncoder:
             for f in self.features
             if f["kind"] == "one-hot"
         }
+        # What encode reads of each feature, looked up once: (feature, column, kind, aliases).
+        self._plan = [
+            (f, f["column"], f["kind"], f.get("aliases", {}), tuple(f.get("clip") or (-math.inf, math.inf)))
+            for f in self.features
+        ]
         raw = schema.get("raw") or {}
         self.columns: list[str] = list(raw.get("columns") or [*self.input_columns, self.target["column"]])
+        self._column_set = frozenset(self.columns)
         own = raw.get("delimiter")
         self.delimiters: tuple[str, ...] = tuple(dict.fromkeys([own, ","])) if own else DELIMITERS
         self._layouts = self._layouts_by_count()
@@ -195,7 +201,7 @@ class SchemaEncoder:
 
     def _checked(self, record: Mapping[Any, Any], row: int) -> Mapping[Any, Any]:
         """A record by column: every key a column of the raw file, every feature present."""
-        unknown = [key for key in record if key not in self.columns]
+        unknown = [key for key in record if key not in self._column_set]
         if unknown:
             key = unknown[0]
             close = difflib.get_close_matches(str(key), self.columns, n=1) or [
@@ -217,20 +223,28 @@ class SchemaEncoder:
             values = self.record(record, row)
         else:
             raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
+        return self.encode_read(values, row)
 
+    def encode_read(self, values: Mapping[str, Any], row: int = 0) -> list[float]:
+        """A record as :meth:`records_of_lines` reads it (keyed by the file's own columns, every
+        feature there): encoded without checking its keys again."""
         encoded: list[float] = []
-        for feature in self.features:
-            column = feature["column"]
+        for feature, column, kind, aliases, (low, high) in self._plan:
             text = self._text(values.get(column), row, column)
-            if feature["kind"] == "numeric":
-                encoded.append(self._number(feature, text, row))
+            if kind == "numeric":
+                number = self._number(feature, text, row)
+                encoded.append(low if number < low else high if number > high else number)
+                if abs(encoded[-1]) > self._largest:
+                    raise RecordError(
+                        row, column, f"{shown(text or '')} is beyond {self._largest:g}, the largest the model takes"
+                    )
                 continue
             value = feature["impute"] if text is None else text.lower()
-            value = feature.get("aliases", {}).get(value, value)
-            if feature["kind"] == "ordinal":
+            value = aliases.get(value, value)
+            if kind == "ordinal":
                 order = self._ordinal[column]
                 if value not in order:
-                    allowed = ", ".join(feature["order"]) + "".join(f", {a}" for a in feature.get("aliases", {}))
+                    allowed = ", ".join(feature["order"]) + "".join(f", {a}" for a in aliases)
                     raise RecordError(row, column, f"{shown(text or '')} is not one of {allowed}")
                 encoded.append(float(order[value]))
             else:
@@ -244,6 +258,11 @@ class SchemaEncoder:
 
     def _text(self, value: Any, row: int, column: str) -> str | None:
         """A value as the raw file writes it (trimmed), or None when it is missing."""
+        if type(value) is str:  # what a CSV line always holds: the common case first
+            text = value.strip(WHITESPACE)
+            if len(text) > LONGEST_VALUE:
+                raise RecordError(row, column, f"a value is longer than {LONGEST_VALUE} characters")
+            return None if text.lower() in self._missing else text
         if value is None:
             return None
         if isinstance(value, float) and math.isnan(value):
@@ -262,6 +281,8 @@ class SchemaEncoder:
         return None if text.lower() in self._missing else text
 
     def _number(self, feature: Mapping[str, Any], text: str | None, row: int) -> float:
+        """The number a numeric feature's text writes (its training median when missing), before
+        clipping."""
         number = float(feature["impute"]) if text is None else parse_number(text)
         if number is None:
             if self._invalid_numbers == "error":
@@ -272,13 +293,6 @@ class SchemaEncoder:
                     "exponent, within a double's range)",
                 )
             number = float(feature["impute"])
-        if feature.get("clip"):
-            low, high = feature["clip"]
-            number = min(max(number, low), high)
-        if abs(number) > self._largest:
-            raise RecordError(
-                row, feature["column"], f"{shown(text or '')} is beyond {self._largest:g}, the largest the model takes"
-            )
         return number
 
     def encode_target(self, value: Any, row: int = 0) -> float:
