@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import botocore.loaders
+import botocore.session
 import pytest
 from aws_cdk.assertions import Template
 
@@ -31,6 +33,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 for _folder in ("etl", "training_jobs"):
     if str(ROOT / _folder) not in sys.path:
         sys.path.insert(0, str(ROOT / _folder))
+
+# botocore reads its service models and endpoint data (JSON files, megabytes for SageMaker) once
+# per Session, and moto starts every test with a new default session: one loader per search path
+# for the whole test run reads each file once. The files do not change while the tests run, and
+# nothing else of a session (credentials, region, clients) is shared.
+_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+_create_loader = botocore.loaders.create_loader
+
+
+def _shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    if search_path_string not in _LOADERS:
+        _LOADERS[search_path_string] = _create_loader(search_path_string)
+    return _LOADERS[search_path_string]
+
+
+botocore.session.create_loader = _shared_loader  # type: ignore[assignment]
 
 # A syntactically valid account id for synthesizing the prod stage in tests; nothing is deployed.
 TEST_ACCOUNT = "111111111111"
