@@ -138,9 +138,17 @@ class HostingConfig(_Section):
     min_capacity: int = Field(default=1, ge=1, le=100)
     max_capacity: int = Field(default=2, ge=1, le=100)
     target_invocations_per_instance: int = Field(default=200, ge=1)
+    # False: no scalable target (the variant keeps instance_count). Needed for one deploy while
+    # instance_type changes: SageMaker refuses that change for a scalable target (see the README).
+    autoscaling: bool = True
     capture_sampling_percentage: int = Field(default=20, ge=0, le=100)
-    # Blue/green: this share of capacity takes traffic first, for this long, watched by alarms.
-    canary_percentage: int = Field(default=10, ge=1, le=50)
+    # Blue/green rollouts. canary_instances of the new fleet take traffic first, for
+    # canary_wait_minutes, watched by the rollback alarms; then the rest. SageMaker takes a canary
+    # of at most half the variant's instances, so it must fit the smallest fleet autoscaling may
+    # leave (min_capacity). 0: all the traffic shifts at once, then the same wait with the alarms
+    # watching (a single instance can have no canary).
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html
+    canary_instances: int = Field(default=0, ge=0, le=50)
     canary_wait_minutes: int = Field(default=10, ge=1, le=60)
     # True: a model that passes the gate waits in the registry for a person to approve it.
     manual_approval: bool = False
@@ -151,6 +159,12 @@ class HostingConfig(_Section):
             raise ValueError(
                 f"min_capacity {self.min_capacity} <= instance_count {self.instance_count} <= "
                 f"max_capacity {self.max_capacity}"
+            )
+        if self.canary_instances > self.min_capacity // 2:
+            raise ValueError(
+                f"canary_instances {self.canary_instances} is more than half of min_capacity {self.min_capacity} "
+                "(SageMaker takes a canary of at most half the variant's instances); use 0 (all at once) or "
+                f"at most {self.min_capacity // 2}"
             )
         return self
 

@@ -98,15 +98,13 @@ class RealtimeEndpoint(Construct):
             "Endpoint",
             endpoint_name=self.endpoint_name,
             endpoint_config_name=config_resource.attr_endpoint_config_name,
+            # A rollout keeps the instance count autoscaling chose (without it, every update resets
+            # the variant to initial_instance_count).
+            # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html
+            retain_all_variant_properties=True,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
-                    traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
-                        type="CANARY",
-                        canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
-                            type="CAPACITY_PERCENT", value=hosting.canary_percentage
-                        ),
-                        wait_interval_in_seconds=hosting.canary_wait_minutes * 60,
-                    ),
+                    traffic_routing_configuration=_traffic_routing(hosting),
                     termination_wait_in_seconds=300,
                     maximum_execution_timeout_in_seconds=3600,
                 ),
@@ -115,6 +113,14 @@ class RealtimeEndpoint(Construct):
                 ),
             ),
         )
+        if hosting.autoscaling:
+            self._autoscaling(hosting)
+        pin(self.endpoint, "Endpoint")
+
+    def _autoscaling(self, hosting: HostingConfig) -> None:
+        """The variant as a scalable target, tracking invocations per instance. SageMaker refuses
+        an update that changes the instance type of a scalable target: the README's procedure
+        deploys once with ``hosting.autoscaling = false`` in between."""
         scaling_target = autoscaling.CfnScalableTarget(
             self,
             "ScalableTarget",
@@ -141,7 +147,6 @@ class RealtimeEndpoint(Construct):
                 scale_in_cooldown=600,
             ),
         )
-        pin(self.endpoint, "Endpoint")
 
     def _alarms(self, hosting, alarm_topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
         dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
@@ -211,3 +216,16 @@ class RealtimeEndpoint(Construct):
             alarm.add_alarm_action(actions.SnsAction(alarm_topic))
             alarms[name] = alarm
         return alarms
+
+
+def _traffic_routing(hosting: HostingConfig) -> sagemaker.CfnEndpoint.TrafficRoutingConfigProperty:
+    """A canary of ``canary_instances`` (checked in the configuration to be at most half of the
+    smallest fleet), or all at once; either way the alarms watch for ``canary_wait_minutes``."""
+    wait = hosting.canary_wait_minutes * 60
+    if hosting.canary_instances == 0:
+        return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(type="ALL_AT_ONCE", wait_interval_in_seconds=wait)
+    return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+        type="CANARY",
+        canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(type="INSTANCE_COUNT", value=hosting.canary_instances),
+        wait_interval_in_seconds=wait,
+    )

@@ -185,3 +185,21 @@ def test_hosting_capacities_must_be_ordered():
         ConfigError, match=r"hosting = .* allowed: min_capacity 3 <= instance_count 2 <= max_capacity 4"
     ):
         parse_stage("variant", {"hosting": {"instance_count": 2, "min_capacity": 3, "max_capacity": 4}})
+
+
+@pytest.mark.parametrize(
+    ("hosting", "expected"),
+    [
+        ({"instance_count": 1, "min_capacity": 1, "canary_instances": 1}, "more than half of min_capacity 1"),
+        ({"instance_count": 4, "min_capacity": 2, "max_capacity": 4, "canary_instances": 2}, "at most 1"),
+        ({"canary_instances": -1}, r"hosting\.canary_instances = -1 is not allowed"),
+    ],
+)
+def test_a_canary_that_does_not_fit_the_smallest_fleet_is_refused(hosting, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_stage("variant", {"hosting": hosting})
+
+
+def test_a_canary_of_half_the_smallest_fleet_is_accepted():
+    stage = parse_stage("variant", {"hosting": {"instance_count": 2, "min_capacity": 2, "canary_instances": 1}})
+    assert stage.hosting.canary_instances == 1

@@ -487,3 +487,39 @@ def test_two_workloads_do_not_reach_each_other(stack):
     assert all(rule["SourceSecurityGroupId"] == rule["GroupId"] for rule in ingress)
     assert {json.dumps(rule["GroupId"]) for rule in egress} == own
     assert all(rule["DestinationSecurityGroupId"] == rule["GroupId"] for rule in egress)
+
+
+# --- the real-time endpoint ------------------------------------------------------------------------
+
+
+def _endpoint_template(lone_app, hosting) -> Template:
+    from constructs.realtime_endpoint import RealtimeEndpoint
+
+    stack = cdk.Stack(lone_app(), "Bare", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2)
+    RealtimeEndpoint(
+        stack,
+        "Serving",
+        endpoint_name="bare-endpoint",
+        model_package="arn:aws:sagemaker:eu-west-1:111111111111:model-package/group/1",
+        hosting=hosting,
+        capture_uri="s3://bucket/capture/",
+        key=kms.Key(stack, "Key"),
+        alarm_topic=sns.Topic(stack, "Topic"),
+        subnet_ids=[s.subnet_id for s in vpc.private_subnets],
+        execution_role=iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")),
+        security_group=ec2.SecurityGroup(stack, "Group", vpc=vpc),
+    )
+    return Template.from_stack(stack)
+
+
+def test_an_endpoint_without_autoscaling_is_no_scalable_target_and_keeps_its_count(lone_app, stage_config):
+    """The state the README's instance-type procedure deploys in between: SageMaker refuses to
+    change a scalable target's instance type."""
+    on = _endpoint_template(lone_app, stage_config().hosting)
+    off = _endpoint_template(lone_app, stage_config(hosting={"autoscaling": False}).hosting)
+    assert resources(on, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not resources(off, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not resources(off, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    [endpoint] = properties(off, "AWS::SageMaker::Endpoint")
+    assert endpoint["RetainAllVariantProperties"] is True

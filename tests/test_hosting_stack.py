@@ -78,8 +78,12 @@ def test_blue_green_canary_rolls_back_on_5xx_and_latency_alarms(stage):
     assert endpoint["EndpointName"] == f"{stage.config.stack_prefix.lower()}-bank-marketing"
     policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     routing = policy["TrafficRoutingConfiguration"]
-    assert routing["Type"] == "CANARY"
-    assert routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": stage.config.hosting.canary_percentage}
+    canary = stage.config.hosting.canary_instances
+    if canary:
+        assert routing["Type"] == "CANARY"
+        assert routing["CanarySize"] == {"Type": "INSTANCE_COUNT", "Value": canary}
+    else:
+        assert routing["Type"] == "ALL_AT_ONCE" and "CanarySize" not in routing
     assert routing["WaitIntervalInSeconds"] == stage.config.hosting.canary_wait_minutes * 60
     rollback = endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
     alarm_ids = {
@@ -170,3 +174,21 @@ def test_a_served_dataset_without_a_spec_fails_synth(monkeypatch):
     monkeypatch.setattr(stage_module, "parse_stage", with_unknown_dataset)
     with pytest.raises(ConfigError, match=r"hosting\.datasets has 'iris', which has no spec; allowed: bank-marketing"):
         build_app({"stage": "dev"})
+
+
+def test_each_stage_rolls_out_with_a_policy_sagemaker_accepts_for_its_fleet(dev, prod):
+    """SageMaker takes a canary of at most half the variant's instances: dev's single instance
+    shifts all at once, prod's two take a one-instance canary; the smallest fleet autoscaling may
+    leave is what the canary must fit."""
+    for stage, expected in ((dev, "ALL_AT_ONCE"), (prod, "CANARY")):
+        endpoint = one(hosting(stage), "AWS::SageMaker::Endpoint")["Properties"]
+        routing = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+        assert routing["Type"] == expected
+        target = one(hosting(stage), "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+        canary = routing.get("CanarySize", {"Value": 0})["Value"]
+        assert canary <= target["MinCapacity"] // 2
+
+
+def test_a_rollout_keeps_the_capacity_autoscaling_chose(stage):
+    endpoint = one(hosting(stage), "AWS::SageMaker::Endpoint")["Properties"]
+    assert endpoint["RetainAllVariantProperties"] is True
