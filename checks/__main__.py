@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from checks.assembly import read_lookups, read_stacks
+from checks.assembly import read_lookups, read_stacks, read_warnings
 from checks.cfn_lint import lint_template
 from checks.nag import PACKS, problems, read_reports, stack_wide_suppressions, unmatched_acknowledgements
 
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(acknowledged.values())} acknowledged with reasons; "
         f"cfn-lint: {lint_errors} errors, {lint_warnings} warnings"
     )
+    for warning in read_warnings(args.outdir):
+        print(f"WARNING: {warning}", file=sys.stderr)
     if failures:
         print(f"\nFAILED: {len(failures)} problem(s)", file=sys.stderr)
         for failure in failures:

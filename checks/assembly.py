@@ -45,3 +45,19 @@ def read_stacks(outdir: Path) -> list[SynthesizedStack]:
             )
         )
     return sorted(stacks, key=lambda stack: stack.name)
+
+
+def read_warnings(outdir: Path) -> list[str]:
+    """The warnings synthesis left in the assembly (``Annotations.add_warning_v2``), by stack."""
+    warnings = []
+    for name, artifact in _manifest(outdir)["artifacts"].items():
+        metadata = dict(artifact.get("metadata", {}))
+        if "additionalMetadataFile" in artifact:  # where newer CDK versions write a stack's metadata
+            extra = Path(outdir) / artifact["additionalMetadataFile"]
+            metadata |= json.loads(extra.read_text(encoding="utf-8"))
+        for path, entries in metadata.items():
+            for entry in entries:
+                if entry.get("type") == "aws:cdk:warning":
+                    text = str(entry.get("data", "")).split(" [ack: ")[0]
+                    warnings.append(f"{name}: {text} ({path})")
+    return warnings

@@ -209,7 +209,9 @@ class WorkspaceConfig(_Section):
     per_user_roles: bool = False
     # Studio notebook sharing: "off", or snapshots to the artifacts bucket under the platform key.
     sharing: Literal["off", "artifacts"] = "off"
-    idle_minutes: int = Field(default=60, ge=5, le=1440)
+    # Apps idle this long shut down: Studio's idle shutdown takes 60 to 525,600 minutes.
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_IdleSettings.html
+    idle_minutes: int = Field(default=60, ge=60, le=525_600)
     notebook_instance_type: str = Field(default="ml.t3.medium", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     notebook_volume_gb: int = Field(default=20, ge=5, le=16384)
     # True: the team may approve or reject models in the registry from the workspace.
@@ -227,9 +229,12 @@ class FunctionsConfig(_Section):
     """Settings shared by the platform's Lambda functions."""
 
     log_retention_days: RetentionDays = 365
-    # Reserved so that a burst of uploads cannot starve the account, and the account's burst
-    # cannot starve the platform.
-    reserved_concurrency: int = Field(default=5, ge=1, le=1000)
+    # Executions reserved for each function (0: none, the default). Reserving keeps a burst of
+    # uploads from starving the account and the account's burst from starving the platform, but
+    # Lambda keeps 100 of the account's concurrency unreserved, and a new account's quota may be
+    # as low as 10: there, any reservation fails the deploy (see the README).
+    # https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+    reserved_concurrency: int = Field(default=0, ge=0, le=1000)
     # Retries of an asynchronous invocation (and of EventBridge's delivery) before the DLQ.
     retry_attempts: int = Field(default=2, ge=0, le=2)
     # The application log level Lambda applies to the handlers' logging (JSON log format).

@@ -49,6 +49,12 @@ SHARED_MODULES = ROOT / "etl"
 RUNTIME_LIBRARY = "platform_runtime.py"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 MAX_EVENT_AGE = Duration.hours(2)  # how long EventBridge keeps trying to deliver an event
+UNRESERVED_REASON = (
+    "Reserved concurrency is the stage's choice (functions.reserved_concurrency), off unless set: "
+    "Lambda keeps 100 of an account's concurrency unreserved and a new account's quota may be 10, "
+    "where any reservation fails the deploy. The function's rate is bounded by its events (EventBridge "
+    "rules on the platform's own buckets and jobs), and what fails lands in its dead-letter queue."
+)
 ENI_REASON = (
     "Lambda creates and deletes the network interfaces of a VPC function with these EC2 actions; "
     "EC2 offers no resource-level permissions for the Describe actions, so AWS's own "
@@ -66,7 +72,7 @@ class FunctionDefaults:
     subnets: ec2.SubnetSelection
     log_retention_days: int
     log_level: str  # DEBUG, INFO, WARN or ERROR
-    reserved_concurrency: int
+    reserved_concurrency: int | None  # None: nothing reserved; 0: the function is switched off
     retry_attempts: int
     retain_logs: bool
 
@@ -269,6 +275,14 @@ class EventFunction(Construct):
             security_groups=[self.security_group],
         )
         self.function.node.add_dependency(self.role)
+        if (defaults.reserved_concurrency if reserved_concurrency is None else reserved_concurrency) is None:
+            acknowledge(
+                self.function,
+                {
+                    rule: UNRESERVED_REASON
+                    for rule in ("HIPAA.Security-LambdaConcurrency", "NIST.800.53.R5-LambdaConcurrency")
+                },
+            )
 
         self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
         self.queue: sqs.Queue | None = None
@@ -318,7 +332,7 @@ class EventFunction(Construct):
                 queue.apply_removal_policy(RemovalPolicy.RETAIN if defaults.retain_logs else RemovalPolicy.DESTROY)
 
     def _queue(
-        self, quiet: QuietPeriod, key: kms.IKey, timeout_seconds: int, retry_attempts: int, concurrency: int
+        self, quiet: QuietPeriod, key: kms.IKey, timeout_seconds: int, retry_attempts: int, concurrency: int | None
     ) -> sqs.Queue:
         """The rule's events held for the quiet period, then handed to the function in batches."""
         queue = sqs.Queue(
@@ -353,7 +367,7 @@ class EventFunction(Construct):
             batch_size=quiet.batch_size,
             report_batch_item_failures=True,
             # No more pollers than the function may run at once (2 is the least SQS allows).
-            max_concurrency=concurrency if concurrency >= 2 else None,
+            max_concurrency=concurrency if concurrency is not None and concurrency >= 2 else None,
         )
         self.event_source_mapping.node.add_dependency(self.role)  # Lambda checks the role's rights at create
         return queue

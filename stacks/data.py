@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -84,6 +84,10 @@ class DataStack(Stack):
         )
         for address in config.notifications.emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
+        if not config.notifications.emails:
+            Annotations.of(self.alarm_topic).add_warning_v2(
+                "ml-platform:no-operator-subscriber", no_subscriber_warning(config.name)
+            )
         # CloudWatch alarms and EventBridge rules publish as their service principals, which only
         # the topic's own policy can allow (once a topic has a policy, nothing else does); both
         # send this account as aws:SourceAccount.
@@ -183,3 +187,11 @@ class DataStack(Stack):
         )
         acknowledge_grant_policy(trail.node.find_child("LogsRole"))
         return trail
+
+
+def no_subscriber_warning(stage: str) -> str:
+    return (
+        f"NO ONE HEARS THE ALARMS of stage {stage!r}: notifications.emails is empty, so the operators' topic "
+        f"has no subscriber. Add an address to config/stages/{stage}.toml ([notifications] emails = "
+        '["ops@example.org"]) and confirm the e-mail SNS sends, or subscribe another endpoint to the topic.'
+    )

@@ -44,7 +44,7 @@ class Foundation:
             subnets=network.subnets,
             log_retention_days=config.functions.log_retention_days,
             log_level=config.functions.log_level,
-            reserved_concurrency=config.functions.reserved_concurrency,
+            reserved_concurrency=config.functions.reserved_concurrency or None,  # 0: none reserved
             retry_attempts=config.functions.retry_attempts,
             retain_logs=config.retains_data,
         )

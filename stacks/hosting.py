@@ -104,7 +104,6 @@ class HostingStack(Stack):
                 "CLOUDFORMATION_ROLE_ARN": self.deployment_role.role_arn,
             },
             defaults=functions,
-            reserved_concurrency=1,  # one rollout at a time per endpoint
         )
         function = self.deploy_model.function
         function.add_to_role_policy(

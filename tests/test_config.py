@@ -203,3 +203,14 @@ def test_a_canary_that_does_not_fit_the_smallest_fleet_is_refused(hosting, expec
 def test_a_canary_of_half_the_smallest_fleet_is_accepted():
     stage = parse_stage("variant", {"hosting": {"instance_count": 2, "min_capacity": 2, "canary_instances": 1}})
     assert stage.hosting.canary_instances == 1
+
+
+@pytest.mark.parametrize(("minutes", "refused"), [(59, True), (60, False), (525_600, False), (525_601, True)])
+def test_idle_minutes_are_what_studio_accepts(minutes, refused):
+    """Studio's idle shutdown takes 60 to 525,600 minutes."""
+    raw = {"workspace": {"idle_minutes": minutes}}
+    if refused:
+        with pytest.raises(ConfigError, match=rf"workspace\.idle_minutes = {minutes} is not allowed"):
+            parse_stage("variant", raw)
+    else:
+        assert parse_stage("variant", raw).workspace.idle_minutes == minutes

@@ -219,3 +219,23 @@ def test_operators_are_subscribed_by_email_from_the_configuration(stage_config, 
     subscriptions = properties(template, "AWS::SNS::Subscription")
     assert sorted(s["Endpoint"] for s in subscriptions) == sorted(emails)
     assert {s["Protocol"] for s in subscriptions} == {"email"}
+
+
+def test_a_stage_with_no_operator_subscriber_is_warned_about_loudly(stage_config, lone_app):
+    from aws_cdk.assertions import Annotations as Found
+
+    silent = DataStack(lone_app(), "Data", config=stage_config(notifications={"emails": []}))
+    [warning] = Found.from_stack(silent).find_warning("*", Match.string_like_regexp("NO ONE HEARS THE ALARMS"))
+    assert "notifications.emails is empty" in warning.entry.data and "config/stages/variant.toml" in warning.entry.data
+    heard = DataStack(lone_app(), "Data", config=stage_config(notifications={"emails": ["ops@example.org"]}))
+    assert Found.from_stack(heard).find_warning("*", Match.string_like_regexp("NO ONE HEARS")) == []
+
+
+def test_the_checks_read_the_warning_of_a_shipped_stage_with_no_subscriber(dev):
+    """python -m checks prints each of these as a WARNING line after its summary."""
+    from checks.assembly import read_warnings
+
+    assert dev.config.notifications.emails == ()
+    warnings = [w for w in read_warnings(dev.outdir) if "NO ONE HEARS THE ALARMS" in w]
+    assert [w.split(":")[0] for w in warnings] == ["MlPlatform-dev-Data"]
+    assert "of stage 'dev'" in warnings[0]

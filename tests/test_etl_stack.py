@@ -181,7 +181,7 @@ def test_start_etl_runs_with_the_stages_function_settings_and_the_preparation_jo
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "ReservedConcurrentExecutions": functions.reserved_concurrency,
+            "ReservedConcurrentExecutions": functions.reserved_concurrency or Match.absent(),
             "KmsKeyArn": key_reference(stage),
             "LoggingConfig": Match.object_like({"ApplicationLogLevel": functions.log_level}),
             "Environment": {"Variables": Match.object_like({"JOB_NAME": {"Ref": prepare_job(template)}})},

@@ -86,3 +86,21 @@ def test_register_model_refuses_a_pass_status_it_does_not_know(monkeypatch):
 def test_a_test_cannot_set_a_variable_the_stack_does_not(monkeypatch):
     with pytest.raises(KeyError, match="deploy_model's stack sets no variable DATA_BUCKET"):
         environment("deploy_model", DATA_BUCKET="x")
+
+
+def test_no_function_reserves_concurrency_unless_the_stage_says_so(stage):
+    """Lambda keeps 100 of an account's concurrency unreserved and a new account's quota may be
+    10: a reservation can fail the deploy, so the shipped stages reserve none."""
+    assert stage.config.functions.reserved_concurrency == 0
+    functions = [
+        resource.get("Properties", {})
+        for template in stage.templates.values()
+        for resource in resources(template, "AWS::Lambda::Function").values()
+    ]
+    assert functions
+    reserved = {
+        f.get("FunctionName", "?"): f["ReservedConcurrentExecutions"]
+        for f in functions
+        if "ReservedConcurrentExecutions" in f
+    }
+    assert reserved == {}

@@ -118,13 +118,13 @@ def test_sharing_to_the_artifacts_bucket_is_encrypted(stage_config, lone_app):
 
 
 def test_notebook_instance_has_no_internet_no_root_kms_and_idle_stop(stage_config, lone_app):
-    template = variant(stage_config, lone_app, kind="notebook", idle_minutes=45)
+    template = variant(stage_config, lone_app, kind="notebook", idle_minutes=90)
     [notebook] = properties(template, "AWS::SageMaker::NotebookInstance")
     assert notebook["DirectInternetAccess"] == "Disabled" and notebook["RootAccess"] == "Disabled"
     assert "KmsKeyId" in notebook and "SubnetId" in notebook and notebook["SecurityGroupIds"]
     [lifecycle] = properties(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig")
     script = lifecycle["OnStart"][0]["Content"]["Fn::Base64"]  # CloudFormation encodes it
-    assert "idle_stop.py 45" in script and "stop-notebook-instance" in script and "__IDLE_MINUTES__" not in script
+    assert "idle_stop.py 90" in script and "stop-notebook-instance" in script and "__IDLE_MINUTES__" not in script
     template.resource_count_is("AWS::SageMaker::Domain", 0)
 
 
