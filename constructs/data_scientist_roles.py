@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
 from constructs.logical_ids import logical_id
+from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
 
 from config import WorkspaceConfig
@@ -112,7 +113,7 @@ class DataScientistRoles(Construct):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=registry)
             )
-        self._execution_role.grant_pass_role(role)
+        grant_pass_role(self._execution_role, role, "sagemaker.amazonaws.com")
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],

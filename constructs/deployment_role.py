@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.nag_acknowledgements import acknowledge_grant_policy, acknowledge_wildcards, nag_arn
+from constructs.pass_role import grant_pass_role
 
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
@@ -114,7 +115,7 @@ class DeploymentRole(Construct):
                 resources=[f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter/cdk-bootstrap/*"],
             )
         )
-        execution_role.grant_pass_role(role)
+        grant_pass_role(execution_role, role, "sagemaker.amazonaws.com")
         acknowledge_grant_policy(role)
         acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),

@@ -21,6 +21,7 @@ from constructs import nag_acknowledgements as nag
 from constructs.event_function import EventFunction, FunctionDefaults, object_created
 from constructs.logical_ids import logical_id
 from constructs.model_registry import ModelRegistry
+from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
 
 from config.stage import TrainingConfig
@@ -34,6 +35,8 @@ JOB_ARN_REASON = (
     "Job, model and package names are made per dataset and run at run time; Create actions are "
     "limited by a condition to requests tagged with this stage."
 )
+
+SAGEMAKER = "sagemaker.amazonaws.com"  # the service the functions pass the jobs' role to
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +153,7 @@ class StartTraining(Construct):
                 actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"], resources=jobs
             )
         )
-        placement.role.grant_pass_role(function.grant_principal)
+        grant_pass_role(placement.role, function, SAGEMAKER)
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=props.spec_objects))
         data.grant_read(function, f"{prepared_prefix}*/schema.json")
         data_id = logical_id(data.bucket)
@@ -303,7 +306,7 @@ class StartBatchTransform(Construct):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeTransformJob"], resources=[made[1]])
         )
-        placement.role.grant_pass_role(function.grant_principal)
+        grant_pass_role(placement.role, function, SAGEMAKER)
         defaults.alarm_topic.grant_publish(function)
         # The manifests: written by the function (under the bucket's key), read by the jobs.
         manifests = f"{props.batch_output_prefix}*/{MANIFEST}"

@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
 from constructs.event_function import EventFunction
+from constructs.pass_role import grant_pass_role
 from constructs.realtime_endpoint import RealtimeEndpoint
 
 from stacks.data import CAPTURE_PREFIX
@@ -107,8 +108,26 @@ class HostingStack(Stack):
         )
         function = self.deploy_model.function
         function.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID])
+        )
+        # deploy_model can only deploy: its updates run under this stack's deployment role (whose
+        # rights are the endpoint's), never another role or none (the function's own), and reuse
+        # the previous template, never one from S3. An inline TemplateBody has no condition key
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html);
+        # the deployment role's rights bound what such a template could do.
+        function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"], resources=[Aws.STACK_ID]
+                actions=["cloudformation:UpdateStack"],
+                resources=[Aws.STACK_ID],
+                conditions={"StringEquals": {"cloudformation:RoleArn": self.deployment_role.role_arn}},
             )
         )
-        self.deployment_role.grant_pass_role(function.grant_principal)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["cloudformation:UpdateStack"],
+                resources=[Aws.STACK_ID],
+                conditions={"Null": {"cloudformation:TemplateUrl": "false"}},
+            )
+        )
+        grant_pass_role(self.deployment_role, function, "cloudformation.amazonaws.com")

@@ -104,3 +104,17 @@ def test_no_function_reserves_concurrency_unless_the_stage_says_so(stage):
         if "ReservedConcurrentExecutions" in f
     }
     assert reserved == {}
+
+
+def test_every_pass_role_names_the_one_service_the_role_is_passed_to(stage):
+    """CDK's grant_pass_role allows passing to any service; the platform names each one."""
+    passes = [
+        statement
+        for template in stage.templates.values()
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "iam:PassRole" in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert len(passes) >= 4
+    services = {json.dumps(s.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")) for s in passes}
+    assert services <= {'"sagemaker.amazonaws.com"', '"cloudformation.amazonaws.com"'}, passes

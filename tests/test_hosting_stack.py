@@ -138,17 +138,33 @@ def test_deploy_model_may_only_update_its_own_stack_and_pass_the_deployment_role
         logical_id(template, "AWS::IAM::Policy", "DeployModelRoleDefaultPolicy")
     ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    cfn = [s for s in statements if "cloudformation:UpdateStack" in s["Action"]]
+    role = logical_id(template, "AWS::IAM::Role", "DeploymentRole")
+    cfn = [s for s in statements if str(s["Action"]).startswith("cloudformation:")]
     assert cfn == [
+        {"Action": "cloudformation:DescribeStacks", "Effect": "Allow", "Resource": {"Ref": "AWS::StackId"}},
+        # only under the stack's own deployment role, never with a template from S3
         {
-            "Action": ["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
+            "Action": "cloudformation:UpdateStack",
+            "Condition": {"StringEquals": {"cloudformation:RoleArn": {"Fn::GetAtt": [role, "Arn"]}}},
             "Effect": "Allow",
             "Resource": {"Ref": "AWS::StackId"},
-        }
+        },
+        {
+            "Action": "cloudformation:UpdateStack",
+            "Condition": {"Null": {"cloudformation:TemplateUrl": "false"}},
+            "Effect": "Deny",
+            "Resource": {"Ref": "AWS::StackId"},
+        },
     ]
     passes = [s for s in statements if s["Action"] == "iam:PassRole"]
-    role = logical_id(template, "AWS::IAM::Role", "DeploymentRole")
-    assert passes == [{"Action": "iam:PassRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [role, "Arn"]}}]
+    assert passes == [
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [role, "Arn"]},
+        }
+    ]
     assert not any(
         a.startswith("sagemaker:")
         for s in statements

@@ -84,7 +84,14 @@ def test_start_training_may_pass_only_the_execution_role(stage):
     template = training(stage)
     role = logical_id(template, "AWS::IAM::Role", "ExecutionRole")
     passes = [s for s in policy_of(stage, "StartTrainingRoleDefaultPolicy") if "iam:PassRole" in actions(s)]
-    assert passes == [{"Action": "iam:PassRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [role, "Arn"]}}]
+    assert passes == [
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [role, "Arn"]},
+        }
+    ]
     creates = [
         s for s in policy_of(stage, "StartTrainingRoleDefaultPolicy") if "sagemaker:CreateTrainingJob" in actions(s)
     ]
