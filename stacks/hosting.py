@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
 from constructs.event_function import EventFunction
+from constructs.nag_acknowledgements import acknowledge_wildcards, nag_arn
 from constructs.pass_role import grant_pass_role
 from constructs.realtime_endpoint import RealtimeEndpoint
 
@@ -131,3 +132,21 @@ class HostingStack(Stack):
             )
         )
         grant_pass_role(self.deployment_role, function, "cloudformation.amazonaws.com")
+        # The registry's newest approved package of this group is what goes live, whatever the
+        # event names (lambda/deploy_model/handler.py).
+        packages = f"model-package/{model_package_group}/*"
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListModelPackages"],
+                resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"],
+            )
+        )
+        acknowledge_wildcards(
+            function.role.node.find_child("DefaultPolicy"),  # type: ignore[union-attr]
+            {
+                "deploy_model lists the versions of its own model package group (one package per "
+                "version, numbered by SageMaker) to find the newest approved one.": [
+                    f"Resource::{nag_arn(self, 'sagemaker', packages)}"
+                ]
+            },
+        )

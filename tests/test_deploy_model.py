@@ -38,7 +38,18 @@ def aws(monkeypatch):
             TemplateBody=json.dumps(TEMPLATE),
             Parameters=[{"ParameterKey": "BootstrapVersion", "ParameterValue": "/cdk-bootstrap/custom/version"}],
         )
+        registry = boto3.client("sagemaker")
+        registry.create_model_package_group(ModelPackageGroupName=GROUP)
+        for _ in range(3):  # versions 1 to 3 of the group; the third (PACKAGE) is approved
+            register(registry)
+        registry.update_model_package(ModelPackageArn=PACKAGE, ModelApprovalStatus="Approved")
         yield cfn
+
+
+def register(registry, group: str = GROUP) -> str:
+    """A new version of ``group``, waiting for approval, as register_model leaves one."""
+    created = registry.create_model_package(ModelPackageGroupName=group, ModelApprovalStatus="PendingManualApproval")
+    return created["ModelPackageArn"]
 
 
 @pytest.fixture
@@ -238,3 +249,49 @@ def test_other_refusals_are_raised_without_reading_the_stack_again(module, aws):
     with pytest.raises(ClientError, match="InsufficientCapabilitiesException"):
         module.handler(approved(), None)
     assert len(described) == 1
+
+
+# --- what goes live: the registry's newest approved package of the stack's own group ---------
+
+
+def test_a_late_approval_of_an_older_package_does_not_roll_the_endpoint_back(module, aws):
+    module.handler(approved(), None)  # version 3 goes live
+    registry = boto3.client("sagemaker")
+    older = PACKAGE.replace("/3", "/2")
+    registry.update_model_package(ModelPackageArn=older, ModelApprovalStatus="Approved")
+    assert module.handler(approved(older), None) == {"status": "already-live", "model_package": PACKAGE}
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE
+
+
+def test_an_approval_during_a_rollout_is_applied_by_the_next_event_whatever_it_names(module, aws):
+    """Version 4 approved while version 3's event is still retried: the retry deploys 4."""
+    registry = boto3.client("sagemaker")
+    newer = register(registry)
+    registry.update_model_package(ModelPackageArn=newer, ModelApprovalStatus="Approved")
+    result = module.handler(approved(), None)  # the event of version 3
+    assert result == {"status": "updating", "model_package": newer, "previous": ""}
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "arn:aws:sagemaker:eu-west-1:210987654321:model-package/mlplatform-dev-bank-marketing/9",
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlplatform-dev-car-evaluation/3",
+        "",
+    ],
+    ids=["another-account", "another-group", "empty"],
+)
+def test_the_arn_an_event_names_never_picks_the_model(module, aws, named):
+    result = module.handler(approved(named), None)
+    assert result["status"] == "updating" and result["model_package"] == PACKAGE
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE
+
+
+def test_a_group_with_no_approved_completed_package_deploys_nothing(module, aws):
+    boto3.client("sagemaker").update_model_package(ModelPackageArn=PACKAGE, ModelApprovalStatus="Rejected")
+    result = module.handler(approved(), None)
+    assert result == {
+        "status": "ignored",
+        "reason": f"{GROUP} has no Approved package whose status is Completed",
+    }
+    assert parameters(aws)["ModelPackageArn"] == ""

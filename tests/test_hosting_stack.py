@@ -165,11 +165,14 @@ def test_deploy_model_may_only_update_its_own_stack_and_pass_the_deployment_role
             "Resource": {"Fn::GetAtt": [role, "Arn"]},
         }
     ]
-    assert not any(
-        a.startswith("sagemaker:")
+    # SageMaker itself only read: the versions of its own group (the newest approved goes live)
+    sagemaker = [
+        s
         for s in statements
-        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    )
+        if any(a.startswith("sagemaker:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+    ]
+    assert [s["Action"] for s in sagemaker] == ["sagemaker:ListModelPackages"]
+    assert f":model-package/mlplatform-{stage.config.name}-bank-marketing/*" in json.dumps(sagemaker[0]["Resource"])
 
 
 def test_instance_sizes_give_their_vcpus():

@@ -644,13 +644,15 @@ def test_deploy_model_reads_a_model_package_event(monkeypatch):
         "Parameters": [{"ParameterKey": "ModelPackageArn", "ParameterValue": PACKAGE_ARN}],
     }
     cloudformation = Recorder(describe_stacks={"Stacks": [live]})
+    summary = {"ModelPackageArn": PACKAGE_ARN, "ModelPackageVersion": 1, "ModelPackageStatus": "Completed"}
+    registry = Recorder(list_model_packages={"ModelPackageSummaryList": [summary]})
     approved = events.sagemaker_model_package_state_change(package_description(), account=ACCOUNT, region=REGION)
-    assert deploy.deploy_model(approved, cloudformation, deploy.SETTINGS) == {
+    assert deploy.deploy_model(approved, cloudformation, registry, deploy.SETTINGS) == {
         "status": "already-live",
         "model_package": PACKAGE_ARN,
     }
     rejected = events.sagemaker_model_package_state_change(
         package_description("Rejected"), account=ACCOUNT, region=REGION
     )
-    assert deploy.deploy_model(rejected, cloudformation, deploy.SETTINGS)["status"] == "ignored"
+    assert deploy.deploy_model(rejected, cloudformation, registry, deploy.SETTINGS)["status"] == "ignored"
     assert len(cloudformation.calls) == 1

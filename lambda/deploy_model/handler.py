@@ -9,6 +9,9 @@ autoscaling rights (this function holds only the right to update that stack and 
 role). The endpoint stays owned by its stack: no drift, and the next ``cdk deploy`` keeps the
 parameter. SageMaker then shifts traffic blue/green and rolls back on the stack's alarms.
 
+- what goes live is the newest Approved package of the stack's own group whose status is
+  Completed, as the registry lists it when the event arrives: an approval of an older package (a
+  late or replayed event) deploys the newest one, which is usually live already;
 - the package is already live: nothing to do (logged);
 - another group's package, one not Approved, one whose ModelPackageStatus is not Completed (still
   being created, failed, being deleted), or an event that is not a model package state change:
@@ -87,16 +90,41 @@ def settle(stack: Stack, package: str, name: str) -> dict[str, Any] | None:
     return None
 
 
-def deploy_model(event: Any, cloudformation, settings: Settings) -> dict[str, Any]:
+def newest_approved(sagemaker, group: str) -> str | None:
+    """The ARN of the newest (highest version) Approved package of ``group`` whose
+    ModelPackageStatus is Completed, as the registry says now; None when there is none."""
+    newest: tuple[int, str] | None = None
+    token: dict[str, str] = {}
+    while True:
+        page = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved", **token)
+        for summary in page.get("ModelPackageSummaryList", []):
+            if summary.get("ModelPackageStatus") != "Completed":
+                continue
+            version = int(summary.get("ModelPackageVersion") or 0)
+            if newest is None or version > newest[0]:
+                newest = (version, summary["ModelPackageArn"])
+        if not page.get("NextToken"):
+            return newest[1] if newest else None
+        token = {"NextToken": page["NextToken"]}
+
+
+def deploy_model(event: Any, cloudformation, sagemaker, settings: Settings) -> dict[str, Any]:
     try:
         change = runtime.ModelPackageStateChange.from_event(event)
     except runtime.Unrecognised as unrecognised:
         return runtime.ignored(LOG, str(unrecognised))
-    package = change.arn
     if change.group != settings.group_name or change.approval != "Approved":
-        return runtime.ignored(LOG, f"{package} is not an approved package of {settings.group_name}")
+        return runtime.ignored(LOG, f"{change.arn} is not an approved package of {settings.group_name}")
     if change.status is not None and change.status != "Completed":  # being created, failed or being deleted
-        return runtime.ignored(LOG, f"{package} is {change.status}, not Completed")
+        return runtime.ignored(LOG, f"{change.arn} is {change.status}, not Completed")
+    # The event only says that something was approved: what goes live is the newest approved
+    # package of this stack's own group, as the registry says now. A late or replayed event for an
+    # older package, an ARN of another group in the event, or an empty one, never picks the model.
+    package = newest_approved(sagemaker, settings.group_name)
+    if package is None:
+        return runtime.ignored(LOG, f"{settings.group_name} has no Approved package whose status is Completed")
+    if package != change.arn:
+        LOG.info("event for %r; the newest approved package of %s is %s", change.arn, settings.group_name, package)
 
     stack = describe(cloudformation, settings.stack_name)
     settled = settle(stack, package, settings.stack_name)
@@ -129,7 +157,8 @@ def deploy_model(event: Any, cloudformation, settings: Settings) -> dict[str, An
 
 SETTINGS = runtime.read_settings(Settings, "deploy_model", os.environ)
 CLOUDFORMATION = boto3.client("cloudformation")
+SAGEMAKER = boto3.client("sagemaker")
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return deploy_model(event, CLOUDFORMATION, SETTINGS)
+    return deploy_model(event, CLOUDFORMATION, SAGEMAKER, SETTINGS)
