@@ -79,6 +79,7 @@ class TrainingStack(Stack):
             "JobSecurityGroup",
             vpc=foundation.vpc,
             description="SageMaker jobs and models: instances of one job talk to each other; HTTPS out",
+            ipsec=True,  # the jobs encrypt inter-container traffic
         ).security_group
         self.registry = ModelRegistry(
             self,

@@ -156,3 +156,20 @@ def test_the_training_code_tarball_is_byte_stable_and_holds_the_scripts(tmp_path
     assert first == second
     with tarfile.open(tmp_path / "a" / "sourcedir.tar.gz") as archive:
         assert sorted(archive.getnames()) == sorted([*SOURCE_FILES, "dataset_spec.py"])
+
+
+def test_instances_of_a_multi_instance_job_reach_each_other_by_ipsec(stage):
+    """Inter-container traffic encryption runs IPsec between a job's instances: UDP 500 and ESP
+    (IP protocol 50) in and out between members of the jobs' security group, and no wider."""
+    template = stage.templates["training"]
+    group = logical_id(template, "AWS::EC2::SecurityGroup", "JobSecurityGroup")
+    for kind, peer in (
+        ("AWS::EC2::SecurityGroupIngress", "SourceSecurityGroupId"),
+        ("AWS::EC2::SecurityGroupEgress", "DestinationSecurityGroupId"),
+    ):
+        rules = {
+            (r["IpProtocol"], r.get("FromPort"), r.get("ToPort"))
+            for r in properties(template, kind)
+            if r["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]} and r.get(peer) == {"Fn::GetAtt": [group, "GroupId"]}
+        }
+        assert {("udp", 500, 500), ("50", None, None)} <= rules, (kind, rules)  # 50: ESP
