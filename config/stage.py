@@ -94,6 +94,10 @@ class DataConfig(_Section):
     trail_log_retention_days: RetentionDays = 365
     noncurrent_version_expiration_days: int = Field(default=90, ge=1, le=3650)
     abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1, le=365)
+    # How long the endpoints' captured requests and answers (capture/, personal data) and the
+    # buckets' access logs are kept; then they expire (and go after noncurrent_version_expiration_days).
+    capture_expiration_days: int = Field(default=30, ge=1, le=3650)
+    access_log_expiration_days: int = Field(default=365, ge=1, le=3650)
     # True lets `cdk destroy` empty and delete buckets and schedule key deletion (dev only).
     destroy_on_delete: bool = False
 

@@ -8,6 +8,7 @@ file while ``from constructs import Construct`` keeps finding the library.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypedDict
 
 from aws_cdk import Duration, RemovalPolicy
@@ -56,7 +57,11 @@ class SecureBucket(Construct):
         noncurrent_version_expiration: Duration,
         abort_incomplete_multipart_upload_after: Duration,
         event_bridge: bool = False,
+        expirations: Mapping[str, Duration] | None = None,
     ) -> None:
+        """``expirations``: key prefix ("" for every object) -> how long its current objects are
+        kept; an expired object becomes a noncurrent version, kept for
+        ``noncurrent_version_expiration`` more."""
         super().__init__(scope, construct_id)
         if encryption_key is None and access_logs_bucket is not None:
             raise ValueError(
@@ -83,7 +88,15 @@ class SecureBucket(Construct):
                     noncurrent_version_expiration=noncurrent_version_expiration,
                     abort_incomplete_multipart_upload_after=abort_incomplete_multipart_upload_after,
                     expired_object_delete_marker=True,
-                )
+                ),
+                *(
+                    s3.LifecycleRule(
+                        id=f"expire-{prefix.strip('/').replace('/', '-') or 'everything'}",
+                        prefix=prefix or None,
+                        expiration=kept,
+                    )
+                    for prefix, kept in sorted((expirations or {}).items())
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
             auto_delete_objects=not retain,

@@ -414,10 +414,18 @@ def route_table_association(d: Deployment, logical_id: str, p: dict[str, Any]) -
     return Physical(answer["AssociationId"], {"Id": answer["AssociationId"]})
 
 
+PORTED = {"tcp", "udp", "icmp", "icmpv6", "6", "17", "1", "58", "-1"}  # protocols whose rules name ports
+
+
 def _permission(rule: Mapping[str, Any]) -> dict[str, Any]:
     permission: dict[str, Any] = {"IpProtocol": str(rule["IpProtocol"])}
     if "FromPort" in rule:
         permission |= {"FromPort": int(rule["FromPort"]), "ToPort": int(rule["ToPort"])}
+    elif permission["IpProtocol"] not in PORTED:
+        # A protocol without ports (ESP, 50) covers all traffic of that protocol; EC2 ignores the
+        # ports of such a rule, but moto reads them: -1 is what EC2 answers for them.
+        # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html
+        permission |= {"FromPort": -1, "ToPort": -1}
     if "CidrIp" in rule:
         permission["IpRanges"] = [{"CidrIp": rule["CidrIp"], "Description": rule.get("Description", "")}]
     for key in ("SourceSecurityGroupId", "DestinationSecurityGroupId"):

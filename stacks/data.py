@@ -55,7 +55,12 @@ class DataStack(Stack):
             ),
         }
         self.log_bucket = SecureBucket(
-            self, "AccessLogs", encryption_key=None, access_logs_bucket=None, **lifecycle
+            self,
+            "AccessLogs",
+            encryption_key=None,
+            access_logs_bucket=None,
+            expirations={"": Duration.days(config.data.access_log_expiration_days)},
+            **lifecycle,
         ).bucket
         self.data_store = SecureBucket(
             self,
@@ -63,6 +68,7 @@ class DataStack(Stack):
             encryption_key=self.key,
             access_logs_bucket=self.log_bucket,
             event_bridge=True,
+            expirations={CAPTURE_PREFIX: Duration.days(config.data.capture_expiration_days)},
             **lifecycle,
         )
         self.artifact_store = SecureBucket(

@@ -87,7 +87,7 @@ def test_every_bucket_is_private_versioned_owner_enforced_with_lifecycle(stage, 
     }
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
-    [rule] = props["LifecycleConfiguration"]["Rules"]
+    rule = next(r for r in props["LifecycleConfiguration"]["Rules"] if r["Id"].startswith("noncurrent"))
     assert rule["Status"] == "Enabled"
     assert rule["NoncurrentVersionExpiration"] == {
         "NoncurrentDays": stage.config.data.noncurrent_version_expiration_days
@@ -239,3 +239,20 @@ def test_the_checks_read_the_warning_of_a_shipped_stage_with_no_subscriber(dev):
     warnings = [w for w in read_warnings(dev.outdir) if "NO ONE HEARS THE ALARMS" in w]
     assert [w.split(":")[0] for w in warnings] == ["MlPlatform-dev-Data"]
     assert "of stage 'dev'" in warnings[0]
+
+
+def test_captured_personal_data_and_access_logs_expire_as_the_stage_says(stage):
+    """The data bucket keeps capture/ for data.capture_expiration_days, the access-log bucket every
+    log for data.access_log_expiration_days; nothing else of the data expires."""
+    rules = {
+        name: {r["Id"]: r for r in bucket(data(stage), name)["Properties"]["LifecycleConfiguration"]["Rules"]}
+        for name in ALL_BUCKETS
+    }
+    capture = rules["DataBucket"]["expire-capture"]
+    assert capture["Prefix"] == "capture/" and capture["ExpirationInDays"] == stage.config.data.capture_expiration_days
+    logs = rules["AccessLogsBucket"]["expire-everything"]
+    assert "Prefix" not in logs and logs["ExpirationInDays"] == stage.config.data.access_log_expiration_days
+    expiring = {
+        (name, rule_id) for name, by_id in rules.items() for rule_id, r in by_id.items() if "ExpirationInDays" in r
+    }
+    assert expiring == {("DataBucket", "expire-capture"), ("AccessLogsBucket", "expire-everything")}
