@@ -109,7 +109,7 @@ class EtlConfig(_Section):
     timeout_minutes: int = Field(default=60, ge=1, le=2880)
     max_concurrent_runs: int = Field(default=4, ge=1, le=1000)
     # When the crawler refreshes the catalogue of raw/ and prepared/ (a Glue cron expression).
-    crawler_schedule: str = "cron(0 * * * ? *)"
+    crawler_schedule: str = "cron(0 3 * * ? *)"
     seed: int = Field(default=42, ge=0)
 
     @field_validator("crawler_schedule")

@@ -86,10 +86,15 @@ class Catalogue(Construct):
                 ]
             ),
             schedule=glue.CfnCrawler.ScheduleProperty(schedule_expression=schedule),
+            # Incremental: after the first crawl only folders added since the last one are read
+            # (a new dataset under raw/, a new run under prepared/<dataset>/), which Glue allows
+            # only with a schema change policy that logs. A crawl is billed for at least ten
+            # minutes, so the shipped schedule is daily.
+            # https://docs.aws.amazon.com/glue/latest/dg/incremental-crawls.html
             schema_change_policy=glue.CfnCrawler.SchemaChangePolicyProperty(
-                update_behavior="UPDATE_IN_DATABASE", delete_behavior="LOG"
+                update_behavior="LOG", delete_behavior="LOG"
             ),
-            recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_EVERYTHING"),
+            recrawl_policy=glue.CfnCrawler.RecrawlPolicyProperty(recrawl_behavior="CRAWL_NEW_FOLDERS_ONLY"),
             # One table per dataset: s3://bucket/raw/<dataset>/ and s3://bucket/prepared/<dataset>/.
             configuration='{"Version": 1.0, "Grouping": {"TableLevelConfiguration": 3}}',
             crawler_security_configuration=runtime.security_configuration.ref,

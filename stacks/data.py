@@ -168,9 +168,25 @@ class DataStack(Stack):
             retention_days=config.data.trail_log_retention_days,
             retain=retain,
         ).log_group
+        name = f"{config.resource_prefix}-data-events"
+        arn = f"arn:{self.partition}:cloudtrail:{self.region}:{self.account}:trail/{name}"
+        # The log bucket takes CloudTrail's deliveries from this trail only (confused deputy): the
+        # ARN is built from the name, as the trail depends on the bucket policy.
+        # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html
+        self.log_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudTrailDeliversForThisTrailOnly",
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("cloudtrail.amazonaws.com")],
+                actions=["s3:GetBucketAcl", "s3:PutObject"],
+                resources=[self.log_bucket.bucket_arn, self.log_bucket.arn_for_objects(f"{TRAIL_PREFIX}/*")],
+                conditions={"StringNotEquals": {"aws:SourceArn": arn}},
+            )
+        )
         trail = cloudtrail.Trail(
             self,
             "DataEventsTrail",
+            trail_name=name,
             bucket=self.log_bucket,
             s3_key_prefix=TRAIL_PREFIX,
             encryption_key=self.key,
@@ -183,12 +199,19 @@ class DataStack(Stack):
             include_global_service_events=False,
             is_multi_region_trail=False,
         )
+        # What an auditor needs: every write to both buckets, and who read the raw data (raw/);
+        # reads of everything else (prepared runs, models, batch output) are the platform's own.
         trail.add_s3_event_selector(
             [
                 cloudtrail.S3EventSelector(bucket=self.data_bucket),
                 cloudtrail.S3EventSelector(bucket=self.artifacts_bucket),
             ],
-            read_write_type=cloudtrail.ReadWriteType.ALL,
+            read_write_type=cloudtrail.ReadWriteType.WRITE_ONLY,
+            include_management_events=False,
+        )
+        trail.add_s3_event_selector(
+            [cloudtrail.S3EventSelector(bucket=self.data_bucket, object_prefix=RAW_PREFIX)],
+            read_write_type=cloudtrail.ReadWriteType.READ_ONLY,
             include_management_events=False,
         )
         acknowledge_grant_policy(trail.node.find_child("LogsRole"))

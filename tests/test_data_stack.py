@@ -3,6 +3,8 @@ follows the stage (dev may destroy, prod always retains)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -103,7 +105,11 @@ def test_every_bucket_denies_plain_http_and_old_tls(stage, name):
     bucket_id = logical_id(template, "AWS::S3::Bucket", name)
     policies = [p for p in properties(template, "AWS::S3::BucketPolicy") if p["Bucket"] == {"Ref": bucket_id}]
     assert len(policies) == 1
-    denies = [s for s in policies[0]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    denies = [
+        s
+        for s in policies[0]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Sid") != "CloudTrailDeliversForThisTrailOnly"  # tested on its own
+    ]
     conditions = [s["Condition"] for s in denies]
     assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
     assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions
@@ -151,7 +157,7 @@ def test_dev_may_destroy_its_buckets_and_key(dev):
     template.has_resource_properties("AWS::KMS::Key", {"PendingWindowInDays": 7})
 
 
-def test_trail_records_s3_data_events_on_data_and_artifacts(stage):
+def test_trail_records_writes_to_data_and_artifacts_and_reads_of_raw_data(stage):
     template = data(stage)
     ids = {name: logical_id(template, "AWS::S3::Bucket", name) for name in ALL_BUCKETS}
     template.has_resource_properties(
@@ -174,8 +180,18 @@ def test_trail_records_s3_data_events_on_data_and_artifacts(stage):
                         }
                     ],
                     "IncludeManagementEvents": False,
-                    "ReadWriteType": "All",
-                }
+                    "ReadWriteType": "WriteOnly",
+                },
+                {
+                    "DataResources": [
+                        {
+                            "Type": "AWS::S3::Object",
+                            "Values": [{"Fn::Join": ["", [{"Fn::GetAtt": [ids["DataBucket"], "Arn"]}, "/raw/"]]}],
+                        }
+                    ],
+                    "IncludeManagementEvents": False,
+                    "ReadWriteType": "ReadOnly",
+                },
             ],
         },
     )
@@ -256,3 +272,19 @@ def test_captured_personal_data_and_access_logs_expire_as_the_stage_says(stage):
         (name, rule_id) for name, by_id in rules.items() for rule_id, r in by_id.items() if "ExpirationInDays" in r
     }
     assert expiring == {("DataBucket", "expire-capture"), ("AccessLogsBucket", "expire-everything")}
+
+
+def test_the_log_bucket_takes_cloudtrail_deliveries_from_the_platform_trail_only(stage):
+    template = data(stage)
+    [trail] = properties(template, "AWS::CloudTrail::Trail")
+    name = f"{stage.config.resource_prefix}-data-events"
+    assert trail["TrailName"] == name
+    policy = next(
+        p
+        for p in properties(template, "AWS::S3::BucketPolicy")
+        if "CloudTrailDeliversForThisTrailOnly" in json.dumps(p)
+    )
+    [deny] = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Sid") == "CloudTrailDeliversForThisTrailOnly"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+    assert sorted(deny["Action"]) == ["s3:GetBucketAcl", "s3:PutObject"]
+    assert f":trail/{name}" in json.dumps(deny["Condition"]["StringNotEquals"]["aws:SourceArn"])

@@ -151,6 +151,10 @@ def test_crawler_catalogues_raw_and_prepared_on_the_stage_schedule(stage):
         assert {"**/_SUCCESS", "**/_RUN.json", "**/schema.json", "**/report.json"} <= set(target["Exclusions"])
         assert target["ConnectionName"] == {"Ref": "NetworkConnection"}
     assert crawler["Schedule"] == {"ScheduleExpression": stage.config.etl.crawler_schedule}
+    # only what is new, once a day in the shipped stages
+    assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"}
+    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"}
+    assert stage.config.etl.crawler_schedule == "cron(0 3 * * ? *)"
     assert crawler["CrawlerSecurityConfiguration"] == {"Ref": "SecurityConfiguration"}
     assert crawler["DatabaseName"] == {"Ref": "Database"}
     template.has_resource_properties(
