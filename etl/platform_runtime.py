@@ -334,6 +334,40 @@ def queued_events(batch: Any) -> list[Queued]:
     return messages
 
 
+def answer_queued(
+    batch: Any,
+    log: logging.Logger,
+    act: Callable[[Queued, dict[str, Any]], Any],
+    retried: tuple[type[Exception], ...] = (),
+) -> dict[str, list[dict[str, str]]]:
+    """Lambda's partial batch response to a batch from an SQS queue: ``act`` on each message's
+    event (with a logging context naming the message); a message whose ``act`` raises is named,
+    so that the queue hands it back after its visibility timeout (an exception of ``retried`` is
+    an expected wait, logged as such). What is not such a batch, or a body that is not JSON, is
+    ignored with the reason.
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html"""
+    try:
+        messages = queued_events(batch)
+    except Unrecognised as unrecognised:
+        ignored(log, str(unrecognised))
+        return {"batchItemFailures": []}
+    failed = []
+    for message in messages:
+        context: dict[str, Any] = {"message_id": message.message_id}
+        if message.unreadable:
+            ignored(log, message.unreadable, **context)
+            continue
+        try:
+            act(message, context)
+        except retried as error:
+            log.warning("retrying later: %s", error, extra=context | {"outcome": {"status": "retrying"}})
+            failed.append(message.message_id)
+        except Exception as error:  # reported, so that this message alone comes back
+            log.exception("failed: %s", error, extra=context | {"outcome": {"status": "failed"}})
+            failed.append(message.message_id)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
 # --- the model registry -------------------------------------------------------------------------------
 
 

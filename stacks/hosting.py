@@ -18,7 +18,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
-from constructs.event_function import EventFunction
+from constructs.event_function import EventFunction, QuietPeriod
 from constructs.nag_acknowledgements import acknowledge_wildcards, nag_arn
 from constructs.pass_role import grant_pass_role
 from constructs.realtime_endpoint import RealtimeEndpoint
@@ -27,6 +27,11 @@ from stacks.data import CAPTURE_PREFIX
 from stacks.foundation import Foundation
 
 PARAMETER = "ModelPackageArn"
+# Approvals wait on deploy_model's queue while a rollout runs: a message that finds the stack busy
+# comes back after the queue's visibility timeout (6 x the function's 30 s), up to 40 times, so
+# for two hours, beyond the longest rollout (the blue/green update's one-hour execution timeout,
+# its canary wait and termination wait, and a rollback). No delay: an approval is acted on at once.
+ROLLOUT_BUFFER = QuietPeriod(seconds=0, batch_size=1, max_receives=40)
 
 
 @jsii.implements(IAspect)
@@ -106,6 +111,7 @@ class HostingStack(Stack):
                 "CLOUDFORMATION_ROLE_ARN": self.deployment_role.role_arn,
             },
             defaults=functions,
+            quiet_period=ROLLOUT_BUFFER,
         )
         function = self.deploy_model.function
         function.add_to_role_policy(

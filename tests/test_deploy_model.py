@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.aws_errors import NO_UPDATES, Answers, AwsError, always, stack_busy
-from tests.functions import ENVIRONMENTS, event_fixture, fake_credentials, load_function
+from tests.functions import ENVIRONMENTS, event_fixture, fake_credentials, load_function, queued
 
 SETTINGS = ENVIRONMENTS["deploy_model"]
 GROUP = SETTINGS["MODEL_PACKAGE_GROUP"]
@@ -57,6 +57,12 @@ def module(aws, monkeypatch):
     return load_function("deploy_model", monkeypatch)
 
 
+def run(module, event):
+    """deploy_model on one event, with the clients and settings its handler uses (the handler
+    itself takes batches from the stack's queue: tested at the end)."""
+    return module.deploy_model(event, module.CLOUDFORMATION, module.SAGEMAKER, module.SETTINGS)
+
+
 def approved(package: str = PACKAGE, group: str = GROUP, status: str = "Approved") -> dict:
     return {
         "version": "0",
@@ -86,7 +92,7 @@ def test_an_approved_package_updates_the_stack_with_the_previous_template_and_th
     module.CLOUDFORMATION.meta.events.register(
         "provide-client-params.cloudformation.UpdateStack", lambda params, **_: sent.setdefault("UpdateStack", params)
     )
-    result = module.handler(approved(), None)
+    result = run(module, approved())
     assert result == {"status": "updating", "model_package": PACKAGE, "previous": ""}
     request = sent["UpdateStack"]
     assert request["UsePreviousTemplate"] is True and request["RoleARN"] == ROLE
@@ -98,8 +104,8 @@ def test_an_approved_package_updates_the_stack_with_the_previous_template_and_th
 
 
 def test_a_package_already_live_is_a_no_op(module, aws):
-    module.handler(approved(), None)
-    assert module.handler(approved(), None) == {"status": "already-live", "model_package": PACKAGE}
+    run(module, approved())
+    assert run(module, approved()) == {"status": "already-live", "model_package": PACKAGE}
 
 
 def moto_stack():
@@ -122,7 +128,7 @@ def test_a_busy_stack_is_retried_later_not_updated(module, aws):
     stack = moto_stack()
     stack.status = "UPDATE_IN_PROGRESS"  # the emulator's state, as a running update leaves it
     with pytest.raises(module.StackBusy, match="is UPDATE_IN_PROGRESS; retrying the rollout"):
-        module.handler(approved(), None)
+        run(module, approved())
     stack.status = "UPDATE_COMPLETE"
     assert parameters(aws)["ModelPackageArn"] == ""
 
@@ -138,7 +144,7 @@ def test_a_busy_stack_is_retried_later_not_updated(module, aws):
     ],
 )
 def test_packages_of_other_groups_or_not_approved_are_ignored(module, aws, event, reason):
-    result = module.handler(event, None)
+    result = run(module, event)
     assert result["status"] == "ignored" and reason in result["reason"]
     assert parameters(aws)["ModelPackageArn"] == ""
 
@@ -176,7 +182,7 @@ def _changed(path: str, value: object = None, *, remove: bool = False) -> dict:
 def test_an_event_deploy_model_does_not_understand_is_ignored_with_the_reason(module, aws, event, reason, caplog):
     described = calls(module.CLOUDFORMATION, "DescribeStacks")
     with caplog.at_level("INFO"):
-        result = module.handler(event, None)
+        result = run(module, event)
     assert result["status"] == "ignored" and reason in result["reason"], result
     assert reason in caplog.text
     assert described == [] and parameters(aws)["ModelPackageArn"] == ""
@@ -185,7 +191,7 @@ def test_an_event_deploy_model_does_not_understand_is_ignored_with_the_reason(mo
 @pytest.mark.parametrize("status", ["Pending", "InProgress", "Failed", "Deleting"])
 def test_an_approved_package_that_is_not_complete_is_not_rolled_out(module, aws, status):
     event = _changed("detail.ModelPackageStatus", status)
-    result = module.handler(event, None)
+    result = run(module, event)
     assert result == {"status": "ignored", "reason": f"{PACKAGE} is {status}, not Completed"}
     assert parameters(aws)["ModelPackageArn"] == ""
 
@@ -206,7 +212,7 @@ def test_a_stack_that_turns_busy_before_the_update_is_retried_later(module, aws,
     Answers.of(module.CLOUDFORMATION).on("UpdateStack", busy)
     described = calls(module.CLOUDFORMATION, "DescribeStacks")
     with pytest.raises(module.StackBusy, match="is UPDATE_IN_PROGRESS; retrying the rollout"):
-        module.handler(approved(), None)
+        run(module, approved())
     assert len(described) == 2  # before the update, and after CloudFormation refused it
     stack.status = "UPDATE_COMPLETE"
     assert parameters(aws)["ModelPackageArn"] == ""
@@ -229,14 +235,14 @@ def test_a_package_rolled_out_meanwhile_by_another_delivery_is_already_live(modu
         return NO_UPDATES.reworded() if reworded else NO_UPDATES
 
     Answers.of(module.CLOUDFORMATION).on("UpdateStack", rolled_out)
-    assert module.handler(approved(), None) == {"status": "already-live", "model_package": PACKAGE}
+    assert run(module, approved()) == {"status": "already-live", "model_package": PACKAGE}
 
 
 def test_a_validation_error_the_stack_does_not_explain_is_raised_as_sent(module, aws):
     refusal = AwsError("ValidationError", f"Role {ROLE} is invalid or cannot be assumed")
     Answers.of(module.CLOUDFORMATION).on("UpdateStack", always(refusal))
     with pytest.raises(ClientError) as raised:
-        module.handler(approved(), None)
+        run(module, approved())
     assert raised.value.operation_name == "UpdateStack"
     assert raised.value.response["Error"] == {"Type": "Sender", "Code": "ValidationError", "Message": refusal.message}
     assert parameters(aws)["ModelPackageArn"] == ""
@@ -247,7 +253,7 @@ def test_other_refusals_are_raised_without_reading_the_stack_again(module, aws):
     Answers.of(module.CLOUDFORMATION).on("UpdateStack", always(refusal))
     described = calls(module.CLOUDFORMATION, "DescribeStacks")
     with pytest.raises(ClientError, match="InsufficientCapabilitiesException"):
-        module.handler(approved(), None)
+        run(module, approved())
     assert len(described) == 1
 
 
@@ -255,11 +261,11 @@ def test_other_refusals_are_raised_without_reading_the_stack_again(module, aws):
 
 
 def test_a_late_approval_of_an_older_package_does_not_roll_the_endpoint_back(module, aws):
-    module.handler(approved(), None)  # version 3 goes live
+    run(module, approved())  # version 3 goes live
     registry = boto3.client("sagemaker")
     older = PACKAGE.replace("/3", "/2")
     registry.update_model_package(ModelPackageArn=older, ModelApprovalStatus="Approved")
-    assert module.handler(approved(older), None) == {"status": "already-live", "model_package": PACKAGE}
+    assert run(module, approved(older)) == {"status": "already-live", "model_package": PACKAGE}
     assert parameters(aws)["ModelPackageArn"] == PACKAGE
 
 
@@ -268,7 +274,7 @@ def test_an_approval_during_a_rollout_is_applied_by_the_next_event_whatever_it_n
     registry = boto3.client("sagemaker")
     newer = register(registry)
     registry.update_model_package(ModelPackageArn=newer, ModelApprovalStatus="Approved")
-    result = module.handler(approved(), None)  # the event of version 3
+    result = run(module, approved())  # the event of version 3
     assert result == {"status": "updating", "model_package": newer, "previous": ""}
 
 
@@ -282,16 +288,40 @@ def test_an_approval_during_a_rollout_is_applied_by_the_next_event_whatever_it_n
     ids=["another-account", "another-group", "empty"],
 )
 def test_the_arn_an_event_names_never_picks_the_model(module, aws, named):
-    result = module.handler(approved(named), None)
+    result = run(module, approved(named))
     assert result["status"] == "updating" and result["model_package"] == PACKAGE
     assert parameters(aws)["ModelPackageArn"] == PACKAGE
 
 
 def test_a_group_with_no_approved_completed_package_deploys_nothing(module, aws):
     boto3.client("sagemaker").update_model_package(ModelPackageArn=PACKAGE, ModelApprovalStatus="Rejected")
-    result = module.handler(approved(), None)
+    result = run(module, approved())
     assert result == {
         "status": "ignored",
         "reason": f"{GROUP} has no Approved package whose status is Completed",
     }
     assert parameters(aws)["ModelPackageArn"] == ""
+
+
+# --- the handler: approvals from the stack's queue, a busy stack's message handed back ----------
+
+
+def test_an_approval_that_finds_a_rollout_running_comes_back_from_the_queue(module, aws, caplog):
+    stack = moto_stack()
+    stack.status = "UPDATE_IN_PROGRESS"
+    batch = queued(approved())
+    message = batch["Records"][0]["messageId"]
+    with caplog.at_level("INFO"):
+        assert module.handler(batch, None) == {"batchItemFailures": [{"itemIdentifier": message}]}
+    assert "retrying later" in caplog.text
+    stack.status = "UPDATE_COMPLETE"  # the rollout is over: the message, handed back, is applied
+    assert module.handler(batch, None) == {"batchItemFailures": []}
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE
+
+
+def test_a_message_the_handler_cannot_read_is_ignored_and_the_others_applied(module, aws, caplog):
+    batch = queued(approved(), "not json")
+    with caplog.at_level("INFO"):
+        assert module.handler(batch, None) == {"batchItemFailures": []}
+    assert "the message body is not JSON" in caplog.text
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE

@@ -12,7 +12,7 @@ from moto.events.models import EventPattern
 
 from app import build_app
 from config import ConfigError
-from tests.helpers import logical_id, resources
+from tests.helpers import logical_id, properties, resources
 
 BILLABLE = (
     "AWS::SageMaker::Model",
@@ -211,3 +211,23 @@ def test_each_stage_rolls_out_with_a_policy_sagemaker_accepts_for_its_fleet(dev,
 def test_a_rollout_keeps_the_capacity_autoscaling_chose(stage):
     endpoint = one(hosting(stage), "AWS::SageMaker::Endpoint")["Properties"]
     assert endpoint["RetainAllVariantProperties"] is True
+
+
+def test_approvals_wait_on_a_queue_through_the_longest_rollout(stage):
+    """An approval that finds a rollout running comes back after the queue's visibility timeout
+    until the rollout is over: the receives it may take outlast the endpoint's update timeout."""
+    template = hosting(stage)
+    [queue] = [q for q in properties(template, "AWS::SQS::Queue") if "RedrivePolicy" in q]
+    [function] = properties(template, "AWS::Lambda::Function")
+    assert queue["VisibilityTimeout"] == 6 * function["Timeout"]
+    endpoint = one(template, "AWS::SageMaker::Endpoint")["Properties"]
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    longest = (
+        policy["MaximumExecutionTimeoutInSeconds"]
+        + policy["TerminationWaitInSeconds"]
+        + policy["TrafficRoutingConfiguration"]["WaitIntervalInSeconds"]
+    )
+    assert queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"] > longest
+    [mapping] = properties(template, "AWS::Lambda::EventSourceMapping")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "DelaySeconds" not in queue or queue["DelaySeconds"] == 0

@@ -41,7 +41,8 @@ PINNED = {
         *FUNCTION_IDS["RegisterModel"],
         *FUNCTION_IDS["StartBatchTransform"],
     },
-    "hosting-bank-marketing": {"Endpoint", *FUNCTION_IDS["DeployModel"]},
+    # deploy_model's queue, which holds approvals through a rollout (added with it, never moved)
+    "hosting-bank-marketing": {"Endpoint", *FUNCTION_IDS["DeployModel"], "DeployModelQueue03388A95"},
 }
 STUDIO = {"dev": {"Domain", "Useralice", "Userbob"}, "prod": {"Domain"}}
 

@@ -16,8 +16,10 @@ parameter. SageMaker then shifts traffic blue/green and rolls back on the stack'
 - another group's package, one not Approved, one whose ModelPackageStatus is not Completed (still
   being created, failed, being deleted), or an event that is not a model package state change:
   ignored with the reason logged;
-- the stack is busy (an update or rollback in progress): StackBusy is raised, so Lambda's
-  retries bring the event back later; once retries run out it waits in the DLQ for a replay.
+- the stack is busy (an update or rollback in progress): StackBusy is raised and the message is
+  reported failed, so the hosting stack's queue hands it back after its visibility timeout, for as
+  long as a rollout can take (``ROLLOUT_BUFFER`` in ``stacks/hosting.py``); an approval that
+  arrives mid-rollout is applied after it, and the newest approved package is live at the end.
 
 Both are read from DescribeStacks before the update, and again when CloudFormation refuses it:
 CloudFormation answers a busy stack and an update that changes nothing ("No updates are to be
@@ -160,5 +162,12 @@ CLOUDFORMATION = boto3.client("cloudformation")
 SAGEMAKER = boto3.client("sagemaker")
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    return deploy_model(event, CLOUDFORMATION, SAGEMAKER, SETTINGS)
+def handler(batch: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Approvals arrive through the stack's queue: one that finds a rollout running (StackBusy)
+    comes back after the queue's visibility timeout, until the rollout is over."""
+    return runtime.answer_queued(
+        batch,
+        LOG,
+        lambda message, _: deploy_model(message.event, CLOUDFORMATION, SAGEMAKER, SETTINGS),
+        retried=(StackBusy,),
+    )

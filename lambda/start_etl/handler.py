@@ -158,30 +158,16 @@ def plan(snap: Snapshot, settings: Settings) -> Plan:
 def start_etl(batch: Any, glue, s3, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """A batch from the queue; the answer is Lambda's partial batch response (the messages that
     failed, which the queue hands back after its visibility timeout)."""
-    try:
-        messages = runtime.queued_events(batch)
-    except runtime.Unrecognised as unrecognised:
-        runtime.ignored(LOG, str(unrecognised))
-        return {"batchItemFailures": []}
-    failed = []
-    for message in messages:
-        context = {"message_id": message.message_id}
-        try:
-            prepare(message, glue, s3, settings, now or datetime.now(UTC), context)
-        except RunStarting as error:
-            LOG.warning("retrying later: %s", error, extra=context | {"outcome": {"status": "retrying"}})
-            failed.append(message.message_id)
-        except Exception as error:  # reported, so that this message alone comes back
-            LOG.exception("failed: %s", error, extra=context | {"outcome": {"status": "failed"}})
-            failed.append(message.message_id)
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    return runtime.answer_queued(
+        batch,
+        LOG,
+        lambda message, context: prepare(message, glue, s3, settings, now or datetime.now(UTC), context),
+        retried=(RunStarting,),
+    )
 
 
 def prepare(message: runtime.Queued, glue, s3, settings: Settings, now: datetime, context: dict[str, str]) -> None:
     """One message: the run of its dataset's snapshot started, found started, or the reason not."""
-    if message.unreadable:
-        runtime.ignored(LOG, message.unreadable, **context)
-        return
     try:
         obj = runtime.ObjectCreated.from_event(message.event)
     except runtime.Unrecognised as unrecognised:
