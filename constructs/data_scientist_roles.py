@@ -19,6 +19,7 @@ from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
 
 from config import WorkspaceConfig
+from etl.platform_runtime import TAG_PREFIX
 
 JOB_REASON = (
     "Data scientists name their own jobs; Create actions are limited to passing the platform's "
@@ -83,6 +84,25 @@ class DataScientistRoles(Construct):
                     "sagemaker:AddTags",
                 ],
                 resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*", f"{arn}:transform-job/*"],
+            )
+        )
+        # The platform's tag keys mark the jobs register_model trusts (start_training's): no job a
+        # data scientist starts or tags may carry one.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="NoPlatformTagKeys",
+                effect=iam.Effect.DENY,
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:CreateModel",
+                    "sagemaker:AddTags",
+                ],
+                resources=["*"],
+                conditions={"ForAnyValue:StringLike": {"aws:TagKeys": [f"{TAG_PREFIX}*"]}},
             )
         )
         registry = [

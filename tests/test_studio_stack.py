@@ -92,6 +92,19 @@ def test_data_scientists_pass_only_the_platform_execution_role(stage):
     assert creates and {"sagemaker:CreateProcessingJob", "sagemaker:CreateTransformJob"} <= set(actions(creates[0]))
 
 
+def test_data_scientists_cannot_put_the_platforms_tag_keys_on_a_job(stage):
+    """register_model trusts jobs by the platform's tag keys (ml-platform:*), which only
+    start_training sets: every create or tag request of the data scientists naming one is denied."""
+    denies = [s for s in statements(studio(stage)) if s["Effect"] == "Deny" and s.get("Sid") == "NoPlatformTagKeys"]
+    assert len(denies) == 1
+    [deny] = denies
+    assert deny["Condition"] == {"ForAnyValue:StringLike": {"aws:TagKeys": ["ml-platform:*"]}}
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:AddTags"} <= set(
+        actions(deny)
+    )
+    assert deny["Resource"] == "*"
+
+
 def test_registry_is_read_only_unless_the_team_approves_models(stage_config, lone_app):
     template = variant(stage_config, lone_app, team_approves_models=True)
     updates = [s for s in statements(template) if "sagemaker:UpdateModelPackage" in actions(s)]
