@@ -169,3 +169,18 @@ def queued(*events: Any, queue: str = f"arn:aws:sqs:{REGION}:{ACCOUNT}:start-etl
         }
         records.append(record)
     return {"Records": records}
+
+
+def changed(event: dict[str, Any], path: str, value: Any = None, *, remove: bool = False) -> dict[str, Any]:
+    """A copy of ``event`` with the field at the dotted ``path`` set to ``value`` or removed: the
+    events a function must ignore with the reason."""
+    event = copy.deepcopy(event)
+    *parents, last = path.split(".")
+    target = event
+    for part in parents:
+        target = target[part]
+    if remove:
+        del target[last]
+    else:
+        target[last] = value
+    return event

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.aws_errors import NO_UPDATES, Answers, AwsError, always, stack_busy
-from tests.functions import ENVIRONMENTS, event_fixture, fake_credentials, load_function, queued
+from tests.functions import ENVIRONMENTS, changed, event_fixture, fake_credentials, load_function, queued
 
 SETTINGS = ENVIRONMENTS["deploy_model"]
 GROUP = SETTINGS["MODEL_PACKAGE_GROUP"]
@@ -149,20 +149,6 @@ def test_packages_of_other_groups_or_not_approved_are_ignored(module, aws, event
     assert parameters(aws)["ModelPackageArn"] == ""
 
 
-def _changed(path: str, value: object = None, *, remove: bool = False) -> dict:
-    """approved() with the field at the dotted ``path`` set to ``value`` or removed."""
-    event = approved()
-    *parents, last = path.split(".")
-    target = event
-    for part in parents:
-        target = target[part]
-    if remove:
-        del target[last]
-    else:
-        target[last] = value
-    return event
-
-
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
@@ -170,11 +156,14 @@ def _changed(path: str, value: object = None, *, remove: bool = False) -> dict:
             event_fixture("glue_job_state_change_failed.json"),
             "not a 'SageMaker Model Package State Change' event: source 'aws.glue'",
         ),
-        (_changed("detail-type", "SageMaker Training Job State Change"), "detail-type 'SageMaker Training Job"),
-        (_changed("detail.ModelPackageArn", remove=True), "detail.ModelPackageArn is missing"),
-        (_changed("detail.ModelPackageGroupName", ["x"]), "detail.ModelPackageGroupName must be a string"),
-        (_changed("detail.ModelApprovalStatus", True), "detail.ModelApprovalStatus must be a string"),
-        (_changed("detail", "Approved"), "detail must be an object"),
+        (
+            changed(approved(), "detail-type", "SageMaker Training Job State Change"),
+            "detail-type 'SageMaker Training Job",
+        ),
+        (changed(approved(), "detail.ModelPackageArn", remove=True), "detail.ModelPackageArn is missing"),
+        (changed(approved(), "detail.ModelPackageGroupName", ["x"]), "detail.ModelPackageGroupName must be a string"),
+        (changed(approved(), "detail.ModelApprovalStatus", True), "detail.ModelApprovalStatus must be a string"),
+        (changed(approved(), "detail", "Approved"), "detail must be an object"),
         (None, "not an EventBridge event"),
     ],
     ids=["glue-event", "training-event", "no-arn", "group-list", "approval-flag", "detail-text", "none"],
@@ -190,7 +179,7 @@ def test_an_event_deploy_model_does_not_understand_is_ignored_with_the_reason(mo
 
 @pytest.mark.parametrize("status", ["Pending", "InProgress", "Failed", "Deleting"])
 def test_an_approved_package_that_is_not_complete_is_not_rolled_out(module, aws, status):
-    event = _changed("detail.ModelPackageStatus", status)
+    event = changed(approved(), "detail.ModelPackageStatus", status)
     result = run(module, event)
     assert result == {"status": "ignored", "reason": f"{PACKAGE} is {status}, not Completed"}
     assert parameters(aws)["ModelPackageArn"] == ""

@@ -23,6 +23,7 @@ from tests.functions import (
     DATA_BUCKET,
     ENVIRONMENTS,
     REGION,
+    changed,
     event_fixture,
     fake_credentials,
     load_function,
@@ -222,18 +223,7 @@ def test_other_buckets_are_ignored(module, aws, caplog):
     assert job_runs(aws[1]) == []
 
 
-def _changed(path: str, value: object = None, *, remove: bool = False) -> dict:
-    """The fixture's Object Created event with the field at ``path`` set to ``value`` or removed."""
-    event = object_created("raw/bank-marketing/x.csv")
-    *parents, last = path.split(".")
-    target = event
-    for part in parents:
-        target = target[part]
-    if remove:
-        del target[last]
-    else:
-        target[last] = value
-    return event
+RAW_OBJECT = object_created("raw/bank-marketing/x.csv")
 
 
 @pytest.mark.parametrize(
@@ -244,12 +234,12 @@ def _changed(path: str, value: object = None, *, remove: bool = False) -> dict:
             "not an S3 'Object Created' event: source 'aws.glue', detail-type 'Glue Job State Change'",
         ),
         ("Test message.", "the message body is not JSON"),
-        (_changed("detail.object.key", remove=True), "detail.object.key is missing"),
-        (_changed("detail.object.etag", remove=True), "detail.object.etag is missing"),
-        (_changed("detail", remove=True), "detail is missing"),
-        (_changed("detail.object.size", "492486"), "detail.object.size must be a whole number"),
-        (_changed("detail.object.key", ["x"]), "detail.object.key must be a string"),
-        (_changed("time", "yesterday"), "time must be an ISO 8601 time"),
+        (changed(RAW_OBJECT, "detail.object.key", remove=True), "detail.object.key is missing"),
+        (changed(RAW_OBJECT, "detail.object.etag", remove=True), "detail.object.etag is missing"),
+        (changed(RAW_OBJECT, "detail", remove=True), "detail is missing"),
+        (changed(RAW_OBJECT, "detail.object.size", "492486"), "detail.object.size must be a whole number"),
+        (changed(RAW_OBJECT, "detail.object.key", ["x"]), "detail.object.key must be a string"),
+        (changed(RAW_OBJECT, "time", "yesterday"), "time must be an ISO 8601 time"),
         (["not", "an", "event"], "not an EventBridge event"),
     ],
     ids=["glue-event", "not-json", "no-key", "no-etag", "no-detail", "size-text", "key-list", "bad-time", "list"],

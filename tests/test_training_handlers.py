@@ -40,6 +40,7 @@ from tests.functions import (
     KEY,
     REGION,
     SAGEMAKER_ROLE,
+    changed,
     event_fixture,
     fake_credentials,
     load_function,
@@ -202,20 +203,6 @@ def test_other_objects_are_ignored(start_training, aws, key, reason):
     assert aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"] == []
 
 
-def _changed(event: dict, path: str, value: object = None, *, remove: bool = False) -> dict:
-    """``event`` (a copy) with the field at the dotted ``path`` set to ``value`` or removed."""
-    event = json.loads(json.dumps(event))
-    *parents, last = path.split(".")
-    target = event
-    for part in parents:
-        target = target[part]
-    if remove:
-        del target[last]
-    else:
-        target[last] = value
-    return event
-
-
 GLUE_EVENT = event_fixture("glue_job_state_change_failed.json")
 
 
@@ -224,15 +211,15 @@ GLUE_EVENT = event_fixture("glue_job_state_change_failed.json")
     [
         (GLUE_EVENT, "not an S3 'Object Created' event: source 'aws.glue', detail-type 'Glue Job State Change'"),
         (
-            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.key", remove=True),
+            changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.key", remove=True),
             "detail.object.key is missing",
         ),
         (
-            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.size", "0"),
+            changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail.object.size", "0"),
             "detail.object.size must be a whole number",
         ),
         (
-            _changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail", None),
+            changed(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), "detail", None),
             "detail must be an object",
         ),
         ([object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS")], "not an EventBridge event"),
@@ -575,22 +562,22 @@ def _tuning_change(name: str, status: str) -> dict:
     [
         (GLUE_EVENT, "not a SageMaker training or tuning job state change: source 'aws.glue'"),
         (
-            _changed(state_change("car-run-10", "Completed"), "detail.TrainingJobName", remove=True),
+            changed(state_change("car-run-10", "Completed"), "detail.TrainingJobName", remove=True),
             "detail.TrainingJobName is missing",
         ),
         (
-            _changed(state_change("car-run-10", "Completed"), "detail.TrainingJobStatus", 3),
+            changed(state_change("car-run-10", "Completed"), "detail.TrainingJobStatus", 3),
             "detail.TrainingJobStatus must be a string",
         ),
         (
-            _changed(
+            changed(
                 state_change("car-run-10", "Completed"),
                 "detail-type",
                 "SageMaker HyperParameter Tuning Job State Change",
             ),
             "detail.HyperParameterTuningJobName is missing",
         ),
-        (_changed(_tuning_change("tune-1", "Failed"), "detail", []), "detail must be an object"),
+        (changed(_tuning_change("tune-1", "Failed"), "detail", []), "detail must be an object"),
         ("Completed", "not an EventBridge event"),
     ],
     ids=["glue-event", "no-name", "status-number", "training-detail-as-tuning", "detail-list", "text"],
@@ -720,9 +707,9 @@ def test_inputs_of_one_name_in_two_folders_are_written_where_neither_overwrites_
     ("event", "reason"),
     [
         (GLUE_EVENT, "not an S3 'Object Created' event: source 'aws.glue', detail-type 'Glue Job State Change'"),
-        (_changed(object_created(CARS_INPUT), "detail.bucket", remove=True), "detail.bucket is missing"),
-        (_changed(object_created(CARS_INPUT), "detail.object.key", 7), "detail.object.key must be a string"),
-        (_changed(object_created(CARS_INPUT), "id", None), "id must be a string"),
+        (changed(object_created(CARS_INPUT), "detail.bucket", remove=True), "detail.bucket is missing"),
+        (changed(object_created(CARS_INPUT), "detail.object.key", 7), "detail.object.key must be a string"),
+        (changed(object_created(CARS_INPUT), "id", None), "id must be a string"),
     ],
     ids=["glue-event", "no-bucket", "key-number", "id-null"],
 )
