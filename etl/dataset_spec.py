@@ -205,12 +205,12 @@ class DatasetSpec:
                 raise SpecError(self.name, column, "in the data but not in the spec: add it to features or to drop")
 
 
-class _NotJson(ValueError):
+class NotJson(ValueError):
     """What json.loads takes but a spec (or a request) may not hold: a key twice in one object,
     NaN, Infinity."""
 
 
-class DuplicateKey(_NotJson):
+class DuplicateKey(NotJson):
     """A JSON object that names a key twice (json.loads would keep only the last value)."""
 
 
@@ -226,7 +226,7 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON number; write a number")
+    raise NotJson(f"{name} is not a JSON number; write a number")
 
 
 def load_spec(text: str, source: str = "spec") -> DatasetSpec:
@@ -234,7 +234,7 @@ def load_spec(text: str, source: str = "spec") -> DatasetSpec:
         raw = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise SpecError(source, None, f"not valid JSON: {exc}") from None
-    except _NotJson as exc:
+    except NotJson as exc:
         raise SpecError(source, None, str(exc)) from None
     if not isinstance(raw, dict):
         raise SpecError(source, None, "a spec is a JSON object")

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from dataset_spec import DuplicateKey, unique_keys
+from dataset_spec import NotJson, unique_keys
 from schema_encoder import RecordError, SchemaEncoder
 
 try:  # in SageMaker's XGBoost container: what keeps an error's status (anything else is a 500)
@@ -191,18 +191,14 @@ def input_fn(body: str | bytes, content_type: str | None = None) -> CsvLines | l
     return _json_records(text)
 
 
-class _NotJson(ValueError):
-    """What Python's json module would read but JSON (RFC 8259) or this model does not allow."""
-
-
 def _constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON value (a number is finite; send null for a missing value)")
+    raise NotJson(f"{name} is not a JSON value (a number is finite; send null for a missing value)")
 
 
 def _integer(literal: str) -> int:
     digits = len(literal.lstrip("-"))
     if digits > LONGEST_INTEGER:
-        raise _NotJson(f"an integer of {digits} digits (at most {LONGEST_INTEGER})")
+        raise NotJson(f"an integer of {digits} digits (at most {LONGEST_INTEGER})")
     return int(literal)
 
 
@@ -237,7 +233,7 @@ def _json_records(text: str) -> list[Any]:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise BadRequest(1, None, f"the body is not JSON: {error.msg} at {where}") from None
-    except (_NotJson, DuplicateKey) as error:
+    except NotJson as error:  # DuplicateKey among them
         raise BadRequest(1, None, f"the body is not JSON: {error}") from None
     except RecursionError:  # defensive: _depth refuses such a body first
         raise BadRequest(1, None, f"the body nests deeper than {DEEPEST} levels of arrays and objects") from None
