@@ -8,6 +8,7 @@
 #   make synth STAGE=prod ACCOUNT=123456789012      the same for another stage (one whose file names no account needs ACCOUNT)
 #   make test                                       the whole test suite
 #   make permissions                                the permission proof over the dev and prod assemblies
+#   make cost                                       each stage's idle monthly cost on paper, written to docs/cost.md
 #   make bench                                      benchmarks: synth, ETL, training, handler imports, serving, the local platform
 #   make lint                                       ruff, and the type checker (make typecheck)
 #   make typecheck                                  mypy over the infrastructure, and over the runtime as shipped
@@ -47,7 +48,7 @@ DATA ?=
 LOCAL_CONTEXT := -c stage=dev $(if $(DATASET),-c serve=$(DATASET)) $(if $(SPEC),-c extra_specs=$(abspath $(SPEC)))
 LOCAL_ARGS := $(if $(DATASET),--dataset $(DATASET)) $(if $(SPEC),--spec $(abspath $(SPEC))) $(if $(DATA),--data $(abspath $(DATA)))
 
-.PHONY: help setup java local synth permissions test bench lint typecheck format bootstrap deploy diff destroy clean
+.PHONY: help setup java local synth permissions cost test bench lint typecheck format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -87,6 +88,14 @@ permissions: setup java
 	cdk synth --quiet -o $(PERMISSIONS)/dev -c stage=dev
 	cdk synth --quiet -o $(PERMISSIONS)/prod -c stage=prod -c account=123456789012
 	python -m permissions --assembly $(PERMISSIONS)/dev --assembly $(PERMISSIONS)/prod --state $(PERMISSIONS)/twins
+
+# Each stage's idle monthly cost from fresh dev and prod assemblies (docs/cost.md; a test keeps it current).
+COST := .cost
+cost: setup
+	rm -rf $(COST)
+	cdk synth --quiet -o $(COST)/dev -c stage=dev
+	cdk synth --quiet -o $(COST)/prod -c stage=prod -c account=123456789012
+	python -m checks.cost $(COST)/dev $(COST)/prod --output docs/cost.md
 
 # The local Spark session of the ETL tests needs a Java runtime (Glue 5 runs Java 17).
 java:
@@ -130,4 +139,4 @@ destroy: setup
 	cdk destroy --all $(CDK_CONTEXT)
 
 clean:
-	rm -rf cdk.out $(LOCAL) $(STAMPS) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf cdk.out $(LOCAL) $(COST) $(PERMISSIONS) $(STAMPS) .pytest_cache .ruff_cache .mypy_cache
