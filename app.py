@@ -118,7 +118,7 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             app,
             f"{prefix}-Studio",
             foundation=foundation,
-            execution_role=training.execution_role,
+            jobs_security_group=training.security_group,
             model_package_group_prefix=training.registry.prefix,
             description=f"ML platform: the data scientists' {config.workspace.kind} workspace in the VPC",
             **common,

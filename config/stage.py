@@ -65,7 +65,10 @@ class NetworkConfig(_Section):
     # Empty: environment-agnostic, the first two zones of whatever region the stack lands in.
     # With an account and region the zones must be named here, so synth needs no look-up.
     availability_zones: tuple[str, ...] = ()
-    interface_endpoints: tuple[EndpointService, ...] = INTERFACE_ENDPOINT_SERVICES
+    # What the platform, a hosting stack and a Studio workspace call from inside the VPC.
+    interface_endpoints: tuple[EndpointService, ...] = (
+        "sagemaker.api", "sagemaker.runtime", "sts", "logs", "glue", "cloudformation", "sns",
+    )  # fmt: skip
     flow_log_retention_days: RetentionDays = 365
 
     @field_validator("cidr")
@@ -174,11 +177,16 @@ class HostingConfig(_Section):
 
 
 # The interface endpoints each kind of workspace cannot work without (VpcOnly: no other path).
+# Studio's own endpoint (sagemaker.studio) serves browsers inside a VPC; people reach Studio
+# through the console's presigned URL, so no caller inside this VPC needs it.
 WORKSPACE_ENDPOINTS = {
-    "studio": ("sagemaker.api", "sagemaker.runtime", "sagemaker.studio", "sts", "logs"),
+    "studio": ("sagemaker.api", "sagemaker.runtime", "sts", "logs"),
     "notebook": ("sagemaker.api", "sagemaker.runtime", "sts", "logs"),
     "none": (),
 }
+# What the platform's functions in the VPC call (the twin records it: tests/test_local_platform.py).
+PLATFORM_ENDPOINTS: tuple[EndpointService, ...] = ("sagemaker.api", "glue", "sns")
+HOSTING_ENDPOINTS: tuple[EndpointService, ...] = ("cloudformation",)  # deploy_model's UpdateStack
 
 
 def _matching(pattern: str, what: str) -> AfterValidator:
@@ -295,6 +303,16 @@ class StageConfig(_Section):
                 list(self.network.interface_endpoints),
                 f"a {self.workspace.kind} workspace in a VPC without internet needs {', '.join(needed)}; "
                 f"add {', '.join(missing)} (or set workspace.kind)",
+            )
+        needed = (*PLATFORM_ENDPOINTS, *(HOSTING_ENDPOINTS if self.hosting.datasets else ()))
+        missing = [name for name in needed if name not in self.network.interface_endpoints]
+        if missing:
+            _fail(
+                self.name,
+                "network.interface_endpoints",
+                list(self.network.interface_endpoints),
+                f"the platform's functions in a VPC without internet call {', '.join(needed)}; "
+                f"add {', '.join(missing)}",
             )
         if (self.account is None) != (self.region is None):
             absent = "region" if self.region is None else "account"

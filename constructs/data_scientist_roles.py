@@ -1,19 +1,32 @@
 """DataScientistRoles: the execution roles data scientists work as, in Studio or a notebook.
 
 A role may read raw/ and prepared/, read and write its own sandbox (sandbox/<user>/, or
-sandbox/${aws:SourceIdentity}/ for a role shared by users Studio tells apart), start training,
-processing and transform jobs as the platform's execution role, and read the model registry; it
-cannot delete platform data, and changes a model's approval only where the stage lets the team
-approve. In Studio each role may also open its own user profile's spaces and apps.
+sandbox/${aws:SourceIdentity}/ for a role shared by users Studio tells apart), and read the model
+registry; it cannot delete platform data, and changes a model's approval only where the stage
+lets the team approve. In Studio each role may also open its own user profile's spaces and apps.
+
+Jobs and models a person starts run as the data scientists' job role, never as the platform's
+execution role: it reads raw/ and prepared/ and writes only sandbox/, so no person's code can
+write the models behind approved packages or the platform's data. SageMaker's condition keys
+keep every job and model inside the guardrails: the platform's subnets and jobs' security group,
+network isolation, the platform key for volumes and outputs, inter-container encryption; no job
+or model may carry the platform's tag keys, and no model may be named like the platform's
+(``<stage prefix>-*``), nor a transform job run one (a model runs as its own role).
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemakerai.html#amazonsagemakerai-policy-keys
+https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs import nag_acknowledgements as nag
+from constructs.execution_role import LOGS_REASON, METRICS_REASON, VPC_ACTIONS, VPC_REASON
 from constructs.logical_ids import logical_id
 from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
@@ -22,8 +35,15 @@ from config import WorkspaceConfig
 from etl.platform_runtime import TAG_PREFIX
 
 JOB_REASON = (
-    "Data scientists name their own jobs; Create actions are limited to passing the platform's "
-    "execution role, the only role this policy may pass."
+    "Data scientists name their own jobs and models; Create actions may pass only the data "
+    "scientists' job role and must keep the job in the platform's subnets and security group, "
+    "network-isolated and under the platform key (SageMaker condition keys)."
+)
+# The jobs a person starts, with the condition keys each request carries.
+TRAINING_LIKE = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
 )
 
 
@@ -39,16 +59,94 @@ class DataScientistRoles(Construct):
         reads: tuple[str, ...],
         sandbox_prefix: str,
         artifacts: SecureBucket,
-        execution_role: iam.IRole,
+        subnet_ids: list[str],
+        security_group: ec2.ISecurityGroup,
         group_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self._reads, self._sandbox_prefix = reads, sandbox_prefix
         self.workspace = workspace
         self._key, self._data, self._artifacts = key, data, artifacts
-        self._execution_role, self._group_prefix = execution_role, group_prefix
+        self._subnet_ids, self._security_group = subnet_ids, security_group
+        self._group_prefix = group_prefix
         self.roles: dict[str, iam.Role] = {}
         self.owners: dict[str, str] = {}  # role construct id -> the user it serves (or ${aws:SourceIdentity})
+        self.job_role = self._job_role()
+
+    def _job_role(self) -> iam.Role:
+        """What the jobs and models data scientists start run as: the platform's data to read,
+        the sandboxes to write, the platform key, logs and metrics under /aws/sagemaker/, and
+        network interfaces in the VPC."""
+        role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Jobs and models data scientists start: read data, write sandboxes, nothing of the platform's",
+        )
+        for prefix in self._reads:
+            self._data.grant_read(role, f"{prefix}*")
+        self._data.grant_read(role, f"{self._sandbox_prefix}*")
+        self._data.grant_write(role, f"{self._sandbox_prefix}*")  # never delete: a person's deletes are their own
+        self._key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[self._key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        stack = Stack.of(self)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+        data_id = logical_id(self._data.bucket)
+        nag.acknowledge_grant_policy(role)
+        nag.acknowledge_wildcards(
+            role.node.find_child("DefaultPolicy"),
+            {
+                "Data scientists' jobs read every dataset's raw/ and prepared/ data and write the "
+                "sandboxes (a job cannot tell the person who started it apart), nothing else.": [
+                    *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in self._reads],
+                    f"Resource::<{data_id}.Arn>/{self._sandbox_prefix}*",
+                ],
+                LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
+                f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
+                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
+                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
+            },
+        )
+        return role
+
+    def _guardrails(self) -> dict[str, dict[str, Any]]:
+        """The conditions every job and model a person creates must meet, by the condition keys
+        SageMaker sets from the request (absent keys fail every condition but Null)."""
+        return {
+            "network": {
+                "ForAllValues:StringEquals": {
+                    "sagemaker:VpcSubnets": self._subnet_ids,
+                    "sagemaker:VpcSecurityGroupIds": [self._security_group.security_group_id],
+                },
+                "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+                "Bool": {"sagemaker:NetworkIsolation": "true"},
+            },
+            "keys": {
+                "ArnEquals": {
+                    "sagemaker:VolumeKmsKeyArn": self._key.key_arn,
+                    "sagemaker:OutputKmsKeyArn": self._key.key_arn,
+                },
+            },
+        }
 
     def role(self, construct_id: str, sandbox_owner: str) -> iam.Role:
         """A data scientists' execution role; ``sandbox_owner`` names the sandbox (a user, or
@@ -69,38 +167,84 @@ class DataScientistRoles(Construct):
             artifacts.grant_read_write(role, "sharing/*")
         self._key.grant(role, "kms:Decrypt", "kms:GenerateDataKey*")  # S3 objects under the platform key
         arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        jobs = [f"{arn}:training-job/*", f"{arn}:processing-job/*", f"{arn}:hyper-parameter-tuning-job/*"]
+        guardrails = self._guardrails()
+        network, keys = guardrails["network"], guardrails["keys"]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="JobsInsideTheGuardrails",
+                actions=list(TRAINING_LIKE),
+                resources=jobs,
+                conditions={
+                    **network,
+                    "Bool": {**network["Bool"], "sagemaker:InterContainerTrafficEncryption": "true"},
+                    **keys,
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ModelsInsideTheGuardrails",
+                actions=["sagemaker:CreateModel"],
+                resources=[f"{arn}:model/*"],
+                conditions=network,
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TransformsUnderThePlatformKey",
+                actions=["sagemaker:CreateTransformJob"],
+                resources=[f"{arn}:transform-job/*"],
+                conditions=keys,
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:CreateTransformJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:DescribeProcessingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
                     "sagemaker:DescribeTransformJob",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:StopProcessingJob",
+                    "sagemaker:StopHyperParameterTuningJob",
                     "sagemaker:StopTransformJob",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:DeleteModel",
                     "sagemaker:AddTags",
                 ],
-                resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*", f"{arn}:transform-job/*"],
+                resources=[*jobs, f"{arn}:transform-job/*", f"{arn}:model/*"],
             )
         )
-        # The platform's tag keys mark the jobs register_model trusts (start_training's): no job a
-        # data scientist starts or tags may carry one.
+        # The platform's models run as its execution role, which writes its models and data: no
+        # person may create, delete or run one (the endpoint's are <endpoint>-<version>, batch
+        # transform's <stage prefix>-<file>-<digest>).
+        platform_models = f"{arn}:model/{self._group_prefix}-*"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="NoPlatformModels",
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:CreateModel", "sagemaker:DeleteModel"],
+                resources=[platform_models],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="NoTransformsWithPlatformModels",
+                effect=iam.Effect.DENY,
+                actions=["sagemaker:CreateTransformJob"],
+                resources=["*"],
+                conditions={"ArnLike": {"sagemaker:ModelArn": platform_models}},
+            )
+        )
+        # The platform's tag keys mark the jobs register_model trusts (start_training's): no job or
+        # model a data scientist starts or tags may carry one.
         # https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="NoPlatformTagKeys",
                 effect=iam.Effect.DENY,
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:CreateHyperParameterTuningJob",
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:CreateTransformJob",
-                    "sagemaker:CreateModel",
-                    "sagemaker:AddTags",
-                ],
+                actions=[*TRAINING_LIKE, "sagemaker:CreateTransformJob", "sagemaker:CreateModel", "sagemaker:AddTags"],
                 resources=["*"],
                 conditions={"ForAnyValue:StringLike": {"aws:TagKeys": [f"{TAG_PREFIX}*"]}},
             )
@@ -124,7 +268,10 @@ class DataScientistRoles(Construct):
                 actions=[
                     "sagemaker:ListModelPackageGroups",
                     "sagemaker:ListTrainingJobs",
+                    "sagemaker:ListProcessingJobs",
+                    "sagemaker:ListHyperParameterTuningJobs",
                     "sagemaker:ListTransformJobs",
+                    "sagemaker:ListModels",
                 ],
                 resources=["*"],
             )
@@ -133,7 +280,7 @@ class DataScientistRoles(Construct):
             role.add_to_principal_policy(
                 iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=registry)
             )
-        grant_pass_role(self._execution_role, role, "sagemaker.amazonaws.com")
+        grant_pass_role(self.job_role, role, "sagemaker.amazonaws.com")  # never the platform's execution role
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
@@ -211,7 +358,9 @@ class DataScientistRoles(Construct):
                 JOB_REASON: [
                     "Resource::" + nag.nag_arn(stack, "sagemaker", "training-job/*"),
                     "Resource::" + nag.nag_arn(stack, "sagemaker", "processing-job/*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", "hyper-parameter-tuning-job/*"),
                     "Resource::" + nag.nag_arn(stack, "sagemaker", "transform-job/*"),
+                    "Resource::" + nag.nag_arn(stack, "sagemaker", "model/*"),
                     *(["Resource::" + nag.nag_arn(stack, "sagemaker", "notebook-instance/*")] if notebook else []),
                 ],
                 "The platform's model package groups are named <stage prefix>-<dataset>; packages are "

@@ -49,7 +49,11 @@ class DeploymentRole(Construct):
                     "sagemaker:AddTags",
                     "sagemaker:ListTags",
                 ],
-                resources=[f"{arn}:model/*", f"{arn}:endpoint-config/*", f"{arn}:endpoint/{self.endpoint_name}"],
+                resources=[
+                    f"{arn}:model/{self.endpoint_name}-*",
+                    f"{arn}:endpoint-config/*",
+                    f"{arn}:endpoint/{self.endpoint_name}",
+                ],
             )
         )
         role.add_to_principal_policy(
@@ -120,9 +124,9 @@ class DeploymentRole(Construct):
         acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),
             {
-                "Each rollout creates a model and an endpoint configuration whose names CloudFormation "
-                "generates; the endpoint itself is named.": [
-                    "Resource::" + nag_arn(stack, "sagemaker", "model/*"),
+                "Each rollout creates a model named <endpoint>-<package version> and an endpoint "
+                "configuration whose name CloudFormation generates; the endpoint itself is named.": [
+                    "Resource::" + nag_arn(stack, "sagemaker", f"model/{self.endpoint_name}-*"),
                     "Resource::" + nag_arn(stack, "sagemaker", "endpoint-config/*"),
                 ],
                 "The approved package is given by the event; packages are versions of the dataset's group.": [

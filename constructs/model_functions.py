@@ -202,6 +202,7 @@ class RegisterModel(Construct):
                 "IMAGES": props.serving_images,
                 "DATASET_SPECS": props.spec_uris,
                 "STAGE": props.placement.stage,
+                "EXECUTION_ROLE_ARN": props.placement.role.role_arn,
             },
             defaults=defaults,
             timeout_seconds=120,

@@ -8,7 +8,7 @@ by itself when the 5XX or latency alarm fires. Every alarm tells the operators' 
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Fn
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.logical_ids import pin
 
-from config import HostingConfig
+from config import ConfigError, HostingConfig
 
 VARIANT = "AllTraffic"
 _SIZES = {"medium": 2, "large": 2, "xlarge": 4}
@@ -34,6 +34,25 @@ def vcpus(instance_type: str) -> int:
     if size.endswith("xlarge") and size[: -len("xlarge")].isdigit():
         return 4 * int(size[: -len("xlarge")])
     raise ValueError(f"hosting.instance_type = {instance_type!r}: cannot tell its vCPUs from the size {size!r}")
+
+
+MAX_NAME = 63  # SageMaker's limit on a model's name
+MAX_VERSION_DIGITS = 6  # room kept for the package's version in the model's name
+
+
+def model_name(endpoint_name: str, model_package: str) -> str:
+    """``<endpoint>-<package version>``: the platform's prefix, which data scientists may not use
+    for their models or run transform jobs with (constructs/data_scientist_roles.py), and a new
+    name for each package, as CloudFormation needs to replace a named model. A package's ARN is
+    ``arn:...:model-package/<group>/<version>``.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeModelPackage.html
+    """
+    if len(endpoint_name) + 1 + MAX_VERSION_DIGITS > MAX_NAME:
+        raise ConfigError(
+            f"endpoint {endpoint_name!r} is too long a name for its models: at most "
+            f"{MAX_NAME - 1 - MAX_VERSION_DIGITS} characters (the stage prefix and the dataset)"
+        )
+    return Fn.join("-", [endpoint_name, Fn.select(2, Fn.split("/", model_package))])
 
 
 class RealtimeEndpoint(Construct):
@@ -57,6 +76,7 @@ class RealtimeEndpoint(Construct):
         model = sagemaker.CfnModel(
             self,
             "Model",
+            model_name=model_name(endpoint_name, model_package),
             execution_role_arn=execution_role.role_arn,
             containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=model_package)],
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(

@@ -78,7 +78,10 @@ class Scenario:
         entries = self.twin.trace.entries[self._since :]
         found = [e for e in entries if e["kind"] == kind and all(e.get(k) == v for k, v in match.items())]
         if kind == "job" and match.get("service") == "sagemaker":
-            found = [e for e in found if e["job"].startswith(self.dataset + "-")]
+            # Training and tuning jobs are named <dataset>-..., transform jobs <stage prefix>-<dataset>-...
+            prefix = self.twin.stack("Data").name.lower().removesuffix("-data")
+            ours = (f"{self.dataset}-", f"{prefix}-{self.dataset}-")
+            found = [e for e in found if e["job"].startswith(ours)]
         if kind == "job" and match.get("service") == "glue":
             ours = {
                 e["run"]

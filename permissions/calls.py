@@ -75,6 +75,53 @@ def context_of(service: str, operation: str, params: Mapping[str, Any]) -> dict[
         context.update(tag_context(params["Tags"]))
     if service == "cloudformation" and params.get("RoleARN"):
         context["cloudformation:RoleArn"] = params["RoleARN"]
+    if service == "sagemaker":
+        context.update(sagemaker_context(operation, params))
+    return context
+
+
+def sagemaker_context(operation: str, params: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """The SageMaker condition keys a Create request carries, from the parameters they describe.
+    A key whose parameter the request leaves out is absent (so only a Null condition matches it).
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemakerai.html#amazonsagemakerai-policy-keys
+    """
+    if operation == "CreateHyperParameterTuningJob":  # the keys describe the training jobs it starts
+        definition = params.get("TrainingJobDefinition") or next(iter(params.get("TrainingJobDefinitions") or []), {})
+        return sagemaker_context("CreateTrainingJob", definition)
+    network = (params.get("NetworkConfig") or {}) if operation == "CreateProcessingJob" else params
+    found: dict[str, Any] = {
+        "sagemaker:VpcSubnets": (network.get("VpcConfig") or {}).get("Subnets"),
+        "sagemaker:VpcSecurityGroupIds": (network.get("VpcConfig") or {}).get("SecurityGroupIds"),
+        "sagemaker:NetworkIsolation": network.get("EnableNetworkIsolation"),
+        "sagemaker:InterContainerTrafficEncryption": network.get("EnableInterContainerTrafficEncryption"),
+    }
+    if operation == "CreateTrainingJob":
+        resources = params.get("ResourceConfig") or {}
+        found["sagemaker:VolumeKmsKeyArn"] = resources.get("VolumeKmsKeyId")
+        found["sagemaker:OutputKmsKeyArn"] = (params.get("OutputDataConfig") or {}).get("KmsKeyId")
+        found["sagemaker:InstanceTypes"] = [resources["InstanceType"]] if resources.get("InstanceType") else None
+    elif operation == "CreateProcessingJob":
+        cluster = (params.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+        found["sagemaker:VolumeKmsKeyArn"] = cluster.get("VolumeKmsKeyId")
+        found["sagemaker:OutputKmsKeyArn"] = (params.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
+        found["sagemaker:InstanceTypes"] = [cluster["InstanceType"]] if cluster.get("InstanceType") else None
+    elif operation == "CreateTransformJob":
+        resources = params.get("TransformResources") or {}
+        found = {
+            "sagemaker:VolumeKmsKeyArn": resources.get("VolumeKmsKeyId"),
+            "sagemaker:OutputKmsKeyArn": (params.get("TransformOutput") or {}).get("KmsKeyId"),
+            "sagemaker:InstanceTypes": [resources["InstanceType"]] if resources.get("InstanceType") else None,
+        }
+    elif operation != "CreateModel":
+        return {}
+    else:
+        found.pop("sagemaker:InterContainerTrafficEncryption")
+    context: dict[str, str | list[str]] = {}
+    for key, value in found.items():
+        if isinstance(value, bool):
+            context[key] = "true" if value else "false"
+        elif value:
+            context[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
     return context
 
 
@@ -100,6 +147,10 @@ def requests_of(call: Mapping[str, Any], where: Where) -> Iterator[Request | Unk
         except Unknown as unknown:
             yield unknown
             continue
+        if action == "sagemaker:CreateTransformJob" and params.get("ModelName"):
+            # SageMaker's ARNs name a model in lower case.
+            model = {"ModelName": str(params["ModelName"]).lower()}
+            context = {**context, "sagemaker:ModelArn": arn_for("sagemaker:CreateModel", model, where.names())}
         yield Request(principal, action, resource, context, why)
         if action in S3_KMS:
             yield from _s3_kms(principal, S3_KMS[action], params, where, why)
@@ -143,4 +194,4 @@ def _s3_kms(principal: str, action: str, params: Mapping[str, Any], where: Where
     )
 
 
-__all__ = ["PASSED_TO", "Where", "context_of", "iam_prefix", "requests_of"]
+__all__ = ["PASSED_TO", "Where", "context_of", "iam_prefix", "requests_of", "sagemaker_context"]

@@ -1,7 +1,8 @@
 """The proof: every request evaluated against the deployment's policies by a real IAM evaluator.
 
-``Proof.of(twin)`` gathers the requests (the calls the twin recorded, and the requests services
-make on the platform's behalf, ``permissions/services.py``) and the policies
+``Proof.of(twin)`` gathers the requests (the calls the twin recorded, the requests services
+make on the platform's behalf, ``permissions/services.py``, and a data scientist's jobs inside
+the guardrails, ``permissions/people.py``) and the policies
 (``permissions/policies.py``), and asks ``@cloud-copilot/iam-simulate`` about each: identity
 policies and the resource's own policy (for ``sts:AssumeRole``, the role's trust policy). A
 request fails when it is not Allowed, when its resource cannot be named, or when the evaluator
@@ -52,13 +53,15 @@ class Proof:
 
     @classmethod
     def of(cls, twin: Twin, extra_calls: Iterable[Mapping[str, Any]] = ()) -> Proof:
-        from permissions import services
+        from permissions import people, services
 
         policies = collect(twin)
         where = where_of(twin, policies)
         calls = [c for c in twin.trace.calls() if c["error"] is None and c["principal"] in policies.roles]
-        requests, unknowns = _gather([*calls, *extra_calls], where)
-        derived, derived_unknowns = services.derive(twin, policies, where)
+        names = people.Names.of(twin)
+        persons = people.inside(names) if names else []  # a data scientist's jobs, which the chain never starts
+        requests, unknowns = _gather([*calls, *extra_calls, *persons], where)
+        derived, derived_unknowns = services.derive(twin, policies, where, persons)
         proof = cls(policies, _unique([*requests, *derived]), [*unknowns, *derived_unknowns], account=twin.account)
         return proof
 

@@ -138,6 +138,7 @@ _READERS = (
     "RegisterModelRole",
     "StartTrainingRole",
     "DataScientistRole",
+    "JobRole",
 )
 UNUSED: dict[tuple[str, str], str] = {
     **{
@@ -153,6 +154,7 @@ UNUSED: dict[tuple[str, str], str] = {
             "ExecutionRole",
             "RegisterModelRole",
             "DataScientistRole",
+            "JobRole",
         )
     },
     ("PreparationJobRole", "s3:DeleteObject"): (
@@ -224,9 +226,10 @@ UNUSED: dict[tuple[str, str], str] = {
         for a in ("kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*")
     },
     ("DataScientistRole", "*"): (
-        "what a data scientist does (opens Studio, reads the data, writes their sandbox, starts jobs, reads "
-        "the registry): a person's requests, which the chain does not make; Studio's own are derived per "
-        "user profile, where the stage lists users"
+        "what a data scientist does beyond starting the jobs permissions/people.py proves (opens Studio, "
+        "reads the data, writes their sandbox, describes and stops jobs, reads the registry): a person's "
+        "requests, which the chain does not make; Studio's own are derived per user profile, where the "
+        "stage lists users"
     ),
     ("AWS managed", "logs:CreateLogGroup"): (
         "AWSLambdaBasicExecutionRole of CDK's custom-resource providers: an AWS managed policy, not the "

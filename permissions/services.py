@@ -41,6 +41,7 @@ DOCS = {
     "sagemaker-role": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
     "sagemaker-training": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms",
     "sagemaker-tuning": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createhyperparametertiningjob-perms",
+    "sagemaker-processing": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createprocessingjob-perms",
     "sagemaker-transform": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtransformjob-perms",
     "sagemaker-model": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createmodel-perms",
     "sagemaker-capture": "https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html",
@@ -69,8 +70,9 @@ ENCRYPTED = {
 class Rules:
     """One derivation over a twin: collects requests and the unknowns it could not name."""
 
-    def __init__(self, twin: Twin, policies: Policies, where: Where) -> None:
+    def __init__(self, twin: Twin, policies: Policies, where: Where, calls: list[Mapping[str, Any]]) -> None:
         self.twin, self.policies, self.where = twin, policies, where
+        self.calls = [*twin.trace.calls(), *calls]  # the recorded calls, and a person's (permissions/people.py)
         self.requests: list[Request] = []
         self.unknowns: list[str] = []
         self.region, self.account = twin.region, twin.account
@@ -353,12 +355,26 @@ class Rules:
     # --- SageMaker jobs, models and endpoints under the execution role ---
 
     def sagemaker(self) -> None:
-        for call in self.twin.trace.calls():
+        for call in self.calls:
             if call["error"] is not None or call["service"] != "sagemaker":
                 continue
             params, operation = call["params"], call["operation"]
             if operation == "CreateTrainingJob":
                 self._job("training-job", params["TrainingJobName"], params["RoleArn"], params, "sagemaker-training")
+            elif operation == "CreateProcessingJob":
+                network = params.get("NetworkConfig") or {}
+                as_training = {
+                    "OutputDataConfig": params.get("ProcessingOutputConfig") or {},
+                    "ResourceConfig": (params.get("ProcessingResources") or {}).get("ClusterConfig") or {},
+                    "VpcConfig": network.get("VpcConfig"),
+                }
+                self._job(
+                    "processing-job",
+                    params["ProcessingJobName"],
+                    params["RoleArn"],
+                    as_training,
+                    "sagemaker-processing",
+                )
             elif operation == "CreateHyperParameterTuningJob":
                 definitions = [params.get("TrainingJobDefinition"), *params.get("TrainingJobDefinitions", [])]
                 for definition in filter(None, definitions):
@@ -378,7 +394,9 @@ class Rules:
                 self._model(params["ModelName"], params["ExecutionRoleArn"], params.get("VpcConfig"))
 
     def _model_role(self, model: str) -> str | None:
-        for call in self.twin.trace.calls(operation="CreateModel"):
+        for call in self.calls:
+            if call["operation"] != "CreateModel":
+                continue
             if call["params"].get("ModelName") == model and call["error"] is None:
                 return call["params"]["ExecutionRoleArn"]
         for _, _, p, physical in self.resources("AWS::SageMaker::Model"):
@@ -407,7 +425,7 @@ class Rules:
             )
         if p.get("VpcConfig"):
             self._vpc(role, p["VpcConfig"], why, doc)
-        group = "TrainingJobs" if kind == "training-job" else "TransformJobs"
+        group = {"training-job": "TrainingJobs", "processing-job": "ProcessingJobs"}.get(kind, "TransformJobs")
         log_group = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{group}"
         stream = f"{log_group}:log-stream:{name}/algo-1"
         # The page's list for the execution role: the job creates its group on first use and
@@ -832,8 +850,11 @@ def _names(entry: Mapping[str, Any]) -> dict[str, Any]:
     return names
 
 
-def derive(twin: Twin, policies: Policies, where: Where) -> tuple[list[Request], list[str]]:
-    rules = Rules(twin, policies, where)
+def derive(
+    twin: Twin, policies: Policies, where: Where, calls: list[Mapping[str, Any]] | None = None
+) -> tuple[list[Request], list[str]]:
+    """What services ask on the platform's behalf, for the calls the twin recorded and ``calls``."""
+    rules = Rules(twin, policies, where, calls or [])
     for rule in (
         rules.lambda_functions,
         rules.event_source_mappings,

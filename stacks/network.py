@@ -1,9 +1,18 @@
-"""NetworkStack: a VPC with no path to the internet, reaching AWS through VPC endpoints."""
+"""NetworkStack: a VPC with no path to the internet, reaching AWS through VPC endpoints.
+
+Every endpoint (the S3 gateway and each interface endpoint) carries a policy that lets this
+account's principals reach this account's resources and nothing else: code inside the VPC cannot
+write to another account's bucket or topic, nor use another account's credentials, through it.
+Which endpoints a stage needs, and which caller inside the VPC uses each, is said in the stage
+configuration (``network.interface_endpoints``) and checked against the twin's recorded calls
+(``permissions/endpoints.py``).
+"""
 
 from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
@@ -31,6 +40,8 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
 }
 SUBNET_TYPE = ec2.SubnetType.PRIVATE_ISOLATED
+S3_GATEWAY_ID = "S3"
+ACCOUNT_ONLY_SID = "ThisAccountsPrincipalsToThisAccountsResources"
 
 
 class NetworkStack(Stack):
@@ -53,8 +64,19 @@ class NetworkStack(Stack):
             nat_gateways=0,
             subnet_configuration=[ec2.SubnetConfiguration(name="isolated", subnet_type=SUBNET_TYPE, cidr_mask=20)],
             restrict_default_security_group=True,
-            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            gateway_endpoints={
+                S3_GATEWAY_ID: ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
         )
+        self.s3_gateway: ec2.GatewayVpcEndpoint = self.vpc.node.find_child(S3_GATEWAY_ID)  # type: ignore[assignment]
+        # No AWS-owned bucket is reached through the gateway: container images come from ECR by
+        # SageMaker's own network ("Platform" repository access mode,
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrainingImageConfig.html),
+        # not through this VPC, so ECR's layer bucket is not needed; jobs and models run with
+        # network isolation and install no Amazon Linux packages; Glue fetches its script and
+        # libraries through its own proxy
+        # (https://docs.aws.amazon.com/glue/latest/dg/connection-VPC-disable-proxy.html).
+        self.s3_gateway.add_to_policy(self._account_only())
         self.subnets = ec2.SubnetSelection(subnet_type=SUBNET_TYPE)
 
         flow_logs = EncryptedLogGroup(
@@ -91,6 +113,25 @@ class NetworkStack(Stack):
                 private_dns_enabled=True,
                 open=False,
             )
+            self.interface_endpoints[name].add_to_policy(self._account_only())
+
+    def _account_only(self) -> iam.PolicyStatement:
+        """The one statement of every endpoint's policy: this account's principals, this account's
+        resources. An endpoint policy is a boundary, not a grant: identity and resource policies
+        still decide (https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-access.html).
+        aws:PrincipalAccount is the caller's account and aws:ResourceAccount the account that owns
+        the resource asked for
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html);
+        AWS's data-perimeter endpoint policies use the same pair at organisation level
+        (https://github.com/aws-samples/data-perimeter-policy-examples/tree/main/vpc_endpoint_policies)."""
+        account = self.account  # the deployment account's token (AWS::AccountId), or the stage's account
+        return iam.PolicyStatement(
+            sid=ACCOUNT_ONLY_SID,
+            principals=[iam.StarPrincipal()],  # "Principal": "*", as endpoint policies are written
+            actions=["*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:PrincipalAccount": account, "aws:ResourceAccount": account}},
+        )
 
     @property
     def availability_zones(self) -> list[str]:

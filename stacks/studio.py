@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Fn, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -33,7 +34,7 @@ class StudioStack(Stack):
         construct_id: str,
         *,
         foundation: Foundation,
-        execution_role: iam.IRole,
+        jobs_security_group: ec2.ISecurityGroup,
         model_package_group_prefix: str,
         **kwargs,
     ) -> None:
@@ -62,7 +63,8 @@ class StudioStack(Stack):
             reads=(RAW_PREFIX, PREPARED_PREFIX),
             sandbox_prefix=SANDBOX_PREFIX,
             artifacts=artifacts,
-            execution_role=execution_role,
+            subnet_ids=foundation.subnet_ids,
+            security_group=jobs_security_group,
             group_prefix=model_package_group_prefix,
         )
         self.roles = self.people.roles

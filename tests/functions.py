@@ -77,6 +77,7 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         "DATASET_SPECS": _SPECS,
         "STAGE": "dev",
         "PASS_STATUS": "Approved",
+        "EXECUTION_ROLE_ARN": SAGEMAKER_ROLE,
     },
     "start_batch_transform": {
         "DATA_BUCKET": DATA_BUCKET,

@@ -214,3 +214,28 @@ def test_idle_minutes_are_what_studio_accepts(minutes, refused):
             parse_stage("variant", raw)
     else:
         assert parse_stage("variant", raw).workspace.idle_minutes == minutes
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "datasets", "missing"),
+    [
+        (["sagemaker.api", "sns"], [], "add glue"),
+        (["sagemaker.api", "glue", "sns"], ["bank-marketing"], "add cloudformation"),
+    ],
+)
+def test_a_stage_without_an_endpoint_its_functions_call_is_refused(endpoints, datasets, missing):
+    """The functions run in a VPC with no other way out: a missing endpoint is a timeout at run time."""
+    raw = {
+        "network": {"interface_endpoints": endpoints},
+        "workspace": {"kind": "none"},
+        "hosting": {"datasets": datasets},
+    }
+    with pytest.raises(ConfigError, match=rf"functions in a VPC without internet call .*; {missing}"):
+        parse_stage("variant", raw)
+
+
+def test_the_default_endpoints_are_what_the_platform_and_studio_call():
+    stage = parse_stage("variant", {})
+    assert set(stage.network.interface_endpoints) == {
+        "sagemaker.api", "sagemaker.runtime", "sts", "logs", "glue", "cloudformation", "sns",
+    }  # fmt: skip

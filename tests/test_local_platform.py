@@ -36,7 +36,7 @@ def chain_and_proof(twin):
     from permissions.proof import Proof
 
     run = Scenario(twin, DATASET, RAW_FILES[DATASET]).execute()
-    return run, Proof.of(twin).evaluate()
+    return run, Proof.of(twin).evaluate(), len(twin.trace.entries)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,14 @@ def test_the_endpoint_serves_the_approved_package_from_its_own_model_archive(twi
     stack = twin.stack(f"Hosting-{DATASET}")
     assert stack.status == "UPDATE_COMPLETE"
     assert stack.parameters["ModelPackageArn"] == package["ModelPackageArn"]
+    # The model is named <endpoint>-<package version>: the platform's prefix, a new name per package.
+    config = twin.client("sagemaker").describe_endpoint_config(
+        EndpointConfigName=twin.client("sagemaker").describe_endpoint(EndpointName=chain.outputs["endpoint"])[
+            "EndpointConfigName"
+        ]
+    )
+    [variant] = config["ProductionVariants"]
+    assert variant["ModelName"] == f"{chain.outputs['endpoint']}-{package['ModelPackageVersion']}"
     container = twin.hosting.endpoints[chain.outputs["endpoint"]]
     # The inference code is the copy inside model.tar.gz (code/), not the repository's.
     assert (container.model_dir / "code" / "inference.py").is_file()
@@ -374,7 +382,7 @@ def test_batch_inputs_are_read_alone_and_written_where_no_other_input_overwrites
     prefix = f"s3://{_bucket(twin)}/batch-output/{DATASET}/"
     for output in outputs:
         name, job, file = output.removeprefix(prefix).rsplit("/", 2)
-        assert file == name.rsplit("/", 1)[-1] + ".out" and job.startswith(f"{DATASET}-")
+        assert file == name.rsplit("/", 1)[-1] + ".out" and job.startswith(f"mlplatform-dev-{DATASET}-")
         by_input[name] = output
     assert set(by_input) == set(inputs)
     with acting_as("twin"):
@@ -400,7 +408,23 @@ def test_every_request_the_run_made_is_allowed_by_the_policies_the_stage_deploys
     )
     assert any(a.request.action == "iam:PassRole" for a in proof.answers)
     assert proof.uncovered() == []
-    assert proof.unexplained() == [], "unused grants to remove, or to explain in permissions/reviewed.py UNUSED"
+    assert proof.unexplained() == [], (
+        "unused grants to remove, or to explain in permissions/reviewed.py UNUSED:\n" + "\n".join(proof.unexplained())
+    )
+
+
+def test_a_data_scientists_jobs_inside_the_guardrails_are_allowed_and_each_guardrail_left_is_refused(twin, proof):
+    from permissions.people import refusals
+
+    persons = [a for a in proof.answers if "permissions/people.py" in a.request.why]
+    asked = {a.request.action for a in persons}
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateTransformJob"} <= asked
+    assert {"iam:PassRole", "sagemaker:CreateProcessingJob"} <= asked
+    assert all(a.decision == "Allowed" for a in persons), [(a.request.action, a.decision) for a in persons]
+    judged = refusals(twin, proof.policies)
+    assert len(judged) >= 14
+    allowed = [case.what for case, decision in judged if "Denied" not in decision or "Allowed" in decision]
+    assert allowed == [], "guardrails a data scientist's request gets past"
 
 
 def _mutated(proof, request, change):
@@ -492,3 +516,103 @@ def test_the_proof_fails_when_a_key_policy_statement_is_removed(proof):
     from permissions.proof import Proof
 
     assert Proof(policies, [request], account=proof.account).evaluate().failures
+
+
+# --- the VPC endpoints: what the run asked from inside the VPC, and through which endpoint ---
+
+# Configured with no caller inside the VPC: none. (sagemaker.studio serves browsers connecting to
+# Studio from within a VPC, https://docs.aws.amazon.com/sagemaker/latest/dg/studio-interface-endpoint.html;
+# this VPC has no people in it, so no stage lists it.)
+KEPT_FOR_THE_CONFIGURATION_ONLY: set[str] = set()
+
+
+@pytest.fixture(scope="module")
+def vpc_traffic(twin, chain_and_proof, dev):
+    """The run's in-VPC requests, each with its endpoint, after a batch input for a dataset with no
+    model (start_batch_transform tells the operators' topic: an SNS request from inside the VPC)."""
+    from permissions import endpoints
+    from permissions.policies import collect
+
+    # The chain's calls and this upload's, not those other tests of the module make on the twin.
+    chain_end, before = chain_and_proof[2], len(twin.trace.entries)
+    with acting_as("data-scientist"):
+        twin.client("s3").put_object(
+            Bucket=_bucket(twin), Key="batch-input/car-evaluation/no-model-yet.csv", Body=b"vhigh,vhigh,2,2,small,low\n"
+        )
+    twin.run_until_idle()
+    calls = [e for e in [*twin.trace.entries[:chain_end], *twin.trace.entries[before:]] if e["kind"] == "call"]
+    policies = collect(twin)
+    configured = dev.config.network.interface_endpoints
+    passages, missing = endpoints.passages(twin, policies, configured, calls)
+    return policies, passages, missing, endpoints.in_vpc_principals(twin, policies, calls)
+
+
+def test_the_principals_inside_the_vpc_are_the_functions_the_glue_job_and_the_jobs_execution_role(twin, vpc_traffic):
+    _, _, _, principals = vpc_traffic
+    platform = ("StartEtl", "StartTraining", "RegisterModel", "StartBatchTransform", "DeployModel")
+    inside = {f.logical_id for f in twin.functions if f.role_arn in principals}
+    assert {name for name in platform if any(i.startswith(name) for i in inside)} == set(platform), inside
+    # CDK's custom resource handlers (bucket emptying, default security group) run outside the VPC.
+    assert all(i.startswith(platform) for i in inside), inside
+    assert any(why.startswith("Glue job") for why in principals.values())
+    # The tuning job's training jobs and the endpoint's model run in the VPC as the execution role.
+    [tuning] = _successful(twin, "CreateHyperParameterTuningJob")
+    role = tuning["params"]["TrainingJobDefinition"]["RoleArn"]
+    assert principals[role].endswith("(VpcConfig)")
+
+
+def test_every_service_called_from_inside_the_vpc_has_an_endpoint(vpc_traffic):
+    _, passages, missing, _ = vpc_traffic
+    assert missing == [], f"called from inside the VPC with no endpoint: {missing}"
+    called = {p.service for p in passages}
+    assert called >= {"s3", "sagemaker", "glue", "cloudformation", "sns"}, called
+
+
+def test_every_configured_interface_endpoint_has_a_caller_recorded_or_documented(dev, vpc_traffic):
+    from permissions.endpoints import DOCUMENTED_CALLERS
+
+    _, passages, _, _ = vpc_traffic
+    recorded = {p.endpoint for p in passages}
+    configured = set(dev.config.network.interface_endpoints)
+    uncalled = configured - recorded - set(DOCUMENTED_CALLERS)
+    assert uncalled == KEPT_FOR_THE_CONFIGURATION_ONLY, f"endpoints nothing inside the VPC calls: {uncalled}"
+
+
+def test_every_request_from_inside_the_vpc_passes_its_endpoints_policy(twin, vpc_traffic):
+    from permissions import endpoints
+
+    policies, passages, _, _ = vpc_traffic
+    in_force = endpoints.endpoint_policies(twin)
+    assert {p.endpoint for p in passages} <= set(in_force), "an endpoint the run used has no policy"
+    buckets = endpoints.twin_buckets(twin)
+    requests = [
+        (endpoints.with_accounts(p.request, endpoints.resource_account(p.request, buckets)), p.endpoint)
+        for p in passages
+    ]
+    judged = endpoints.judge(requests, policies, in_force)
+    refused = [
+        f"{j.decision} via {j.endpoint}: {j.request.principal} {j.request.action} {j.request.resource} {j.detail}"
+        for j in judged
+        if j.decision != "Allowed"
+    ]
+    assert judged and not refused, "\n".join(refused)
+
+
+def test_the_run_would_be_refused_by_endpoint_policies_naming_another_account(twin, vpc_traffic):
+    """The same requests against the same policies with the account swapped: none passes, so the
+    check above is decided by the endpoint policies and not by the identity policies alone."""
+    import json
+
+    from permissions import endpoints
+
+    policies, passages, _, _ = vpc_traffic
+    other = {
+        name: json.loads(json.dumps(document).replace(f'"{twin.account}"', '"210987654321"'))
+        for name, document in endpoints.endpoint_policies(twin).items()
+    }
+    buckets = endpoints.twin_buckets(twin)
+    requests = [
+        (endpoints.with_accounts(p.request, endpoints.resource_account(p.request, buckets)), p.endpoint)
+        for p in passages
+    ]
+    assert {j.decision for j in endpoints.judge(requests, policies, other)} == {"ImplicitlyDenied"}

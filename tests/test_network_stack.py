@@ -174,10 +174,15 @@ def test_network_stack_is_termination_protected_in_prod_only(dev, prod):
     assert dev.stacks["network"].termination_protection is False
 
 
-@pytest.mark.parametrize("endpoints", [("sagemaker.api", "sagemaker.runtime"), ()])
-def test_a_stage_can_choose_fewer_endpoints(endpoints, stage_config, lone_app):
+@pytest.mark.parametrize(
+    ("endpoints", "hosted"),
+    [(("sagemaker.api", "glue", "sns", "cloudformation"), ["bank-marketing"]), (("sagemaker.api", "glue", "sns"), [])],
+)
+def test_a_stage_can_choose_fewer_endpoints(endpoints, hosted, stage_config, lone_app):
     app = lone_app()
-    config = stage_config(network={"interface_endpoints": list(endpoints)}, workspace={"kind": "none"})
+    config = stage_config(
+        network={"interface_endpoints": list(endpoints)}, workspace={"kind": "none"}, hosting={"datasets": hosted}
+    )
     keys = Stack(app, "Keys")
     stack = NetworkStack(app, "Network", config=config, key=kms.Key(keys, "Key"))
     interface = [

@@ -23,16 +23,21 @@ DATASET = "bank-marketing"
 
 
 @pytest.fixture(scope="module")
-def prod_proof(prod, spark, tmp_path_factory):
+def prod_twin(prod, spark, tmp_path_factory):
     twin = Twin(load(prod.outdir), tmp_path_factory.mktemp("prod-twin"))
     twin.start()
     try:
-        run = Scenario(twin, DATASET, RAW_FILES[DATASET]).execute()
-        handler_calls = list(as_deployed(INVOCATIONS, twin))
-        proof = Proof.of(twin, extra_calls=handler_calls).evaluate()
-        yield run, proof, handler_calls
+        yield twin
     finally:
         twin.stop()
+
+
+@pytest.fixture(scope="module")
+def prod_proof(prod_twin):
+    run = Scenario(prod_twin, DATASET, RAW_FILES[DATASET]).execute()
+    handler_calls = list(as_deployed(INVOCATIONS, prod_twin))
+    proof = Proof.of(prod_twin, extra_calls=handler_calls).evaluate()
+    return run, proof, handler_calls
 
 
 def test_the_prod_twin_runs_in_the_stages_own_account_through_a_persons_approval(prod_proof):
@@ -78,3 +83,13 @@ def test_grants_kept_for_the_handler_tests_paths_are_used_by_the_handler_tests(p
         pytest.skip("run with the handler tests (test_start_etl, test_training_handlers, test_deploy_model)")
     unproven = [label for label, reason in proof.unused_reasons() if reason.endswith(HANDLER_TESTS)]
     assert unproven == [], "\n".join(unproven)
+
+
+def test_the_prod_stages_data_scientists_stay_inside_the_guardrails(prod_twin, prod_proof):
+    from permissions.people import refusals
+
+    _, proof, _ = prod_proof
+    persons = [a for a in proof.answers if "permissions/people.py" in a.request.why]
+    assert persons and all(a.decision == "Allowed" for a in persons)
+    judged = refusals(prod_twin, proof.policies)
+    assert judged and all("Denied" in decision and "Allowed" not in decision for _, decision in judged), judged

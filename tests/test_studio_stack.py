@@ -7,14 +7,16 @@ import json
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
 from stacks.data import DataStack
 from stacks.foundation import Foundation
 from stacks.network import NetworkStack
 from stacks.studio import StudioStack
-from tests.helpers import properties, resources
+from tests.helpers import logical_id, properties, render, resources
+
+PREFIX = {"dev": "mlplatform-dev", "prod": "mlplatform-prod"}  # the stages' resource prefixes
 
 
 def studio(stage) -> Template:
@@ -34,13 +36,13 @@ def variant(stage_config, lone_app, **workspace) -> Template:
     app = lone_app()
     data = DataStack(app, "Data", config=config)
     network = NetworkStack(app, "Network", config=config, key=data.key)
-    roles = cdk.Stack(app, "Roles")
-    execution = iam.Role(roles, "Execution", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    jobs = cdk.Stack(app, "Jobs")
+    security_group = ec2.SecurityGroup(jobs, "Jobs", vpc=network.vpc)
     stack = StudioStack(
         app,
         "Studio",
         foundation=Foundation.of(config, {}, data, network),
-        execution_role=execution,
+        jobs_security_group=security_group,
         model_package_group_prefix="mlplatform-variant",
     )
     return Template.from_stack(stack)
@@ -85,11 +87,78 @@ def test_data_scientists_read_data_own_a_sandbox_and_delete_nothing_else(stage):
     assert "sagemaker:UpdateModelPackage" not in text
 
 
-def test_data_scientists_pass_only_the_platform_execution_role(stage):
+def test_data_scientists_pass_only_their_job_role_never_the_platforms_execution_role(stage):
     passes = [s for s in statements(studio(stage)) if "iam:PassRole" in actions(s)]
-    assert len(passes) == 1 and "ExecutionRole" in json.dumps(passes[0]["Resource"])
-    creates = [s for s in statements(studio(stage)) if "sagemaker:CreateTrainingJob" in actions(s)]
-    assert creates and {"sagemaker:CreateProcessingJob", "sagemaker:CreateTransformJob"} <= set(actions(creates[0]))
+    assert len(passes) == 1 and passes[0]["Resource"] == {
+        "Fn::GetAtt": [logical_id(studio(stage), "AWS::IAM::Role", "JobRole"), "Arn"]
+    }
+    assert passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_job_role_writes_only_the_sandboxes_and_reads_only_raw_and_prepared(stage):
+    """Jobs a person starts cannot write the platform's models or data, nor delete anything."""
+    template = studio(stage)
+    job_role = logical_id(template, "AWS::IAM::Role", "JobRole")
+    [policy] = [p for p in properties(template, "AWS::IAM::Policy") if p["Roles"] == [{"Ref": job_role}]]
+    reads, writes = set(), set()
+    for statement in policy["PolicyDocument"]["Statement"]:
+        prefixes = {p for p in map(_object_prefix, _listed(statement["Resource"])) if p}
+        if "s3:PutObject" in actions(statement):
+            writes |= prefixes
+        elif any(a.startswith("s3:Get") for a in actions(statement)):
+            reads |= prefixes
+        assert "s3:DeleteObject" not in actions(statement)
+    assert writes == {"sandbox"}
+    assert reads == {"raw", "prepared", "sandbox"}
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _object_prefix(resource) -> str | None:
+    """``raw`` of ``{"Fn::Join": ["", [<bucket ARN>, "/raw/*"]]}``: the objects a statement names."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        tail = resource["Fn::Join"][1][-1]
+        if isinstance(tail, str) and tail.startswith("/") and tail.endswith("/*"):
+            return tail.strip("/*")
+    return None
+
+
+def test_every_job_and_model_a_data_scientist_creates_is_held_by_the_guardrails(stage):
+    by_sid = {s.get("Sid"): s for s in statements(studio(stage))}
+    jobs = by_sid["JobsInsideTheGuardrails"]
+    assert set(actions(jobs)) == {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:CreateHyperParameterTuningJob",
+    }
+    condition = jobs["Condition"]
+    assert condition["Bool"] == {
+        "sagemaker:NetworkIsolation": "true",
+        "sagemaker:InterContainerTrafficEncryption": "true",
+    }
+    assert condition["Null"] == {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
+    assert set(condition["ForAllValues:StringEquals"]) == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
+    assert set(condition["ArnEquals"]) == {"sagemaker:VolumeKmsKeyArn", "sagemaker:OutputKmsKeyArn"}
+    assert "PlatformKey" in json.dumps(condition["ArnEquals"])
+    assert by_sid["ModelsInsideTheGuardrails"]["Condition"]["Bool"] == {"sagemaker:NetworkIsolation": "true"}
+    assert set(by_sid["TransformsUnderThePlatformKey"]["Condition"]["ArnEquals"]) == {
+        "sagemaker:VolumeKmsKeyArn",
+        "sagemaker:OutputKmsKeyArn",
+    }
+    # Every other statement that lets them create a job or model is a Deny.
+    creating = [
+        s
+        for s in statements(studio(stage))
+        if any((a.startswith("sagemaker:Create") and "Job" in a) or a == "sagemaker:CreateModel" for a in actions(s))
+    ]
+    assert all(s["Effect"] == "Deny" or "Condition" in s for s in creating)
+    assert by_sid["NoPlatformModels"]["Effect"] == by_sid["NoTransformsWithPlatformModels"]["Effect"] == "Deny"
+    assert render(by_sid["NoPlatformModels"]["Resource"]).endswith(f":model/{PREFIX[stage.config.name]}-*")
+    assert render(by_sid["NoTransformsWithPlatformModels"]["Condition"]["ArnLike"]["sagemaker:ModelArn"]).endswith(
+        f":model/{PREFIX[stage.config.name]}-*"
+    )
 
 
 def test_data_scientists_cannot_put_the_platforms_tag_keys_on_a_job(stage):
@@ -144,10 +213,8 @@ def test_notebook_instance_has_no_internet_no_root_kms_and_idle_stop(stage_confi
 def test_studio_without_its_endpoints_fails_with_a_clear_message(stage_config):
     from config import ConfigError
 
-    with pytest.raises(
-        ConfigError, match=r"a studio workspace in a VPC without internet needs .* add sagemaker\.studio"
-    ):
+    with pytest.raises(ConfigError, match=r"a studio workspace in a VPC without internet needs .* add sts, logs"):
         stage_config(
-            network={"interface_endpoints": ["sagemaker.api", "sagemaker.runtime", "sts", "logs"]},
+            network={"interface_endpoints": ["sagemaker.api", "sagemaker.runtime", "glue", "sns", "cloudformation"]},
             workspace={"kind": "studio"},
         )

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import itertools
 import json
+import re
 import tarfile
 
 import boto3
@@ -426,12 +427,12 @@ def register_model(aws, monkeypatch):
     )
 
 
-def finished_job(aws, name: str, dataset: str, evaluation: dict, stage: str = "dev") -> None:
+def finished_job(aws, name: str, dataset: str, evaluation: dict, stage: str = "dev", role: str = ROLE) -> None:
     """A training job as SageMaker leaves it: tagged, with its output.tar.gz in the artifacts bucket."""
     aws["sagemaker"].create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": IMAGES["xgboost"], "TrainingInputMode": "File"},
-        RoleArn=ROLE,
+        RoleArn=role,
         OutputDataConfig={"S3OutputPath": f"s3://{ARTIFACTS}/training/{dataset}/"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
@@ -535,6 +536,16 @@ def test_failed_or_stopped_jobs_reach_the_operators(register_model, aws, status)
 def test_jobs_of_another_stage_are_ignored(register_model, aws):
     finished_job(aws, "prod-run", "car-evaluation", {"test": {"accuracy": 0.99}}, stage="prod")
     assert register_model.handler(state_change("prod-run", "Completed"), None)["status"] == "ignored"
+
+
+def test_a_job_with_the_platforms_tags_that_did_not_run_as_its_execution_role_is_not_registered(register_model, aws):
+    """Only start_training's jobs run as the platform's execution role (no person may pass it), so a
+    job carrying the platform's tags some other way is still not the platform's."""
+    other = ROLE.rsplit("/", 1)[0] + "/data-scientists-jobs"
+    finished_job(aws, "car-run-x", "car-evaluation", {"test": {"accuracy": 0.99, "macro_f1": 0.9}}, role=other)
+    result = register_model.handler(state_change("car-run-x", "Completed"), None)
+    assert result["status"] == "ignored" and "execution role" in result["reason"]
+    assert packages(aws, "car-evaluation") == []
 
 
 @pytest.mark.parametrize("status", ["InProgress", "Stopping", "Deleting"])
@@ -664,6 +675,20 @@ def test_a_batch_file_is_transformed_by_the_latest_approved_model(start_batch_tr
     assert model["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a"]}
     assert sent["CreateModel"]["Containers"] == [{"ModelPackageName": package}]
     assert sent["CreateModel"]["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize("name", ["cars-2026-11.csv", "x" * 200 + ".csv", "---.csv"])
+def test_a_transform_job_and_its_model_carry_the_platforms_prefix_within_sagemakers_limit(
+    start_batch_transform, aws, name
+):
+    """Data scientists are denied transform jobs with models named like the platform's, so the
+    name must start with the prefix whatever the file is called."""
+    approved_package(aws, "car-evaluation")
+    result = start_batch_transform.handler(object_created(f"batch-input/car-evaluation/{name}"), None)
+    job = aws["sagemaker"].describe_transform_job(TransformJobName=result["job"])
+    assert job["ModelName"] == result["job"]
+    assert result["job"].startswith(GROUP_PREFIX + "-") and len(result["job"]) <= 63
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", result["job"]), result["job"]  # SageMaker's pattern
 
 
 def manifest_objects(s3, uri: str) -> list[str]:

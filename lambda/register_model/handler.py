@@ -2,8 +2,9 @@
 
 Fired by EventBridge when a training or tuning job ends (Completed, Failed, Stopped); an event of
 any other state, or any other event, is ignored with the reason logged. Jobs are recognised by
-their tags (``ml-platform:stage`` and ``ml-platform:dataset``, set by
-start_training); any other job in the account is ignored.
+their tags (``ml-platform:stage`` and ``ml-platform:dataset``, set by start_training, and which
+no data scientist may set) and by their role (the platform's execution role, which no data
+scientist may pass); any other job in the account is ignored.
 
 - Completed: read the job's ``evaluation.json`` (the best training job's, for a tuning job),
   then the metric gate: the dataset's objective metric on the test split must reach the spec's
@@ -49,6 +50,8 @@ class Settings:
     images: Mapping[str, str] = runtime.setting("IMAGES", "json")
     specs: Mapping[str, str] = runtime.setting("DATASET_SPECS", "json")
     stage: str = runtime.setting("STAGE")
+    # The platform's execution role: start_training's jobs run as it, and no person may pass it.
+    execution_role_arn: str = runtime.setting("EXECUTION_ROLE_ARN")
     # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
     pass_status: str = runtime.setting("PASS_STATUS")
 
@@ -116,6 +119,8 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         job = sagemaker.describe_training_job(TrainingJobName=best)
     else:
         job = described
+    if job.get("RoleArn") != settings.execution_role_arn:  # the tags alone are one guard; the role is a second
+        return runtime.ignored(LOG, f"{job['TrainingJobName']} did not run as the platform's execution role")
 
     spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
     group = runtime.model_package_group(settings.group_prefix, dataset)

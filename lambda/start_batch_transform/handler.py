@@ -43,6 +43,7 @@ from botocore.exceptions import ClientError
 LOG = logging.getLogger(__name__)
 MANIFEST = "input.manifest"  # the job's data source, in its output folder
 MAX_URI = 1024  # SageMaker's limit on S3Uri and S3OutputPath
+MAX_NAME = 63  # SageMaker's limit on TransformJobName and ModelName
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,11 @@ def start_batch_transform(event: Any, sagemaker, s3, sns, settings: Settings) ->
         return {"status": "no-model", "dataset": dataset}
 
     digest = hashlib.sha256("\n".join([obj.key, obj.version, package]).encode()).hexdigest()[:12]
-    stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit('.', 1)[0]}")[: 63 - 13].strip("-")
-    job = f"{stem}-{digest}"
+    # The job and its model carry the platform's prefix: data scientists may run transform jobs
+    # with models of their own, never with one named like the platform's (constructs/data_scientist_roles.py).
+    room = MAX_NAME - len(settings.group_prefix) - len(digest) - 2
+    stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit('.', 1)[0]}")[: max(room, 0)].strip("-")
+    job = "-".join(part for part in (settings.group_prefix, stem, digest) if part)
     output = f"s3://{obj.bucket}/{settings.output_prefix}{dataset}/{name}/{job}/"
     manifest = output + MANIFEST
     if len(manifest) > MAX_URI:
