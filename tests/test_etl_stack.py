@@ -21,11 +21,7 @@ def etl(stage) -> Template:
 
 
 def key_reference(stage) -> dict:
-    return {
-        "Fn::GetStackOutput": Match.object_like(
-            {"StackName": f"{stage.config.stack_prefix}-Data", "OutputName": Match.string_like_regexp("PlatformKey")}
-        )
-    }
+    return {"Fn::ImportValue": Match.string_like_regexp(rf"^{stage.config.stack_prefix}-Data:.*PlatformKey")}
 
 
 def concrete(value: Any, names: dict[str, str]) -> Any:
@@ -33,7 +29,7 @@ def concrete(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, dict):
         text = json.dumps(value)
         for fragment, name in names.items():
-            if fragment in text and ("Fn::GetStackOutput" in value or "Ref" in value):
+            if fragment in text and ("Fn::ImportValue" in value or "Ref" in value):
                 return name
         return {k: concrete(v, names) for k, v in value.items()}
     if isinstance(value, list):

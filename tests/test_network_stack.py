@@ -148,14 +148,9 @@ def test_flow_logs_capture_all_traffic_to_an_encrypted_log_group(stage):
         "AWS::Logs::LogGroup",
         {
             "RetentionInDays": stage.config.network.flow_log_retention_days,
-            # The data stack's platform key, by cross-stack reference.
+            # The data stack's platform key, by a strong cross-stack reference (docs/cross-stack-references.md).
             "KmsKeyId": {
-                "Fn::GetStackOutput": Match.object_like(
-                    {
-                        "StackName": f"{stage.config.stack_prefix}-Data",
-                        "OutputName": Match.string_like_regexp("PlatformKey"),
-                    }
-                )
+                "Fn::ImportValue": Match.string_like_regexp(rf"^{stage.config.stack_prefix}-Data:.*PlatformKey")
             },
         },
     )
