@@ -94,6 +94,9 @@ class NetworkConfig(_Section):
 class DataConfig(_Section):
     # Accounts covered by an organisation trail turn this off to avoid paying twice.
     cloudtrail_data_events: bool = True
+    # Also deliver the trail to a CloudWatch Logs group (searchable at once, billed per GB ingested);
+    # without it the trail's record is its validated, encrypted delivery to the access-log bucket.
+    trail_to_cloudwatch_logs: bool = True
     trail_log_retention_days: RetentionDays = 365
     noncurrent_version_expiration_days: int = Field(default=90, ge=1, le=3650)
     abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1, le=365)

@@ -24,7 +24,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from constructs import Construct
+from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
 from constructs.execution_role import LOGS_REASON, METRICS_REASON, VPC_ACTIONS, VPC_REASON
 from constructs.logical_ids import logical_id
@@ -80,9 +80,11 @@ class DataScientistRoles(Construct):
         role = iam.Role(
             self,
             "JobRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=service_trust.sagemaker(self),  # jobs and models: constructs/service_trust.py
             description="Jobs and models data scientists start: read data, write sandboxes, nothing of the platform's",
         )
+        if self.workspace.kind == "studio":  # jobs started from Studio carry the person's source identity
+            service_trust.allow_source_identity(role)
         for prefix in self._reads:
             self._data.grant_read(role, f"{prefix}*")
         self._data.grant_read(role, f"{self._sandbox_prefix}*")
@@ -152,12 +154,18 @@ class DataScientistRoles(Construct):
         """A data scientists' execution role; ``sandbox_owner`` names the sandbox (a user, or
         ``${aws:SourceIdentity}`` for a role shared by users told apart by Studio)."""
         stack = Stack.of(self)
+        # Studio sends aws:SourceArn (constructs/service_trust.py); a notebook instance is not on
+        # SageMaker's confused-deputy page, so its role's trust takes no condition:
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html
+        studio = self.workspace.kind == "studio"
         role = iam.Role(
             self,
             construct_id,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=service_trust.sagemaker(self) if studio else iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Data scientists of the ML platform: read data, own sandbox, start jobs",
         )
+        if studio:
+            service_trust.allow_source_identity(role)
         data, artifacts = self._data, self._artifacts
         for prefix in self._reads:
             data.grant_read(role, f"{prefix}*")

@@ -28,6 +28,11 @@ class DeploymentRole(Construct):
     def _role(self, execution_role: iam.IRole, key: kms.IKey) -> iam.Role:
         stack = Stack.of(self)
         arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        # No aws:SourceAccount or aws:SourceArn: CloudFormation documents them for the roles of
+        # its extensions, not for a stack's service role, which it assumes for whoever operates
+        # on the stack (who may pass this role is limited by iam:PassRole instead).
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cross-service-confused-deputy-prevention.html
         role = iam.Role(
             self,
             "Default",

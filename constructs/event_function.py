@@ -198,6 +198,9 @@ class EventFunction(Construct):
             self, "Logs", key=key, retention_days=defaults.log_retention_days, retain=defaults.retain_logs
         ).log_group
 
+        # No aws:SourceAccount or aws:SourceArn: Lambda documents neither for the execution role
+        # (aws:SourceArn is for who may invoke a function, in its resource policy).
+        # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
         self.role = iam.Role(
             self,
             "Role",

@@ -14,7 +14,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as assets
-from constructs import Construct
+from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
 from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
@@ -57,10 +57,12 @@ class SageMakerExecutionRole(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         # "Default": the role keeps the logical id it had before this construct existed.
+        # Jobs, tuning, transforms and the models behind endpoints: aws:SourceArn of this
+        # account and Region (constructs/service_trust.py).
         self.role = role = iam.Role(
             self,
             "Default",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=service_trust.sagemaker(self),
             description="SageMaker training, tuning, transform and hosting of the ML platform",
         )
         for prefix in reads:

@@ -197,6 +197,9 @@ class GlueRuntime(Construct):
         """A Glue service role that runs in this network, logs under /aws-glue/ and uses the key
         for S3 (SSE-KMS), bookmarks (CSE-KMS) and logs: data keys and decryption, nothing more."""
         stack = Stack.of(scope)
+        # No aws:SourceAccount or aws:SourceArn: Glue documents neither for the roles its jobs and
+        # crawlers run as (its role page trusts glue.amazonaws.com bare), and a condition Glue does
+        # not meet stops every run. https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html
         role = iam.Role(
             scope,
             construct_id,

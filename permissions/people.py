@@ -307,6 +307,7 @@ def _call(names: Names, operation: str, params: dict[str, Any]) -> dict[str, Any
         "params": params,
         "error": None,
         "by": f"a data scientist in Studio (permissions/people.py): sagemaker {operation}",
+        "source_identity": SANDBOX.split("/")[1],  # Studio's USER_PROFILE_NAME source identity: alice
     }
 
 

@@ -98,7 +98,7 @@ class Proof:
 
     def _policies_for(self, request: Request) -> tuple[list[Policy], Policy | None]:
         identity = self.policies.roles[request.principal].identity if request.principal in self.policies.roles else []
-        if request.action == "sts:AssumeRole":
+        if request.action in ("sts:AssumeRole", "sts:SetSourceIdentity"):  # decided by the role's trust policy
             return identity, self.policies.role(request.resource).trust
         return identity, self.policies.resource_policy(request.resource)
 

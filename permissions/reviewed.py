@@ -295,3 +295,48 @@ EVALUATOR_GAPS: frozenset[tuple[str, str]] = frozenset(
         ("cloudtrail.amazonaws.com", "kms:GenerateDataKey"),
     ]
 )
+
+
+@dataclass(frozen=True)
+class AssumeContext:
+    """The confused-deputy keys a service's sts:AssumeRole request carries to a role's trust
+    policy, by the service's own page; a key the page does not give is not sent."""
+
+    source_account: bool
+    source_arn: bool
+    doc: str
+
+
+# Service principal -> what its AssumeRole request for a role it was given carries. A trust
+# condition on a key not sent here fails the proof, as it would lock the service out of its role
+# in a real account (constructs/service_trust.py builds the conditions from the same pages).
+ASSUME_ROLE_CONTEXT: dict[str, AssumeContext] = {
+    # Per feature: a job's own ARN (training-job/, processing-job/, transform-job/), the
+    # account-wide arn:...:sagemaker:<region>:<account>:* for inference and Studio; the
+    # examples need no aws:SourceAccount ("the account number is in the ARN").
+    "sagemaker.amazonaws.com": AssumeContext(
+        False, True, "https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html"
+    ),
+    # "The source account is the owner of the flow log and the source ARN is the flow log ARN."
+    "vpc-flow-logs.amazonaws.com": AssumeContext(
+        True, True, "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html"
+    ),
+    # "Confused deputy prevention is not applicable to the role policy for CloudWatch Logs
+    # monitoring. The role policy doesn't support the use of aws:SourceArn and aws:SourceAccount."
+    "cloudtrail.amazonaws.com": AssumeContext(
+        False,
+        False,
+        "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html",
+    ),
+    # Not documented for the roles below: their pages trust the service bare.
+    "lambda.amazonaws.com": AssumeContext(
+        False, False, "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html"
+    ),
+    "glue.amazonaws.com": AssumeContext(
+        False, False, "https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html"
+    ),
+    # Its confused-deputy page is about the roles of extensions, not a stack's service role.
+    "cloudformation.amazonaws.com": AssumeContext(
+        False, False, "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html"
+    ),
+}

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from permissions import reviewed
 from permissions.actions import Request, Unknown, arn_for, tag_context
 from permissions.calls import Where, strings_in
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from permissions.policies import Policies
 
 DOCS = {
-    "lambda-role": "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
     "lambda-logs": "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html",
     "lambda-dlq": "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq",
     "lambda-vpc": "https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions",
@@ -38,7 +38,6 @@ DOCS = {
     "trail-logs": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html#send-cloudtrail-events-to-cloudwatch-logs-console-create-role",
     "logs-kms": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
     "flow-logs": "https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html",
-    "sagemaker-role": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html",
     "sagemaker-training": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms",
     "sagemaker-tuning": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createhyperparametertiningjob-perms",
     "sagemaker-processing": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createprocessingjob-perms",
@@ -49,9 +48,7 @@ DOCS = {
     "glue-encryption": "https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html",
     "glue-connection": "https://docs.aws.amazon.com/glue/latest/dg/setup-vpc-for-glue-access.html",
     "glue-crawler": "https://docs.aws.amazon.com/glue/latest/dg/crawler-prereqs.html",
-    "cfn-role": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html",
     "cfn-schema": "https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html#schema-properties-handlers",
-    "studio": "https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-get-execution-role",
     "studio-spaces": "https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-jl-admin-guide-permissions.html",
     "s3-auto-delete": "https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_s3/Bucket.html#aws_cdk.aws_s3.Bucket.auto_delete_objects",
     "vpc-restrict-default-sg": "https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_ec2/README.html#restricting-the-default-security-group",
@@ -76,6 +73,8 @@ class Rules:
         self.requests: list[Request] = []
         self.unknowns: list[str] = []
         self.region, self.account = twin.region, twin.account
+        # What SageMaker sends as aws:SourceArn for inference and Studio (reviewed.ASSUME_ROLE_CONTEXT).
+        self.sagemaker_account = f"arn:aws:sagemaker:{self.region}:{self.account}:*"
 
     def ask(self, principal: str, action: str, resource: str, why: str, doc: str, **context: Any) -> None:
         self.requests.append(
@@ -92,11 +91,33 @@ class Rules:
                 if types[logical_id]["Type"] == kind and physical is not None:
                     yield stack.name, logical_id, properties, physical
 
-    def assume(self, service: str, role: str, why: str, doc: str, source_arn: str | None = None) -> None:
-        context: dict[str, Any] = {"aws__SourceAccount": self.account}
-        if source_arn:
-            context["aws__SourceArn"] = source_arn
-        self.ask(service, "sts:AssumeRole", role, why, doc, **context)
+    def assume(self, service: str, role: str, why: str, source_arn: str | None = None) -> None:
+        """The service's sts:AssumeRole request for ``role``, with the confused-deputy keys its own
+        page says it sends (reviewed.ASSUME_ROLE_CONTEXT) and no other: ``source_arn`` is what it
+        sends as aws:SourceArn, where it sends one."""
+        sends = reviewed.ASSUME_ROLE_CONTEXT[service]
+        context: dict[str, Any] = {}
+        if sends.source_account:
+            context["aws:SourceAccount"] = self.account
+        if sends.source_arn:
+            if not source_arn:
+                raise ValueError(f"{service} sends aws:SourceArn when it assumes {role}; name it ({why})")
+            context["aws:SourceArn"] = source_arn
+        self.requests.append(Request(service, "sts:AssumeRole", role, context, why, sends.doc))
+
+    def source_identity(self, role: str, user: str, why: str) -> None:
+        """Studio sets the user profile's name as source identity on the roles it assumes for the
+        user, and on the roles of the jobs the user starts (ExecutionRoleIdentityConfig)."""
+        self.requests.append(
+            Request(
+                "sagemaker.amazonaws.com",
+                "sts:SetSourceIdentity",
+                role,
+                {"aws:SourceArn": self.sagemaker_account, "sts:SourceIdentity": user},
+                f"{why}: sets the source identity {user}",
+                "https://docs.aws.amazon.com/sagemaker/latest/dg/monitor-user-access-how-to.html",
+            )
+        )
 
     def via_s3(self, role: str, action: str, key: str | None, why: str, doc: str) -> None:
         """A KMS request S3 makes with the role's permissions for an object under ``key``."""
@@ -133,7 +154,7 @@ class Rules:
         for function in self.twin.functions:
             role, name, p = function.role_arn, function.name, function.properties
             why = f"Lambda runs {name}"
-            self.assume("lambda.amazonaws.com", role, why, "lambda-role", function.arn)
+            self.assume("lambda.amazonaws.com", role, why)
             group = function.log_group
             stream = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:log-stream:2026/11/23/[$LATEST]0"
             for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
@@ -318,7 +339,7 @@ class Rules:
                 self.ask("cloudtrail.amazonaws.com", "kms:DescribeKey", kms, why, "trail-kms", **context)
             if p.get("CloudWatchLogsRoleArn"):
                 role, group = p["CloudWatchLogsRoleArn"], p["CloudWatchLogsLogGroupArn"].removesuffix(":*")
-                self.assume("cloudtrail.amazonaws.com", role, why, "trail-logs", trail)
+                self.assume("cloudtrail.amazonaws.com", role, why)
                 stream = f"{group}:log-stream:{self.account}_CloudTrail_{self.region}"
                 for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
                     self.ask(role, action, stream, f"{why} to CloudWatch Logs", "trail-logs")
@@ -346,7 +367,7 @@ class Rules:
             role, group = p["DeliverLogsPermissionArn"], p["LogGroupName"]
             why = f"VPC flow log {physical.ref} delivers to {group}"
             flow = f"arn:aws:ec2:{self.region}:{self.account}:vpc-flow-log/{physical.ref}"
-            self.assume("vpc-flow-logs.amazonaws.com", role, why, "flow-logs", flow)
+            self.assume("vpc-flow-logs.amazonaws.com", role, why, flow)
             base = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}"
             self.ask(role, "logs:CreateLogStream", f"{base}:log-stream:eni-0", why, "flow-logs")
             self.ask(role, "logs:PutLogEvents", f"{base}:log-stream:eni-0", why, "flow-logs")
@@ -359,6 +380,9 @@ class Rules:
             if call["error"] is not None or call["service"] != "sagemaker":
                 continue
             params, operation = call["params"], call["operation"]
+            passed = params.get("RoleArn") or params.get("ExecutionRoleArn")
+            if call.get("source_identity") and passed:  # a job or model a Studio user starts carries it on
+                self.source_identity(passed, call["source_identity"], f"{operation} {passed.rsplit('/', 1)[-1]}")
             if operation == "CreateTrainingJob":
                 self._job("training-job", params["TrainingJobName"], params["RoleArn"], params, "sagemaker-training")
             elif operation == "CreateProcessingJob":
@@ -407,7 +431,7 @@ class Rules:
     def _job(self, kind: str, name: str, role: str, p: Mapping[str, Any], doc: str, tags: Any = None) -> None:
         job = f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name}"
         why = f"SageMaker {kind} {name}"
-        self.assume("sagemaker.amazonaws.com", role, why, "sagemaker-role", job)
+        self.assume("sagemaker.amazonaws.com", role, why, job)
         output = p.get("OutputDataConfig") or p.get("TransformOutput") or {}
         if output.get("KmsKeyId"):
             for action in ("kms:GenerateDataKey", "kms:Encrypt"):
@@ -446,9 +470,9 @@ class Rules:
             self._image(role, image, why, doc)
 
     def _model(self, name: str, role: str, vpc: Mapping[str, Any] | None) -> None:
-        model = f"arn:aws:sagemaker:{self.region}:{self.account}:model/{name}"
         why = f"SageMaker model {name}"
-        self.assume("sagemaker.amazonaws.com", role, why, "sagemaker-model", model)
+        # Inference sends the account-wide ARN, its asterisk literal, not the model's.
+        self.assume("sagemaker.amazonaws.com", role, why, self.sagemaker_account)
         if vpc:
             self._vpc(role, vpc, why, "sagemaker-model")
 
@@ -524,8 +548,7 @@ class Rules:
         for _, _, p, physical in self.resources("AWS::Glue::Job"):
             role, why = p["Role"], f"Glue job {physical.ref}"
             role = role if role.startswith("arn:") else f"arn:aws:iam::{self.account}:role/{role}"
-            job = f"arn:aws:glue:{self.region}:{self.account}:job/{physical.ref}"
-            self.assume("glue.amazonaws.com", role, why, "glue-role", job)
+            self.assume("glue.amazonaws.com", role, why)
             self._glue_common(
                 role,
                 why,
@@ -549,8 +572,7 @@ class Rules:
         for _, _, p, physical in self.resources("AWS::Glue::Crawler"):
             role, why = p["Role"], f"Glue crawler {physical.ref}"
             role = role if role.startswith("arn:") else f"arn:aws:iam::{self.account}:role/{role}"
-            crawler = f"arn:aws:glue:{self.region}:{self.account}:crawler/{physical.ref}"
-            self.assume("glue.amazonaws.com", role, why, "glue-role", crawler)
+            self.assume("glue.amazonaws.com", role, why)
             targets = p.get("Targets", {}).get("S3Targets", [])
             self._glue_common(
                 role,
@@ -708,7 +730,7 @@ class Rules:
             role = entry["principal"]
             if role not in self.policies.roles:
                 continue  # the initial deployment, by cdk deploy's own role
-            self.assume("cloudformation.amazonaws.com", role, f"CloudFormation updates {entry['stack']}", "cfn-role")
+            self.assume("cloudformation.amazonaws.com", role, f"CloudFormation updates {entry['stack']}")
             if (entry["type"], entry["handler"], entry["resource"]) in seen:
                 continue
             seen.add((entry["type"], entry["handler"], entry["resource"]))
@@ -755,8 +777,8 @@ class Rules:
         for _, _, p, physical in self.resources("AWS::SageMaker::Domain"):
             role = (p.get("DefaultUserSettings") or {}).get("ExecutionRole")
             if role:
-                domain = f"arn:aws:sagemaker:{self.region}:{self.account}:domain/{physical.ref}"
-                self.assume("sagemaker.amazonaws.com", role, f"Studio domain {physical.ref}", "studio", domain)
+                # Studio sends the account-wide ARN, its asterisk literal, not the domain's.
+                self.assume("sagemaker.amazonaws.com", role, f"Studio domain {physical.ref}", self.sagemaker_account)
         for _, _, p, _physical in self.resources("AWS::SageMaker::UserProfile"):
             role = (p.get("UserSettings") or {}).get("ExecutionRole")
             if not role:
@@ -764,7 +786,8 @@ class Rules:
             domain, user = p["DomainId"], p["UserProfileName"]
             sagemaker = f"arn:aws:sagemaker:{self.region}:{self.account}"
             profile = f"{sagemaker}:user-profile/{domain}/{user}"
-            self.assume("sagemaker.amazonaws.com", role, f"Studio user {user}", "studio", profile)
+            self.assume("sagemaker.amazonaws.com", role, f"Studio user {user}", self.sagemaker_account)
+            self.source_identity(role, user, f"Studio user {user}")
             # Studio's calls carry the profile name as source identity (USER_PROFILE_NAME).
             who = {"aws__SourceIdentity": user}
             why = f"Studio user {user} opens Studio"

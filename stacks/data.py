@@ -10,7 +10,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
-from constructs.nag_acknowledgements import acknowledge_grant_policy
+from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
 from constructs.secure_bucket import Lifecycle, SecureBucket
 
 from config import StageConfig
@@ -161,13 +161,18 @@ class DataStack(Stack):
         )
 
     def _data_event_trail(self, config: StageConfig, retain: bool) -> cloudtrail.Trail:
-        log_group = EncryptedLogGroup(
-            self,
-            "TrailLogs",
-            key=self.key,
-            retention_days=config.data.trail_log_retention_days,
-            retain=retain,
-        ).log_group
+        to_logs = config.data.trail_to_cloudwatch_logs
+        log_group = (
+            EncryptedLogGroup(
+                self,
+                "TrailLogs",
+                key=self.key,
+                retention_days=config.data.trail_log_retention_days,
+                retain=retain,
+            ).log_group
+            if to_logs
+            else None
+        )
         name = f"{config.resource_prefix}-data-events"
         arn = f"arn:{self.partition}:cloudtrail:{self.region}:{self.account}:trail/{name}"
         # The log bucket takes CloudTrail's deliveries from this trail only (confused deputy): the
@@ -191,7 +196,7 @@ class DataStack(Stack):
             s3_key_prefix=TRAIL_PREFIX,
             encryption_key=self.key,
             enable_file_validation=True,
-            send_to_cloud_watch_logs=True,
+            send_to_cloud_watch_logs=to_logs,
             cloud_watch_log_group=log_group,
             # This trail adds S3 data events; management events are the account trail's job
             # (a second copy of them is billed).
@@ -214,7 +219,24 @@ class DataStack(Stack):
             read_write_type=cloudtrail.ReadWriteType.READ_ONLY,
             include_management_events=False,
         )
-        acknowledge_grant_policy(trail.node.find_child("LogsRole"))
+        if to_logs:
+            # The logs role's trust stays bare: CloudTrail's AssumeRole for it carries neither
+            # aws:SourceArn nor aws:SourceAccount ("Confused deputy prevention is not applicable").
+            # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html
+            acknowledge_grant_policy(trail.node.find_child("LogsRole"))
+        else:
+            reason = (
+                f"Stage {config.name!r} chooses (data.trail_to_cloudwatch_logs = false) not to pay CloudWatch "
+                "Logs ingestion for this trail: its record is the log-file-validated, KMS-encrypted delivery "
+                "to the access-log bucket, which an auditor reads with Athena or CloudTrail Lake."
+            )
+            acknowledge(
+                trail,
+                {
+                    "HIPAA.Security-CloudTrailCloudWatchLogsEnabled": reason,
+                    "NIST.800.53.R5-CloudTrailCloudWatchLogsEnabled": reason,
+                },
+            )
         return trail
 
 

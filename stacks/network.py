@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.nag_acknowledgements import acknowledge_grant_policy
+from constructs.service_trust import flow_logs_conditions
 
 from config import StageConfig
 
@@ -91,7 +92,12 @@ class NetworkStack(Stack):
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-        acknowledge_grant_policy(flow_log.node.find_child("IAMRole"))
+        role: iam.Role = flow_log.node.find_child("IAMRole")  # type: ignore[assignment]
+        acknowledge_grant_policy(role)
+        # CDK builds the flow log's role with a bare trust statement and takes no conditions for
+        # it: the L1 override adds the flow log page's (constructs/service_trust.py).
+        trust: iam.CfnRole = role.node.default_child  # type: ignore[assignment]
+        trust.add_property_override("AssumeRolePolicyDocument.Statement.0.Condition", flow_logs_conditions(self))
 
         self.endpoint_security_group = ec2.SecurityGroup(
             self,

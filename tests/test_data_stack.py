@@ -167,7 +167,6 @@ def test_trail_records_writes_to_data_and_artifacts_and_reads_of_raw_data(stage)
             "EnableLogFileValidation": True,
             "KMSKeyId": {"Fn::GetAtt": [key_id(template), "Arn"]},
             "S3BucketName": {"Ref": ids["AccessLogsBucket"]},
-            "CloudWatchLogsLogGroupArn": Match.any_value(),
             "EventSelectors": [
                 {
                     "DataResources": [
@@ -195,13 +194,23 @@ def test_trail_records_writes_to_data_and_artifacts_and_reads_of_raw_data(stage)
             ],
         },
     )
-    template.has_resource_properties(
-        "AWS::Logs::LogGroup",
-        {
-            "KmsKeyId": {"Fn::GetAtt": [key_id(template), "Arn"]},
-            "RetentionInDays": stage.config.data.trail_log_retention_days,
-        },
-    )
+
+
+def test_the_trail_goes_to_cloudwatch_logs_where_the_stage_says(stage):
+    """prod: also to an encrypted log group; dev: its S3 delivery is its record (no ingestion bill)."""
+    template = data(stage)
+    [trail] = properties(template, "AWS::CloudTrail::Trail")
+    trail_groups = [lid for lid in resources(template, "AWS::Logs::LogGroup") if lid.startswith("TrailLogs")]
+    if stage.config.data.trail_to_cloudwatch_logs:
+        [group_id] = trail_groups
+        assert trail["CloudWatchLogsLogGroupArn"] == {"Fn::GetAtt": [group_id, "Arn"]}
+        group = resources(template, "AWS::Logs::LogGroup")[group_id]["Properties"]
+        assert group["KmsKeyId"] == {"Fn::GetAtt": [key_id(template), "Arn"]}
+        assert group["RetentionInDays"] == stage.config.data.trail_log_retention_days
+    else:
+        assert "CloudWatchLogsLogGroupArn" not in trail and "CloudWatchLogsRoleArn" not in trail
+        assert trail_groups == []
+    assert stage.config.data.trail_to_cloudwatch_logs == (stage.config.name == "prod")
 
 
 def test_operator_topic_is_encrypted_and_refuses_plain_http(stage):

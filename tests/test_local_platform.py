@@ -421,6 +421,11 @@ def test_a_data_scientists_jobs_inside_the_guardrails_are_allowed_and_each_guard
     assert {"sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateTransformJob"} <= asked
     assert {"iam:PassRole", "sagemaker:CreateProcessingJob"} <= asked
     assert all(a.decision == "Allowed" for a in persons), [(a.request.action, a.decision) for a in persons]
+    # Studio sets each user's name as source identity on their role and on their jobs' role.
+    identities = [a for a in proof.answers if a.request.action == "sts:SetSourceIdentity"]
+    roles = {a.request.resource.rsplit("/", 1)[-1].split("-")[3] for a in identities}  # MlPlatform-dev-Studio-<id>-...
+    assert any(r.startswith("DataScientistRole") for r in roles) and any(r.startswith("JobRole") for r in roles), roles
+    assert all(a.decision == "Allowed" for a in identities)
     judged = refusals(twin, proof.policies)
     assert len(judged) >= 14
     allowed = [case.what for case, decision in judged if "Denied" not in decision or "Allowed" in decision]
