@@ -33,7 +33,11 @@ METRICS = {
     "regression": ("rmse", "mae", "mse", "r2"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mse"})
-THRESHOLD_CRITERIA = ("f1", "youden")
+# How a binary model's decision threshold is chosen on the validation split: the best F1, Youden's
+# J, the best accuracy, or the least expected cost of its errors (false_positive_cost and
+# false_negative_cost, in the business's own unit).
+THRESHOLD_CRITERIA = ("f1", "youden", "accuracy", "cost")
+COSTS = ("false_positive_cost", "false_negative_cost")
 # Metrics that are shares (0 to 1), errors (0 and up) and R² (up to 1): where training.minimum can lie.
 SHARE_METRICS = frozenset({"auc", "accuracy", "f1", "precision", "recall", "macro_f1"})
 # The hyperparameters of the script-mode XGBoost trainer (training_jobs/train.py), with their types;
@@ -165,6 +169,8 @@ class Training:
     minimum: float | None = None  # the gate: the test metric must reach this
     tolerance: float = 0.0  # ... and not fall below the approved model's by more than this
     threshold_criterion: str = "f1"
+    false_positive_cost: float | None = None  # with threshold_criterion "cost": what one error of each kind costs
+    false_negative_cost: float | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
@@ -420,8 +426,17 @@ def _training(dataset: str, problem: str, value: Any) -> Training:
         raise _not_allowed(dataset, "training.objective_metric", metric, allowed)
     metric = metric or METRICS[problem][0]
     criterion = raw.get("threshold_criterion", "f1")
-    if criterion not in THRESHOLD_CRITERIA:
-        raise SpecError(dataset, None, f"training.threshold_criterion must be f1 or youden, not {criterion!r}")
+    if not isinstance(criterion, str) or criterion not in THRESHOLD_CRITERIA:
+        raise _not_allowed(
+            dataset, "training.threshold_criterion", criterion, f"one of {', '.join(THRESHOLD_CRITERIA)}"
+        )
+    if criterion in ("accuracy", "cost") and problem != "binary":
+        raise SpecError(
+            dataset,
+            None,
+            f"training.threshold_criterion {criterion!r} chooses a binary model's threshold; the target is {problem}",
+        )
+    costs = _costs(dataset, criterion, raw)
     minimum = _minimum(dataset, metric, raw["minimum"]) if "minimum" in raw else None
     tolerance = raw.get("tolerance", 0.0)
     if not _is_number(tolerance) or tolerance < 0:
@@ -451,12 +466,32 @@ def _training(dataset: str, problem: str, value: Any) -> Training:
         minimum=minimum,
         tolerance=float(tolerance),
         threshold_criterion=criterion,
+        false_positive_cost=costs[0],
+        false_negative_cost=costs[1],
         hyperparameters=hyperparameters,
         instance_type=instance_type,
         instance_count=count,
         max_runtime_minutes=runtime,
         tuning=tuning,
     )
+
+
+def _costs(dataset: str, criterion: str, raw: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """Both error costs with the cost criterion (finite, above 0), neither without it."""
+    if criterion != "cost":
+        given = [name for name in COSTS if name in raw]
+        if given:
+            raise SpecError(dataset, None, f'training.{given[0]} is for threshold_criterion "cost", not {criterion!r}')
+        return None, None
+    found = []
+    for name in COSTS:
+        if name not in raw:
+            raise SpecError(dataset, None, f'training.threshold_criterion "cost" needs training.{name}')
+        value = raw[name]
+        if not _is_number(value) or value <= 0:
+            raise _not_allowed(dataset, f"training.{name}", value, "a number above 0 (what one such error costs)")
+        found.append(float(value))
+    return found[0], found[1]
 
 
 def _minimum(dataset: str, metric: str, value: Any) -> float:

@@ -303,3 +303,62 @@ def test_every_key_of_a_shipped_spec_refuses_a_value_of_another_type(name):
             else:
                 problems.append(f"{path} = {wrong!r}: accepted")
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} in all)"
+
+
+# --- how a binary model's decision threshold is chosen ---
+
+BANK = json.loads((ROOT / "datasets" / "bank-marketing.json").read_text())
+
+
+def _bank_training(**training) -> dict:
+    raw = copy.deepcopy(BANK)
+    raw["training"].pop("threshold_criterion", None)
+    raw["training"].update(training)
+    return raw
+
+
+@pytest.mark.parametrize("criterion", ["f1", "youden", "accuracy"])
+def test_each_threshold_criterion_without_costs_is_accepted(criterion):
+    training = parse_spec(_bank_training(threshold_criterion=criterion)).training
+    assert training.threshold_criterion == criterion
+    assert training.false_positive_cost is None and training.false_negative_cost is None
+
+
+def test_the_cost_criterion_takes_what_each_error_costs():
+    spec = parse_spec(_bank_training(threshold_criterion="cost", false_positive_cost=1, false_negative_cost=12.5))
+    assert (spec.training.false_positive_cost, spec.training.false_negative_cost) == (1.0, 12.5)
+
+
+@pytest.mark.parametrize(
+    ("training", "problem"),
+    [
+        ({"threshold_criterion": "cost", "false_positive_cost": 1}, "needs training.false_negative_cost"),
+        ({"threshold_criterion": "cost"}, "needs training.false_positive_cost"),
+        ({"threshold_criterion": "f1", "false_negative_cost": 5}, "is for threshold_criterion \"cost\", not 'f1'"),
+        ({"false_positive_cost": 5}, 'is for threshold_criterion "cost"'),
+    ],
+)
+def test_costs_come_with_the_cost_criterion_and_only_with_it(training, problem):
+    with pytest.raises(SpecError, match=re.escape(problem)):
+        parse_spec(_bank_training(**training))
+
+
+@pytest.mark.parametrize("value", [0, -1, "5", True, None, [1]])
+def test_an_error_cost_is_a_number_above_zero(value):
+    raw = _bank_training(threshold_criterion="cost", false_positive_cost=1, false_negative_cost=value)
+    with pytest.raises(SpecError) as raised:
+        parse_spec(raw)
+    assert "training.false_negative_cost = " in str(raised.value) and "a number above 0" in str(raised.value)
+
+
+@pytest.mark.parametrize("criterion", ["accuracy", "cost"])
+def test_the_new_criteria_are_for_binary_targets(criterion):
+    raw = copy.deepcopy(CAR)
+    raw.setdefault("training", {})["threshold_criterion"] = criterion
+    with pytest.raises(SpecError, match="chooses a binary model's threshold; the target is multiclass"):
+        parse_spec(raw)
+
+
+def test_an_unknown_criterion_names_the_four_allowed():
+    with pytest.raises(SpecError, match="one of f1, youden, accuracy, cost"):
+        parse_spec(_bank_training(threshold_criterion="precision"))

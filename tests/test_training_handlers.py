@@ -264,6 +264,30 @@ def test_builtin_algorithms_get_their_image_and_problem_hyperparameters(start_tr
     assert "sagemaker_program" not in hp
 
 
+def test_the_error_costs_reach_the_trainer_with_the_cost_criterion(start_training, prepared):
+    raw = spec("bank-marketing", threshold_criterion="cost", false_positive_cost=1, false_negative_cost=12.5)
+    definition = start_training.training_definition(
+        start_training.load_spec(json.dumps(raw)), RUN, start_training.SETTINGS, prepared["bank-marketing"].schema
+    )
+    hp = definition["HyperParameters"]
+    assert (hp["threshold_criterion"], hp["false_positive_cost"], hp["false_negative_cost"]) == ("cost", "1.0", "12.5")
+    # the trainer reads them as its command line
+    import train
+
+    parsed = train.parse_hyperparameters([f"--{k}={v}" for k, v in hp.items() if not k.startswith("sagemaker_")])
+    assert (parsed["false_positive_cost"], parsed["false_negative_cost"]) == (1.0, 12.5)
+
+
+def test_without_the_cost_criterion_no_cost_is_sent(start_training, prepared):
+    definition = start_training.training_definition(
+        start_training.load_spec(json.dumps(spec("bank-marketing", threshold_criterion="accuracy"))),
+        RUN,
+        start_training.SETTINGS,
+        prepared["bank-marketing"].schema,
+    )
+    assert "false_positive_cost" not in definition["HyperParameters"]
+
+
 def test_more_than_one_instance_shards_the_training_channel_by_s3_key(start_training, prepared):
     parsed = start_training.load_spec(
         json.dumps(spec("car-evaluation", algorithm="linear-learner", hyperparameters={}, instance_count=3))

@@ -160,3 +160,88 @@ def test_run_local_says_in_one_line_what_is_wrong_with_its_paths(prepared, tmp_p
         assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+# --- the decision threshold: the business's criteria on the real datasets ---
+
+
+def _validation_scores(trained, name):
+    """The trained model's scores on its own validation split, as train.py computed them."""
+    import numpy as np
+    import xgboost as xgb
+
+    model = trained[name].out / "model"
+    info = json.loads((model / train.INFO_FILE).read_text())
+    booster = xgb.Booster()
+    booster.load_model(model / train.MODEL_FILE)
+    x, y = train.read_channel(trained[name].prepared.output / "validation")
+    scores = booster.predict(
+        xgb.DMatrix(x, feature_names=info["feature_names"]), iteration_range=(0, info["best_iteration"] + 1)
+    )
+    return np.asarray(y, dtype=int), scores
+
+
+def _brute_force(y, p, loss):
+    """The least loss over every threshold a decision can change at (each score, and above all)."""
+    candidates = sorted({*p.tolist(), float("inf")})
+    return min(loss(((p >= t) & (y == 0)).sum(), ((p < t) & (y == 1)).sum()) for t in candidates)
+
+
+@pytest.mark.parametrize("name", ["bank-marketing", "vertebral-column", "wine-quality"])
+@pytest.mark.parametrize("costs", [(1.0, 1.0), (1.0, 10.0), (5.0, 1.0)])
+def test_the_cost_threshold_is_the_cheapest_on_validation(trained, name, costs):
+    y, p = _validation_scores(trained, name)
+    threshold = train.choose_threshold(y, p, "cost", costs)
+    spent = train.evaluate("binary", y, p, threshold, 2, costs)["cost"] * len(y)
+    assert spent == pytest.approx(_brute_force(y, p, lambda fp, fn: costs[0] * fp + costs[1] * fn))
+    for other in (0.5, train.choose_threshold(y, p, "f1")):  # never dearer than the usual choices
+        assert spent <= train.evaluate("binary", y, p, other, 2, costs)["cost"] * len(y) + 1e-9
+
+
+@pytest.mark.parametrize("name", ["bank-marketing", "vertebral-column", "wine-quality"])
+def test_the_accuracy_threshold_is_the_most_accurate_on_validation(trained, name):
+    y, p = _validation_scores(trained, name)
+    threshold = train.choose_threshold(y, p, "accuracy")
+    errors = len(y) * (1 - train.evaluate("binary", y, p, threshold, 2)["accuracy"])
+    assert errors == pytest.approx(_brute_force(y, p, lambda fp, fn: fp + fn))
+    assert errors <= len(y) * (1 - train.evaluate("binary", y, p, 0.5, 2)["accuracy"]) + 1e-9
+
+
+def test_a_dearer_missed_positive_lowers_the_threshold(trained):
+    y, p = _validation_scores(trained, "bank-marketing")
+    cheap, dear = (train.choose_threshold(y, p, "cost", (1.0, c)) for c in (1.0, 20.0))
+    assert dear < cheap
+
+
+def test_the_cost_criterion_trains_end_to_end_and_reports_cost_at_its_threshold_and_at_half(prepared, tmp_path):
+    """run_local with a spec that prices the errors: the threshold, the cost on test, and the
+    metrics at 0.5 beside it in evaluation.json."""
+    spec = json.loads((ROOT / "datasets" / "vertebral-column.json").read_text())
+    spec["training"].update(threshold_criterion="cost", false_positive_cost=1, false_negative_cost=4)
+    spec["training"].pop("tuning", None)
+    spec_file = tmp_path / "vertebral-column.json"
+    spec_file.write_text(json.dumps(spec))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training_jobs" / "run_local.py"),
+            "--prepared",
+            str(prepared["vertebral-column"].output),
+            "--out",
+            str(tmp_path / "out"),
+            "--spec",
+            str(spec_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((tmp_path / "out" / "output" / "evaluation.json").read_text())
+    test, half = evaluation["test"], evaluation["test_at_0.5"]
+    assert evaluation["threshold_criterion"] == "cost" and half["threshold"] == 0.5
+    matrix = test["confusion_matrix"]
+    assert test["cost"] == pytest.approx((matrix["fp"] * 1 + matrix["fn"] * 4) / evaluation["rows"]["test"])
+    assert evaluation["hyperparameters"]["false_negative_cost"] == 4
+    assert re.search(r"metric test:cost=", result.stdout)

@@ -66,6 +66,7 @@ def hyperparameters_from_spec(spec: Mapping[str, Any], path: Path) -> dict[str, 
         **training.get("hyperparameters", {}),
         **({"objective_metric": training["objective_metric"]} if "objective_metric" in training else {}),
         **({"threshold_criterion": training["threshold_criterion"]} if "threshold_criterion" in training else {}),
+        **{name: training[name] for name in ("false_positive_cost", "false_negative_cost") if name in training},
     }
 
 

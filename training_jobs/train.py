@@ -15,8 +15,9 @@ Training stops early on the validation channel. The metrics are printed as
 ``metric <channel>:<name>=<value>`` lines, which the job's metric definitions (and a tuning
 job's objective) parse from the log. Evaluation on the test channel: for binary problems
 AUC-ROC, accuracy, precision, recall, specificity, F1, log loss, the decision threshold chosen
-on validation and the confusion matrix; for multiclass accuracy, macro F1 and the confusion
-matrix; for regression MSE, RMSE, MAE and R².
+on validation (best F1, Youden's J or accuracy, or the least expected cost of the errors), the
+cost per record where the spec prices the errors, and the confusion matrix, each also at 0.5;
+for multiclass accuracy, macro F1 and the confusion matrix; for regression MSE, RMSE, MAE and R².
 
 ``run_local.py`` sets this contract up in a temporary tree and runs this script in a subprocess.
 """
@@ -69,7 +70,10 @@ DEFAULTS = {
     "seed": 42,
     "objective_metric": "",
     "threshold_criterion": "f1",
+    "false_positive_cost": None,
+    "false_negative_cost": None,
 }
+THRESHOLD_CRITERIA = ("f1", "youden", "accuracy", "cost")  # dataset_spec.THRESHOLD_CRITERIA
 
 
 def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
@@ -78,10 +82,15 @@ def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--early_stopping_rounds", type=int, default=DEFAULTS["early_stopping_rounds"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--objective_metric", default=DEFAULTS["objective_metric"])
-    parser.add_argument("--threshold_criterion", choices=["f1", "youden"], default=DEFAULTS["threshold_criterion"])
+    parser.add_argument("--threshold_criterion", choices=THRESHOLD_CRITERIA, default=DEFAULTS["threshold_criterion"])
+    parser.add_argument("--false_positive_cost", type=float, default=None)
+    parser.add_argument("--false_negative_cost", type=float, default=None)
     for name, kind in BOOSTER.items():
         parser.add_argument(f"--{name}", type=kind, default=None)
     args, unknown = parser.parse_known_args(argv)
+    costs = (args.false_positive_cost, args.false_negative_cost)
+    if args.threshold_criterion == "cost" and not all(c is not None and np.isfinite(c) and c > 0 for c in costs):
+        parser.error("--threshold_criterion cost needs --false_positive_cost and --false_negative_cost above 0")
     # SageMaker may add its own sagemaker_* hyperparameters; anything else is a typo.
     stray = [a for a in unknown if a.startswith("--") and not a.startswith("--sagemaker_")]
     if stray:
@@ -112,8 +121,31 @@ def booster_params(hp: dict[str, Any], problem: str, classes: int) -> dict[str, 
     return params
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
-    """The decision threshold on validation: maximising F1, or Youden's J (TPR - FPR)."""
+def error_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every threshold that changes a decision (each distinct score, and one above them all:
+    nothing positive), the false positives and false negatives of predicting ``p >= threshold``."""
+    scores = np.unique(p)
+    above = np.nextafter(scores[-1], np.inf) if len(scores) else 0.5
+    candidates = np.append(scores, above)
+    positives, negatives = np.sort(p[y == 1]), np.sort(p[y == 0])
+    false_negatives = np.searchsorted(positives, candidates, side="left")  # positives scored below it
+    false_positives = len(negatives) - np.searchsorted(negatives, candidates, side="left")
+    return candidates, false_positives, false_negatives
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, criterion: str, costs: tuple[float, float] | None = None) -> float:
+    """The decision threshold on validation: maximising F1, Youden's J (TPR - FPR) or accuracy, or
+    minimising the expected cost of the errors (``costs``: one false positive, one false
+    negative). Among equally good thresholds the lowest is taken."""
+    if criterion in ("accuracy", "cost"):
+        candidates, false_positives, false_negatives = error_counts(y, p)
+        if criterion == "cost":
+            if costs is None:
+                raise ValueError("the cost criterion needs the cost of a false positive and of a false negative")
+            loss = costs[0] * false_positives + costs[1] * false_negatives
+        else:
+            loss = false_positives + false_negatives
+        return float(min(candidates[int(np.argmin(loss))], 1.0))
     if criterion == "youden":
         fpr, tpr, thresholds = skm.roc_curve(y, p)
         best = int(np.argmax(tpr - fpr))
@@ -126,12 +158,21 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, criterion: str) -> float:
     return float(thresholds[best]) if len(thresholds) else 0.5
 
 
-def evaluate(problem: str, y: np.ndarray, p: np.ndarray, threshold: float | None, classes: int) -> dict[str, Any]:
+def evaluate(
+    problem: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float | None,
+    classes: int,
+    costs: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     if problem == "binary":
         if threshold is None:
             raise ValueError("a binary problem is evaluated at a decision threshold; none was given")
         predicted = (p >= threshold).astype(int)
         tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[0, 1]).ravel()
+        # What the errors cost, per record (costs: one false positive, one false negative).
+        cost = {"cost": float((costs[0] * fp + costs[1] * fn) / len(y))} if costs and len(y) else {}
         return {
             "auc": float(skm.roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
             "accuracy": float(skm.accuracy_score(y, predicted)),
@@ -141,6 +182,7 @@ def evaluate(problem: str, y: np.ndarray, p: np.ndarray, threshold: float | None
             "f1": float(skm.f1_score(y, predicted, zero_division=0)),
             "log_loss": float(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
             "threshold": float(threshold),
+            **cost,
             "confusion_matrix": {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)},
         }
     if problem == "multiclass":
@@ -195,9 +237,13 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
 
     p_val = booster.predict(dval, iteration_range=best)
     p_test = booster.predict(dtest, iteration_range=best)
-    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"]) if problem == "binary" else None
-    validation = evaluate(problem, y_val, p_val, threshold, classes)
-    test = evaluate(problem, y_test, p_test, threshold, classes)
+    costs = (
+        (hp["false_positive_cost"], hp["false_negative_cost"]) if hp.get("false_positive_cost") is not None else None
+    )
+    binary = problem == "binary"
+    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"], costs) if binary else None
+    validation = evaluate(problem, y_val, p_val, threshold, classes, costs)
+    test = evaluate(problem, y_test, p_test, threshold, classes, costs)
     print_metrics("validation", validation)
     print_metrics("test", test)
 
@@ -207,6 +253,16 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         "objective_metric": objective,
         "test": test,
         "validation": validation,
+        # A binary model's metrics at the conventional 0.5 as well, beside the chosen threshold.
+        **(
+            {
+                "threshold_criterion": hp["threshold_criterion"],
+                "test_at_0.5": evaluate(problem, y_test, p_test, 0.5, classes, costs),
+                "validation_at_0.5": evaluate(problem, y_val, p_val, 0.5, classes, costs),
+            }
+            if binary
+            else {}
+        ),
         "best_iteration": int(booster.best_iteration),
         "rows": {"train": len(y_train), "validation": len(y_val), "test": len(y_test)},
         "hyperparameters": {k: v for k, v in hp.items() if v is not None},

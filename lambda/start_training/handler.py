@@ -116,6 +116,11 @@ def training_definition(
             **{k: str(v) for k, v in training.hyperparameters.items()},
             "objective_metric": training.objective_metric,
             "threshold_criterion": training.threshold_criterion,
+            **{
+                name: str(getattr(training, name))
+                for name in ("false_positive_cost", "false_negative_cost")
+                if getattr(training, name) is not None
+            },
             # Script mode under network isolation: the code comes in as a channel.
             "sagemaker_program": "train.py",
             "sagemaker_submit_directory": "/opt/ml/input/data/code/" + settings.source_uri.rsplit("/", 1)[-1],
