@@ -136,6 +136,10 @@ class TrainingConfig(_Section):
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     batch_instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     batch_instance_count: int = Field(default=1, ge=1, le=100)
+    # SageMaker Debugger's profiler and its ProfilerReport rule on every training job (a tuning
+    # job's API takes neither): the report lands beside the model. The rule runs as a processing
+    # job of its own, billed per run.
+    profiler: bool = False
 
 
 class HostingConfig(_Section):

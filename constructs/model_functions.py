@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
@@ -115,7 +116,10 @@ class StartTraining(Construct):
         props: ModelFunctionProps,
         source_uri: str,
         training: TrainingConfig,
+        profiler_rule: dict[str, Any],
     ) -> None:
+        """``profiler_rule``: Debugger's ProfilerReport rule as CreateTrainingJob takes it, or empty
+        where the stage profiles nothing."""
         super().__init__(scope, construct_id)
         placement, data, prepared_prefix = props.placement, props.data, props.prepared_prefix
         self.function = EventFunction(
@@ -135,6 +139,7 @@ class StartTraining(Construct):
                 "MANAGED_SPOT": "true" if training.managed_spot else "false",
                 "MAX_WAIT_MINUTES": str(training.max_wait_minutes),
                 "VOLUME_SIZE_GB": str(training.volume_size_gb),
+                "PROFILER_RULE": Stack.of(self).to_json_string(profiler_rule),
             },
             defaults=props.defaults,
             shared_modules=("dataset_spec.py",),

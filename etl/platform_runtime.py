@@ -119,6 +119,12 @@ class Unrecognised(ValueError):
     without a field it reads, or with a field of another type. The message is the reason."""
 
 
+def profiler_output(artifacts_bucket: str, dataset: str, job: str) -> str:
+    """Where a training job's ProfilerReport rule writes (start_training sets it; register_model
+    names it in the model package): beside the job's model, as SageMaker's own default places it."""
+    return f"s3://{artifacts_bucket}/training/{dataset}/{job}/rule-output"
+
+
 def ignored(log: logging.Logger, reason: str, **context: Any) -> dict[str, str]:
     """The answer to an event a function does not act on, logged with the reason (the answer
     is the log record's ``outcome`` field too)."""

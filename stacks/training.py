@@ -5,6 +5,7 @@ execution role, the registry, and one construct per function."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_s3_assets as assets
@@ -36,6 +37,7 @@ IMAGES = {
     "xgboost-inference": Image("xgboost", XGBOOST_VERSION, "inference"),
     "linear-learner": Image("linear-learner", "1"),
     "knn": Image("knn", "1"),
+    "debugger": Image("debugger", "latest"),  # SageMaker Debugger's rule evaluator (ProfilerReport)
 }
 ALGORITHMS = ("xgboost", "linear-learner", "knn")
 
@@ -114,7 +116,12 @@ class TrainingStack(Stack):
         )
         training = config.training
         self.start_training = StartTraining(
-            self, "StartTraining", props=props, source_uri=source.s3_object_url, training=training
+            self,
+            "StartTraining",
+            props=props,
+            source_uri=source.s3_object_url,
+            training=training,
+            profiler_rule=self._profiler_rule() if training.profiler else {},
         ).function
         pass_status = "PendingManualApproval" if config.hosting.manual_approval else "Approved"
         self.register_model = RegisterModel(self, "RegisterModel", props=props, pass_status=pass_status).function
@@ -125,6 +132,18 @@ class TrainingStack(Stack):
             instance_type=training.batch_instance_type,
             instance_count=training.batch_instance_count,
         ).function
+
+    def _profiler_rule(self) -> dict[str, Any]:
+        """Debugger's ProfilerReport rule as CreateTrainingJob takes it, its parameters from the
+        SDK's own rule library (smdebug_rulesconfig) and its image from the SDK's table.
+        https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-configure-framework-profiling.html"""
+        from smdebug_rulesconfig import ProfilerReport
+
+        return {
+            "RuleConfigurationName": "ProfilerReport",
+            "RuleEvaluatorImage": self.images.uri("debugger"),
+            "RuleParameters": dict(ProfilerReport().rule_parameters),
+        }
 
     def _images(self, *, training: bool) -> str:
         """Each algorithm's image for training, or for serving (XGBoost has one of each)."""

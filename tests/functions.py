@@ -68,6 +68,7 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         "MANAGED_SPOT": "true",
         "MAX_WAIT_MINUTES": "120",
         "VOLUME_SIZE_GB": "30",
+        "PROFILER_RULE": "{}",
     },
     "register_model": {
         "ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,

@@ -264,6 +264,33 @@ def test_builtin_algorithms_get_their_image_and_problem_hyperparameters(start_tr
     assert "sagemaker_program" not in hp
 
 
+def test_a_stage_that_profiles_gives_each_training_job_the_profiler_and_its_report_rule(
+    start_training, aws, monkeypatch
+):
+    monkeypatch.setattr(
+        start_training, "SETTINGS", dataclasses.replace(start_training.SETTINGS, profiler_rule=PROFILER_RULE)
+    )
+    sent = {}
+    start_training.SAGEMAKER.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.setdefault("job", params)
+    )
+    result = start_training.handler(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    models = f"s3://{ARTIFACTS}/training/car-evaluation/"
+    assert sent["job"]["ProfilerConfig"] == {"S3OutputPath": models, "ProfilingIntervalInMilliseconds": 500}
+    assert sent["job"]["ProfilerRuleConfigurations"] == [
+        {**PROFILER_RULE, "S3OutputPath": f"{models}{result['job']}/rule-output"}
+    ]
+
+
+def test_a_stage_that_does_not_profile_sends_no_profiler(start_training, aws):
+    sent = {}
+    start_training.SAGEMAKER.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.setdefault("job", params)
+    )
+    start_training.handler(object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS"), None)
+    assert "ProfilerConfig" not in sent["job"] and "ProfilerRuleConfigurations" not in sent["job"]
+
+
 def test_the_error_costs_reach_the_trainer_with_the_cost_criterion(start_training, prepared):
     raw = spec("bank-marketing", threshold_criterion="cost", false_positive_cost=1, false_negative_cost=12.5)
     definition = start_training.training_definition(
@@ -545,6 +572,58 @@ def test_a_repeated_completion_event_registers_one_package(register_model, aws):
     second = register_model.handler(state_change("car-run-6", "Completed"), None)
     assert second == {"status": "duplicate", "model_package": first["model_package"]}
     assert len(packages(aws, "car-evaluation")) == 1
+
+
+def _debugger_image() -> str:
+    """SageMaker Debugger's rule image in the tests' region, from the SDK's table."""
+    from constructs.sagemaker_images import registries
+
+    from stacks.training import IMAGES as STACK_IMAGES
+
+    accounts, repository = registries(STACK_IMAGES["debugger"])
+    return f"{accounts[REGION]}.dkr.ecr.{REGION}.amazonaws.com/{repository}:latest"
+
+
+PROFILER_RULE = {
+    "RuleConfigurationName": "ProfilerReport",
+    "RuleEvaluatorImage": _debugger_image(),
+    "RuleParameters": {"rule_to_invoke": "ProfilerReport"},
+}
+
+
+def _described_with(client, **fields) -> None:
+    """DescribeTrainingJob answers with fields moto leaves out, in the shape of AWS's API reference
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)."""
+    client.meta.events.register("after-call.sagemaker.DescribeTrainingJob", lambda parsed, **_: parsed.update(fields))
+
+
+def test_a_profiled_models_package_names_where_its_profiler_report_is(register_model, aws):
+    finished_job(aws, "car-run-p", "car-evaluation", {"test": {"accuracy": 0.99, "macro_f1": 0.9}})
+    report = f"s3://{ARTIFACTS}/training/car-evaluation/car-run-p/rule-output"
+    _described_with(register_model.SAGEMAKER, ProfilerRuleConfigurations=[{**PROFILER_RULE, "S3OutputPath": report}])
+    register_model.handler(state_change("car-run-p", "Completed"), None)
+    [package] = packages(aws, "car-evaluation")
+    assert package["CustomerMetadataProperties"]["profiler_report"] == report
+
+
+def test_an_unprofiled_models_package_names_no_report(register_model, aws):
+    finished_job(aws, "car-run-q", "car-evaluation", {"test": {"accuracy": 0.99, "macro_f1": 0.9}})
+    register_model.handler(state_change("car-run-q", "Completed"), None)
+    [package] = packages(aws, "car-evaluation")
+    assert "profiler_report" not in package["CustomerMetadataProperties"]
+
+
+def test_a_failed_jobs_message_carries_the_profiler_rules_verdict(register_model, aws):
+    finished_job(aws, "car-run-r", "car-evaluation", {"test": {}})
+    statuses = [
+        {"RuleConfigurationName": "ProfilerReport", "RuleEvaluationStatus": "IssuesFound", "StatusDetails": "LowGPU"}
+    ]
+    _described_with(
+        register_model.SAGEMAKER, FailureReason="AlgorithmError: boom", ProfilerRuleEvaluationStatuses=statuses
+    )
+    register_model.handler(state_change("car-run-r", "Failed"), None)
+    [message] = notifications(aws)
+    assert "ended Failed: AlgorithmError: boom; ProfilerReport: IssuesFound (LowGPU)" in message["Message"]
 
 
 @pytest.mark.parametrize("status", ["Failed", "Stopped"])

@@ -173,3 +173,16 @@ def test_instances_of_a_multi_instance_job_reach_each_other_by_ipsec(stage):
             if r["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]} and r.get(peer) == {"Fn::GetAtt": [group, "GroupId"]}
         }
         assert {("udp", 500, 500), ("50", None, None)} <= rules, (kind, rules)  # 50: ESP
+
+
+def test_training_jobs_carry_debuggers_profiler_report_rule_where_the_stage_profiles(stage):
+    """dev profiles (its report beside each model); prod does not unless its file says so."""
+    variable = function_env(stage, "StartTraining")["PROFILER_RULE"]
+    if not stage.config.training.profiler:
+        assert variable == "{}"
+        return
+    text = json.dumps(variable)
+    assert '\\"RuleConfigurationName\\":\\"ProfilerReport\\"' in text
+    assert '\\"rule_to_invoke\\":\\"ProfilerReport\\"' in text  # smdebug_rulesconfig's own parameters
+    assert "Fn::FindInMap" in text  # the rule image by region, from the SDK's debugger table
+    assert stage.config.name == "dev"

@@ -40,6 +40,9 @@ CONTENT_TYPES = ["text/csv", "application/json"]
 PASS_STATUSES = ("Approved", "PendingManualApproval")
 
 
+PROFILER_REPORT = "ProfilerReport"  # the Debugger rule start_training configures
+
+
 @dataclass(frozen=True)
 class Settings:
     """Set by ``constructs/model_functions.RegisterModel``."""
@@ -111,7 +114,8 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
     if tags.get(runtime.STAGE_TAG) != settings.stage or dataset is None or dataset not in settings.specs:
         return runtime.ignored(LOG, f"{name} is not a job of this platform stage")
     if status != "Completed":
-        return _notify_failure(sns, settings, kind, name, status, described.get("FailureReason", "no reason given"))
+        reason = described.get("FailureReason", "no reason given") + _rule_statuses(described)
+        return _notify_failure(sns, settings, kind, name, status, reason)
     if tuning_event:
         best = described.get("BestTrainingJob", {}).get("TrainingJobName")
         if not best:
@@ -153,6 +157,7 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         "objective_value": f"{value:.6f}",
         "verdict": verdict.reason[:256],
         **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["test"].items() if isinstance(v, int | float)},
+        "profiler_report": _profiler_report(job),
     }
     package = sagemaker.create_model_package(
         ModelPackageGroupName=group,
@@ -176,6 +181,23 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
     LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
     passed = {"Approved": "approved", "PendingManualApproval": "pending-approval"}[settings.pass_status]
     return {"status": passed if verdict.approved else "rejected", "model_package": package, "reason": verdict.reason}
+
+
+def _profiler_report(job: Mapping[str, Any]) -> str:
+    """Where the job's ProfilerReport rule wrote its report (start_training sets the place), or ""."""
+    rules = job.get("ProfilerRuleConfigurations") or []
+    return next((r.get("S3OutputPath", "") for r in rules if r.get("RuleConfigurationName") == PROFILER_REPORT), "")
+
+
+def _rule_statuses(job: Mapping[str, Any]) -> str:
+    """The Debugger rules' verdicts on a job, for the operators: "; ProfilerReport: IssuesFound (...)".
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProfilerRuleEvaluationStatus.html"""
+    statuses = job.get("ProfilerRuleEvaluationStatuses") or []
+    return "".join(
+        f"; {s.get('RuleConfigurationName', 'rule')}: {s.get('RuleEvaluationStatus', 'unknown')}"
+        + (f" ({s['StatusDetails']})" if s.get("StatusDetails") else "")
+        for s in statuses
+    )
 
 
 def _label(verdict: Verdict, settings: Settings) -> str:

@@ -53,6 +53,8 @@ class Settings:
     managed_spot: bool = runtime.setting("MANAGED_SPOT", "flag")
     max_wait_minutes: int = runtime.setting("MAX_WAIT_MINUTES", "integer")
     volume_size_gb: int = runtime.setting("VOLUME_SIZE_GB", "integer")
+    # Debugger's ProfilerReport rule as CreateTrainingJob takes it; empty: the stage profiles nothing.
+    profiler_rule: Mapping[str, Any] = runtime.setting("PROFILER_RULE", "json")
 
 
 def job_name(dataset: str, run_id: str, limit: int) -> str:
@@ -203,7 +205,10 @@ def start_training(event: Any, sagemaker, s3, settings: Settings) -> dict[str, A
         return {"status": "duplicate", "job": name}
     try:
         sagemaker.create_training_job(
-            TrainingJobName=name, Tags=runtime.job_tags(settings.placement.stage, spec.name, run_id), **definition
+            TrainingJobName=name,
+            Tags=runtime.job_tags(settings.placement.stage, spec.name, run_id),
+            **definition,
+            **profiling(settings, spec.name, name),
         )
     except ClientError as error:
         if not _started_elsewhere(error, describe, definition):
@@ -212,6 +217,22 @@ def start_training(event: Any, sagemaker, s3, settings: Settings) -> dict[str, A
         return {"status": "duplicate", "job": name}
     LOG.info("started training job %s", name, extra={"dataset": dataset, "run_id": run_id})
     return {"status": "started", "kind": "training", "job": name, "dataset": dataset, "run_id": run_id}
+
+
+def profiling(settings: Settings, dataset: str, job: str) -> dict[str, Any]:
+    """Debugger's profiler and its ProfilerReport rule, where the stage asks for them: the system
+    metrics under the model's folder, the rule's output (the report) in ``<job>/rule-output/``
+    beside the model (runtime.profiler_output). A tuning job's API takes neither.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProfilerConfig.html"""
+    if not settings.profiler_rule:
+        return {}
+    models = f"s3://{settings.artifacts_bucket}/training/{dataset}/"
+    return {
+        "ProfilerConfig": {"S3OutputPath": models, "ProfilingIntervalInMilliseconds": 500},
+        "ProfilerRuleConfigurations": [
+            {**settings.profiler_rule, "S3OutputPath": runtime.profiler_output(settings.artifacts_bucket, dataset, job)}
+        ],
+    }
 
 
 def _tune(
