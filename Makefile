@@ -9,7 +9,7 @@
 #   make test                                       the whole test suite
 #   make permissions                                the permission proof over the dev and prod assemblies
 #   make cost                                       each stage's idle monthly cost on paper, written to docs/cost.md
-#   make bench                                      benchmarks: synth, ETL, training, handler imports, serving, the local platform
+#   make bench                                      benchmarks: synth, ETL, training, model quality, handler imports, serving, the local platform
 #   make lint                                       ruff, and the type checker (make typecheck)
 #   make typecheck                                  mypy over the infrastructure, and over the runtime as shipped
 #   make format                                     ruff format, then ruff check --fix
@@ -105,6 +105,7 @@ bench: setup java
 	python bench/synth.py --stage $(STAGE)$(if $(ACCOUNT), --account $(ACCOUNT)) --runs 3
 	python bench/prepare.py --runs 3
 	python bench/train.py --runs 3
+	python bench/quality.py
 	python bench/handlers.py
 	python bench/serve.py
 	python bench/local.py
