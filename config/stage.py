@@ -301,26 +301,29 @@ class StageConfig(_Section):
                     [self.hosting.instance_count, self.hosting.min_capacity],
                     "2 or more in a production stage (instances spread over availability zones)",
                 )
-        needed = WORKSPACE_ENDPOINTS[self.workspace.kind]
-        missing = [name for name in needed if name not in self.network.interface_endpoints]
-        if missing:
-            _fail(
-                self.name,
-                "network.interface_endpoints",
-                list(self.network.interface_endpoints),
-                f"a {self.workspace.kind} workspace in a VPC without internet needs {', '.join(needed)}; "
-                f"add {', '.join(missing)} (or set workspace.kind)",
-            )
-        needed = (*PLATFORM_ENDPOINTS, *(HOSTING_ENDPOINTS if self.hosting.datasets else ()))
-        missing = [name for name in needed if name not in self.network.interface_endpoints]
-        if missing:
-            _fail(
-                self.name,
-                "network.interface_endpoints",
-                list(self.network.interface_endpoints),
-                f"the platform's functions in a VPC without internet call {', '.join(needed)}; "
-                f"add {', '.join(missing)}",
-            )
+        callers = (
+            (
+                WORKSPACE_ENDPOINTS[self.workspace.kind],
+                f"a {self.workspace.kind} workspace",
+                "needs",
+                " (or set workspace.kind)",
+            ),
+            (
+                (*PLATFORM_ENDPOINTS, *(HOSTING_ENDPOINTS if self.hosting.datasets else ())),
+                "the platform's functions",
+                "call",
+                "",
+            ),
+        )
+        for needed, who, verb, otherwise in callers:
+            missing = [name for name in needed if name not in self.network.interface_endpoints]
+            if missing:
+                _fail(
+                    self.name,
+                    "network.interface_endpoints",
+                    list(self.network.interface_endpoints),
+                    f"{who} in a VPC without internet {verb} {', '.join(needed)}; add {', '.join(missing)}{otherwise}",
+                )
         if (self.account is None) != (self.region is None):
             absent = "region" if self.region is None else "account"
             _fail(self.name, absent, None, "account and region are set together, or neither")

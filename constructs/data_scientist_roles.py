@@ -26,7 +26,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
-from constructs.execution_role import LOGS_REASON, METRICS_REASON, VPC_ACTIONS, VPC_REASON
+from constructs.execution_role import LOGS_REASON, METRICS_REASON, VPC_REASON, grant_job_keys, grant_job_telemetry
 from constructs.logical_ids import logical_id
 from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
@@ -89,29 +89,9 @@ class DataScientistRoles(Construct):
             self._data.grant_read(role, f"{prefix}*")
         self._data.grant_read(role, f"{self._sandbox_prefix}*")
         self._data.grant_write(role, f"{self._sandbox_prefix}*")  # never delete: a person's deletes are their own
-        self._key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["kms:CreateGrant"],
-                resources=[self._key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
+        grant_job_keys(role, self._key)
+        grant_job_telemetry(role)
         stack = Stack.of(self)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
         data_id = logical_id(self._data.bucket)
         nag.acknowledge_grant_policy(role)
         nag.acknowledge_wildcards(

@@ -41,6 +41,42 @@ VPC_ACTIONS = [
 ]
 
 
+def grant_job_keys(role: iam.Role, key: kms.IKey) -> None:
+    """What a SageMaker job's role asks of the platform key: data keys and decryption for S3
+    objects and outputs, Encrypt for the job's output key, and the grant that lets the instance's
+    EBS volume use the volume key (VolumeKmsKeyId).
+    https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms
+    """
+    key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["kms:CreateGrant"],
+            resources=[key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+    )
+
+
+def grant_job_telemetry(role: iam.Role) -> None:
+    """Logs and metrics under /aws/sagemaker/, and the network interfaces of VPC jobs and models
+    (LOGS_REASON, METRICS_REASON, VPC_REASON say why each is as wide as it is)."""
+    stack = Stack.of(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )
+    )
+    role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+
+
 class SageMakerExecutionRole(Construct):
     def __init__(
         self,
@@ -71,18 +107,7 @@ class SageMakerExecutionRole(Construct):
             data.grant_write(role, f"{prefix}*")
         artifacts.grant_write(role, "training/*")
         artifacts.grant_read(role, "training/*")
-        # Data keys and decryption for S3 objects and outputs; Encrypt for the job's output key.
-        # https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms
-        key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
-        # A job's volume key (VolumeKmsKeyId) is used through a grant the execution role makes
-        # for the instance's EBS volume.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["kms:CreateGrant"],
-                resources=[key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
+        grant_job_keys(role, key)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
@@ -98,20 +123,7 @@ class SageMakerExecutionRole(Construct):
                 conditions={"StringEquals": {"s3:prefix": code.s3_object_key}},
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+        grant_job_telemetry(role)
         data_id = logical_id(data.bucket)
         artifacts_id = logical_id(artifacts.bucket)
         nag.acknowledge_grant_policy(role)

@@ -9,7 +9,7 @@ writes S3 for it through the VPC; the containers themselves run with network iso
 nothing). Each such call goes through the S3 gateway endpoint or through the interface endpoint of
 its service, and is judged by the real IAM evaluator with that endpoint's policy in force beside
 the principal's identity policies and the resource's own policy
-(``permissions/endpoint_policies.mjs``).
+(``permissions/evaluate.mjs``).
 
 Callers the twin cannot run (Studio's apps) are in ``DOCUMENTED_CALLERS``, each with the page
 that says it calls the service from inside the VPC.
@@ -18,21 +18,18 @@ that says it calls the service from inside the VPC.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from permissions.actions import Request, iam_prefix, needs_resource
 from permissions.calls import requests_of
 from permissions.policies import Policies, Policy
+from permissions.proof import simulate
 
 if TYPE_CHECKING:
     from local.platform import Twin
 
-EVALUATOR = Path(__file__).resolve().parent / "endpoint_policies.mjs"
 GATEWAY = "s3"  # the S3 gateway endpoint; every other endpoint is an interface endpoint
 
 # The botocore services each interface endpoint of the stage configuration serves.
@@ -301,28 +298,11 @@ def judge(
                 "any_resource": request.resource == "*" and not needs_resource(request.action),
             }
         )
-    answers = _simulate(documents, batch)
+    answers = simulate(documents, batch)
     return [
         Judged(pairs[a["id"]][0], pairs[a["id"]][1], a["decision"], json.dumps(a["errors"]) if a.get("errors") else "")
         for a in answers
     ]
-
-
-def _simulate(policies: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node not found: the endpoint check runs @cloud-copilot/iam-simulate (make setup)")
-    completed = subprocess.run(
-        [node, str(EVALUATOR)],
-        input=json.dumps({"policies": policies, "requests": batch}),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=EVALUATOR.parent,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"the IAM evaluator failed: {completed.stderr.strip()}")
-    return json.loads(completed.stdout)["results"]
 
 
 __all__ = [

@@ -2,11 +2,14 @@
 // dependency, pinned in package.json; never deployed).
 //
 // stdin:  {"policies": {id: policy document}, "requests": [{id, principal, action, resource,
-//          account, context, identity: [policy id], resource_policy: policy id | null}]}
+//          account, context, identity: [policy id], resource_policy: policy id | null,
+//          endpoint_policy: policy id | null}]}
 // stdout: {"results": [{id, decision, errors, allowed_by: [[policy id, statement id, [action patterns]]]}]}
 //
 // A statement "allows" a request when it matched it (action, resource, principal, conditions);
-// the Python side uses that to report grants no request needed.
+// the Python side uses that to report grants no request needed. A request with an endpoint_policy
+// travels through a VPC endpoint: iam-simulate evaluates that policy as AWS does, a boundary that
+// must also allow the request (permissions/endpoints.py).
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const chunks = []
@@ -37,6 +40,9 @@ for (const request of batch.requests) {
     resourceControlPolicies: [],
   }
   if (request.resource_policy) simulation.resourcePolicy = batch.policies[request.resource_policy]
+  if (request.endpoint_policy) {
+    simulation.vpcEndpointPolicies = [{ name: request.endpoint_policy, policy: batch.policies[request.endpoint_policy] }]
+  }
   const response = await runSimulation(simulation, {})
   if (response.resultType === 'error') {
     results.push({ id: request.id, decision: 'Error', errors: response.errors, allowed_by: [] })

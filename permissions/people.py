@@ -169,12 +169,7 @@ def inside(names: Names) -> list[dict[str, Any]]:
     }
     # What SageMaker then does as the job role: reads the channel, writes the model to the sandbox.
     # https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtrainingjob-perms
-    job = {
-        **_call(names, "", {}),
-        "principal": names.job_role,
-        "service": "s3",
-        "by": "alice-xgboost-1 (permissions/people.py)",
-    }
+    job = {"principal": names.job_role, "service": "s3", "error": None, "by": "alice-xgboost-1 (permissions/people.py)"}
     model_key = f"{SANDBOX}models/alice-xgboost-1/output/model.tar.gz"
     reads = (
         []
@@ -322,12 +317,13 @@ def refusals(twin: Twin, policies: Any) -> list[tuple[Outside, str]]:
         return []
     where = where_of(twin, policies)
     cases = outside(names)
-    requests = []
+    requests, asked_by = [], []  # each request, and the case that asks it
     for number, case in enumerate(cases):
-        call = {**case.call, "by": f"#{number} {case.what}"}
-        requests += [r for r in requests_of(call, where) if isinstance(r, Request) and r.action == case.refused]
-    proof = Proof(policies, requests, account=twin.account).evaluate()
+        asked = [r for r in requests_of(case.call, where) if isinstance(r, Request) and r.action == case.refused]
+        requests += asked
+        asked_by += [number] * len(asked)
+    proof = Proof(policies, requests, account=twin.account).evaluate()  # answers in the requests' order
     decisions: dict[int, list[str]] = {}
-    for answer in proof.answers:
-        decisions.setdefault(int(answer.request.why.split(" ", 1)[0][1:]), []).append(answer.decision)
+    for number, answer in zip(asked_by, proof.answers, strict=True):
+        decisions.setdefault(number, []).append(answer.decision)
     return [(case, ",".join(decisions.get(number, ["not asked"]))) for number, case in enumerate(cases)]

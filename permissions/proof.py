@@ -84,7 +84,7 @@ class Proof:
                     "any_resource": request.resource == "*" and not needs_resource(request.action),
                 }
             )
-        answers = _simulate(policy_ids, batch)
+        answers = simulate(policy_ids, batch)
         self.answers = [
             Answer(
                 self.requests[a["id"]],
@@ -249,7 +249,8 @@ def _unique(requests: Iterable[Request]) -> list[Request]:
     return list(seen.values())
 
 
-def _simulate(policies: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def simulate(policies: dict[str, Any], batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """evaluate.mjs's answers for a batch of requests (the policies by id): the one way to the evaluator."""
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node not found: the permission proof runs @cloud-copilot/iam-simulate (make setup)")
