@@ -38,6 +38,7 @@ JOB_ARN_REASON = (
 )
 
 SAGEMAKER = "sagemaker.amazonaws.com"  # the service the functions pass the jobs' role to
+SCORING_MANIFEST = "scores.manifest"  # lambda/register_model: a scoring job's data source, beside the model
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,7 +176,9 @@ class StartTraining(Construct):
 
 
 class RegisterModel(Construct):
-    """A finished training or tuning job of the stage is judged and registered."""
+    """A finished training or tuning job of the stage is judged and registered; a built-in
+    algorithm's model is scored (a transform job) and evaluated (the platform's evaluation job)
+    first, each step started by the end of the one before."""
 
     def __init__(
         self,
@@ -184,9 +187,13 @@ class RegisterModel(Construct):
         *,
         props: ModelFunctionProps,
         pass_status: str,
+        source_uri: str,
+        instance_type: str,
     ) -> None:
+        """``source_uri``: the platform's training code (its evaluation job runs evaluate.py);
+        ``instance_type``: the scoring transform job's."""
         super().__init__(scope, construct_id)
-        defaults, registry, artifacts = props.defaults, props.registry, props.artifacts
+        defaults, registry, artifacts, placement = props.defaults, props.registry, props.artifacts, props.placement
         self.function = EventFunction(
             self,
             "Default",
@@ -194,20 +201,33 @@ class RegisterModel(Construct):
             description="register_model: judge a finished job and register its model",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
-                detail_type=["SageMaker Training Job State Change", "SageMaker HyperParameter Tuning Job State Change"],
+                detail_type=[
+                    "SageMaker Training Job State Change",
+                    "SageMaker HyperParameter Tuning Job State Change",
+                    "SageMaker Transform Job State Change",
+                ],
                 # Terminal states only. Not every event carries the job's tags, so the handler
-                # reads them (ListTags) and ignores jobs of other stages and teams.
-                detail={"$or": [{"TrainingJobStatus": JOB_STATES}, {"HyperParameterTuningJobStatus": JOB_STATES}]},
+                # reads them (ListTags) and ignores jobs of other stages and teams, and transform
+                # jobs that are not a scoring step of its own.
+                detail={
+                    "$or": [
+                        {"TrainingJobStatus": JOB_STATES},
+                        {"HyperParameterTuningJobStatus": JOB_STATES},
+                        {"TransformJobStatus": JOB_STATES},
+                    ]
+                },
             ),
             environment={
+                **placement.environment,
                 "ARTIFACTS_BUCKET": artifacts.bucket.bucket_name,
                 "GROUP_PREFIX": registry.prefix,
                 "TOPIC_ARN": defaults.alarm_topic.topic_arn,
                 "PASS_STATUS": pass_status,
                 "IMAGES": props.serving_images,
+                "TRAINING_IMAGES": props.training_images,
                 "DATASET_SPECS": props.spec_uris,
-                "STAGE": props.placement.stage,
-                "EXECUTION_ROLE_ARN": props.placement.role.role_arn,
+                "SOURCE_URI": source_uri,
+                "INSTANCE_TYPE": instance_type,
             },
             defaults=defaults,
             timeout_seconds=120,
@@ -215,16 +235,34 @@ class RegisterModel(Construct):
         )
         function = self.function.function
         groups, packages = registry.arns()
+        jobs = ["training-job/*", "hyper-parameter-tuning-job/*", "transform-job/*"]
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:DescribeTransformJob",
                     "sagemaker:ListTags",
                 ],
-                resources=[sagemaker_arn(self, "training-job/*"), sagemaker_arn(self, "hyper-parameter-tuning-job/*")],
+                resources=[sagemaker_arn(self, job) for job in jobs],
             )
         )
+        # The evaluation steps of a built-in algorithm's model: the scoring model and transform
+        # job, and the evaluation job, each tagged with the stage.
+        made = ["model/*", "transform-job/*", "training-job/*"]
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[sagemaker_arn(self, resource) for resource in made],
+                conditions=stage_tagged(placement.stage),
+            )
+        )
+        grant_pass_role(placement.role, function, SAGEMAKER)
         # CreateModelPackage makes a versioned package of a named group, which takes no tags:
         # the group (and so the stage) is in the resource's ARN.
         function.add_to_role_policy(
@@ -238,19 +276,30 @@ class RegisterModel(Construct):
             )
         )
         function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=props.spec_objects))
+        # The scoring manifest names a run's validation and test files: listed, never read.
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[props.data.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{props.prepared_prefix}*"]}},
+            )
+        )
         artifacts.grant_read(function, "training/*")
+        artifacts.grant_write(function, f"training/*/{SCORING_MANIFEST}")
         artifacts.grant_write(function, "evaluations/*")
         defaults.alarm_topic.grant_publish(function)
         artifacts_id = logical_id(artifacts.bucket)
         _acknowledge(
             self.function,
             {
-                JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
+                JOB_ARN_REASON: _nag(self, *jobs, "model/*"),
                 REGISTRY_REASON: registry.wildcards(),
                 nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
-                "register_model reads the jobs' outputs under training/ and writes their "
-                "evaluation.json under evaluations/ of the artifacts bucket.": [
+                "register_model reads the jobs' outputs under training/, writes a scoring job's manifest "
+                "beside its model (training/<dataset>/<job>/) and the evaluation.json of each under "
+                "evaluations/ of the artifacts bucket.": [
                     f"Resource::<{artifacts_id}.Arn>/training/*",
+                    f"Resource::<{artifacts_id}.Arn>/training/*/{SCORING_MANIFEST}",
                     f"Resource::<{artifacts_id}.Arn>/evaluations/*",
                 ],
                 nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,

@@ -26,8 +26,10 @@ format) to the runtime's logger: https://docs.aws.amazon.com/lambda/latest/dg/mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -42,11 +44,17 @@ STAGE_TAG = TAG_PREFIX + "stage"  # every resource of a stage; IAM conditions on
 DATASET_TAG = TAG_PREFIX + "dataset"  # jobs and models of one dataset
 RUN_TAG = TAG_PREFIX + "run"  # jobs of one prepared run
 WORKSPACE_TAG = TAG_PREFIX + "workspace"  # the notebook instance
+# The training job a platform evaluation step (a scoring transform job, an evaluation job) is for.
+EVALUATES_TAG = TAG_PREFIX + "evaluates"
 
 
-def job_tags(stage: str, dataset: str, run_id: str | None = None) -> list[dict[str, str]]:
+def job_tags(stage: str, dataset: str, run_id: str | None = None, evaluates: str | None = None) -> list[dict[str, str]]:
     """The tags of a job the platform starts, in SageMaker's request shape."""
-    tags = {STAGE_TAG: stage, DATASET_TAG: dataset} | ({RUN_TAG: run_id} if run_id else {})
+    tags = (
+        {STAGE_TAG: stage, DATASET_TAG: dataset}
+        | ({RUN_TAG: run_id} if run_id else {})
+        | ({EVALUATES_TAG: evaluates} if evaluates else {})
+    )
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
@@ -117,6 +125,91 @@ def read_text(s3: Any, uri: str) -> str:
 class Unrecognised(ValueError):
     """An event a function does not act on: not of the source and detail-type it expects, or
     without a field it reads, or with a field of another type. The message is the reason."""
+
+
+def fitted_name(name: str, limit: int = 63) -> str:
+    """A valid SageMaker name (letters, digits, hyphens) of at most ``limit`` characters, the
+    same for the same ``name``: a longer one keeps its start and ends in a digest of the whole."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", name).strip("-")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: limit - 11].rstrip('-')}-{digest}"
+
+
+def create_model(
+    sagemaker: Any,
+    log: logging.Logger,
+    name: str,
+    containers: list[dict[str, Any]],
+    placement: JobPlacement,
+    tags: list[dict[str, str]],
+) -> ClientError | None:
+    """Creates a platform model, isolated in the VPC as the execution role. SageMaker's refusal
+    with a code a taken name gets is returned, not raised: the model is then most likely a
+    previous delivery's (its name derives from the event), and the job that needs it tells."""
+    try:
+        sagemaker.create_model(
+            ModelName=name,
+            Containers=containers,
+            ExecutionRoleArn=placement.role_arn,
+            VpcConfig=placement.vpc_config,
+            EnableNetworkIsolation=True,
+            Tags=tags,  # the functions may create only models tagged with their stage
+        )
+    except ClientError as error:
+        if error_code(error) not in NAME_TAKEN:
+            raise
+        log.info("CreateModel refused %s (%s); the job will need it", name, error_code(error))
+        return error
+    return None
+
+
+def started(log: logging.Logger, kind: str, name: str, describe: Callable[[], Any]) -> dict[str, str] | None:
+    """The answer to an event whose job (``kind`` ``name``) already exists, or None when none does."""
+    if described(describe) is None:
+        return None
+    log.info("duplicate event: %s %s exists", kind, name)
+    return {"status": "duplicate", "job": name}
+
+
+# --- training requests -----------------------------------------------------------------------------
+
+# A script-mode trainer prints "metric <channel>:<name>=<value>" (training_jobs/train.py).
+METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def channel(name: str, uri: str, content_type: str = "text/csv", shard: bool = False) -> dict[str, Any]:
+    """A training job's input channel of S3 objects under ``uri`` (a folder or one object)."""
+    return {
+        "ChannelName": name,
+        "ContentType": content_type,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "ShardedByS3Key" if shard else "FullyReplicated",
+            }
+        },
+    }
+
+
+def script_mode(source_uri: str, program: str) -> dict[str, str]:
+    """The hyperparameters that make SageMaker's framework container run ``program`` from the
+    source tarball, which comes in as the ``code`` channel (network isolation: nothing is fetched)."""
+    return {
+        "sagemaker_program": program,
+        "sagemaker_submit_directory": "/opt/ml/input/data/code/" + source_uri.rsplit("/", 1)[-1],
+    }
+
+
+def metric_definitions(metrics: tuple[str, ...]) -> list[dict[str, str]]:
+    """What SageMaker parses from a script-mode trainer's log: each metric on validation and test."""
+    return [
+        {"Name": f"{c}:{m}", "Regex": METRIC_REGEX.format(channel=c, name=m)}
+        for c in ("validation", "test")
+        for m in metrics
+    ]
 
 
 def profiler_output(artifacts_bucket: str, dataset: str, job: str) -> str:
@@ -252,6 +345,7 @@ class ObjectCreated:
 # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
 JOB_EVENTS = {
     "SageMaker Training Job State Change": ("training", "TrainingJobName", "TrainingJobStatus"),
+    "SageMaker Transform Job State Change": ("transform", "TransformJobName", "TransformJobStatus"),
     "SageMaker HyperParameter Tuning Job State Change": (
         "tuning",
         "HyperParameterTuningJobName",
@@ -263,9 +357,9 @@ ENDED = ("Completed", "Failed", "Stopped")  # botocore's TrainingJobStatus and t
 
 @dataclass(frozen=True)
 class JobStateChange:
-    """A SageMaker training or hyperparameter tuning job's state change."""
+    """A SageMaker training, hyperparameter tuning or transform job's state change."""
 
-    kind: Literal["training", "tuning"]
+    kind: Literal["training", "tuning", "transform"]
     name: str
     status: str
 
@@ -275,7 +369,9 @@ class JobStateChange:
 
     @classmethod
     def from_event(cls, event: Any) -> JobStateChange:
-        detail_type, _ = envelope(event, "aws.sagemaker", JOB_EVENTS, "a SageMaker training or tuning job state change")
+        detail_type, _ = envelope(
+            event, "aws.sagemaker", JOB_EVENTS, "a SageMaker training, tuning or transform job state change"
+        )
         kind, name, status = JOB_EVENTS[detail_type]
         return cls(
             kind=kind,  # type: ignore[arg-type]

@@ -7,7 +7,17 @@ package it names, whose inference specification gives image, ``ModelDataUrl`` an
 for the XGBoost framework container the entry point ``SAGEMAKER_PROGRAM`` loaded from
 ``SAGEMAKER_SUBMIT_DIRECTORY`` inside it (https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost.html).
 The container's web server is played by ``training_jobs/serve_local.py`` (GET /ping, POST
-/invocations); the model's own code, not the repository's, answers.
+/invocations); the model's own code, not the repository's, answers, with the container's
+``Environment`` as its environment (a module's ``ENVIRONMENT``, where it reads one).
+
+A model of several containers is a serial inference pipeline
+(https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipelines.html): the request goes to
+the first container, each container's answer (with its Content-Type) is the next one's request,
+and the last one's answer is the model's. The twin's contract where the page is silent: the
+request's ``Accept`` reaches the last container only; a container before it is asked for nothing
+(``*/*``) and answers in its default type, which is what Autopilot's pipelines rely on when they
+set ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` on their first container. A refusal by any container
+is the model's refusal.
 """
 
 from __future__ import annotations
@@ -78,38 +88,83 @@ class Container:
         self.thread.join(timeout=10)
 
 
+@dataclass
+class Pipeline:
+    """A model of several containers, served as a serial inference pipeline."""
+
+    name: str
+    role: str
+    containers: list[Container]
+
+    def invoke(self, body: bytes | str, content_type: str, accept: str) -> tuple[int, str]:
+        status, _, text = self.exchange(body, content_type, accept)
+        return status, text
+
+    def exchange(self, body: bytes | str, content_type: str, accept: str) -> tuple[int, str, str]:
+        for index, container in enumerate(self.containers):
+            last = index == len(self.containers) - 1
+            status, media, text = container.exchange(body, content_type, accept if last else "")
+            if status >= 400 or last:
+                return status, media, text
+            body, content_type = text, media
+        raise HostingError(f"{self.name}: a pipeline of no container")
+
+    def stop(self) -> None:
+        for container in self.containers:
+            container.stop()
+
+
 class Hosting:
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
-        self.endpoints: dict[str, Container] = {}
+        self.endpoints: dict[str, Container | Pipeline] = {}
         self._server_module = None
 
     def hosts(self, endpoint: str) -> bool:
         return endpoint in self.endpoints
 
-    def container_for_model(self, model_name: str, label: str) -> Container:
-        """Start the container of a SageMaker model (by name), as SageMaker provisions it."""
+    def container_for_model(self, model_name: str, label: str) -> Container | Pipeline:
+        """Start the containers of a SageMaker model (by name), as SageMaker provisions them: one,
+        or a serial pipeline of several."""
         twin = self.twin
         with acting_as("twin"):
             model = twin.client("sagemaker").describe_model(ModelName=model_name)
-        containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
-        if len(containers) != 1:
-            raise HostingError(f"model {model_name}: the twin serves single-container models only")
-        container = dict(containers[0])
+        mode = model.get("InferenceExecutionConfig", {}).get("Mode", "Serial")
+        if mode != "Serial":
+            raise HostingError(f"model {model_name}: the twin serves serial pipelines, not {mode} invocation")
+        containers = [
+            resolved
+            for definition in model.get("Containers") or [model.get("PrimaryContainer", {})]
+            for resolved in self._resolved(model_name, dict(definition))
+        ]
         role = model["ExecutionRoleArn"]
-        if "ModelPackageName" in container:
-            with acting_as("twin"):  # the twin resolves the package the model names
-                package = twin.client("sagemaker").describe_model_package(
-                    ModelPackageName=container["ModelPackageName"]
-                )
-            status = package.get("ModelApprovalStatus")
-            if status != "Approved":
-                raise HostingError(
-                    f"model {model_name}: package {container['ModelPackageName']} is {status}, not Approved"
-                )
-            spec = package["InferenceSpecification"]["Containers"][0]
-            container = {**spec, **container}
-        return self._start(label, role, container)
+        if len(containers) == 1:
+            return self._start(label, role, containers[0])
+        started: list[Container] = []
+        try:
+            for index, container in enumerate(containers, start=1):
+                started.append(self._start(f"{label}-container-{index}", role, container))
+        except BaseException:
+            for container in started:
+                container.stop()
+            raise
+        twin.trace.add("pipeline", label=label, containers=[c.image for c in started])
+        return Pipeline(label, role, started)
+
+    def _resolved(self, model_name: str, container: dict[str, Any]) -> list[dict[str, Any]]:
+        """A container definition, or the containers of the approved model package it names
+        (its inference specification: image, ``ModelDataUrl`` and environment of each)."""
+        if "ModelPackageName" not in container:
+            return [container]
+        with acting_as("twin"):  # the twin resolves the package the model names
+            package = self.twin.client("sagemaker").describe_model_package(
+                ModelPackageName=container["ModelPackageName"]
+            )
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":
+            raise HostingError(f"model {model_name}: package {container['ModelPackageName']} is {status}, not Approved")
+        own = {k: v for k, v in container.items() if k != "ModelPackageName"}
+        return [{**spec, **own} for spec in package["InferenceSpecification"]["Containers"]]
 
     def _start(self, label: str, role: str, container: dict[str, Any]) -> Container:
         twin = self.twin
@@ -155,9 +210,12 @@ class Hosting:
         if not program.is_file():
             raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} is not in model.tar.gz at {submit}")
         try:  # the container has the model's code/ and its own libraries, nothing of this repository
-            return load_module(program, "model_" + re.sub(r"\W", "_", label), alone=True)
+            module = load_module(program, "model_" + re.sub(r"\W", "_", label), alone=True)
         except ImportError as error:
             raise HostingError(f"{label}: {environment['SAGEMAKER_PROGRAM']} does not import: {error}") from None
+        if hasattr(module, "ENVIRONMENT"):  # what the process's environment would be in the container
+            module.ENVIRONMENT = dict(environment)
+        return module
 
     def _server(self):
         if self._server_module is None:

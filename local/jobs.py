@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import csv
 import datetime as dt
 import io
 import json
@@ -591,6 +592,7 @@ class Jobs:
         split = request["TransformInput"].get("SplitType", "None")
         join = request.get("DataProcessing", {}).get("JoinSource", "None")
         content_type = request["TransformInput"].get("ContentType", "")
+        selected = request.get("DataProcessing", {}).get("InputFilter", "$")
         limit = int(request.get("MaxPayloadInMB", 6)) * 1024 * 1024
         multi = request.get("BatchStrategy", "SingleRecord") == "MultiRecord"
         role = server.role
@@ -604,7 +606,7 @@ class Jobs:
                     records = body.splitlines() if split == "Line" else [body]
                     records = [r for r in records if r.strip()]
                     outputs: list[str] = []
-                    for batch in batches(records, limit, multi):
+                    for batch in batches(input_filter(records, selected, content_type), limit, multi):
                         status, text = server.invoke("\n".join(batch) + "\n", content_type, output.get("Accept", ""))
                         if status >= 400:
                             raise JobFailed(
@@ -731,6 +733,31 @@ def sample(ranges: Mapping[str, list[Mapping[str, str]]], rng: random.Random) ->
     for item in ranges.get("CategoricalParameterRanges", []):
         values[item["Name"]] = rng.choice(item["Values"])
     return values
+
+
+def input_filter(records: list[str], expression: str, content_type: str) -> list[str]:
+    """Each CSV record's columns that ``InputFilter`` selects: ``$`` (all), ``$[a:b]`` (a slice)
+    or ``$[i,j,...]`` (indexes), the forms the page gives for CSV; anything else fails the job.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html"""
+    if expression == "$":
+        return records
+    if content_type.split(";")[0].strip() != "text/csv":
+        raise JobFailed(f"ClientError: the twin applies InputFilter to text/csv only, not {content_type!r}")
+    found = re.fullmatch(r"\$\[\s*(-?\d*)\s*:\s*(-?\d*)\s*\]|\$\[\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*\]", expression)
+    if found is None:
+        raise JobFailed(f"ClientError: the twin does not apply the InputFilter {expression!r}")
+    filtered = []
+    for record in records:
+        columns = next(csv.reader([record]))
+        if found.group(3) is not None:
+            chosen = [columns[int(i)] for i in found.group(3).split(",")]
+        else:
+            start, stop = (int(v) if v else None for v in found.group(1, 2))
+            chosen = columns[start:stop]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(chosen)
+        filtered.append(out.getvalue())
+    return filtered
 
 
 def batches(records: list[str], limit: int, multi: bool) -> list[list[str]]:

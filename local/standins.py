@@ -152,11 +152,11 @@ class Serving:
         if features.size and features.shape[1] != model["feature_dim"]:
             raise cls.RecordError(f"each record needs feature_dim = {model['feature_dim']} numeric features")
         estimator, predictor = model["model"], model["predictor_type"]
+        if model["algorithm"] == "knn":  # k-NN answers the vote (or the neighbours' mean) only
+            return [{"predicted_label": float(label)} for label in estimator.predict(features)]
         if predictor == "regressor":
             return [{"score": float(v)} for v in estimator.predict(features)]
         labels = estimator.predict(features)
-        if model["algorithm"] == "knn":
-            return [{"predicted_label": float(label)} for label in labels]
         scores = estimator.predict_proba(features)
         if predictor == "binary_classifier":
             return [

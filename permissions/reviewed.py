@@ -195,7 +195,21 @@ UNUSED: dict[tuple[str, str], str] = {
             "not derive that request yet "
             "(https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html)"
         )
-        for role in ("StartTrainingRole", "StartBatchTransformRole")
+        for role in ("StartTrainingRole", "StartBatchTransformRole", "RegisterModelRole")
+    },
+    **{
+        ("RegisterModelRole", a): (
+            "a built-in algorithm's model is scored (CreateModel, CreateTransformJob, the manifest's ListBucket) "
+            "and evaluated (CreateTrainingJob), passing the execution role; the chain trains XGBoost, "
+            "tests/test_local_builtins.py runs Linear Learner and k-NN and proves these requests there"
+        )
+        for a in (
+            "sagemaker:CreateModel",
+            "sagemaker:CreateTransformJob",
+            "sagemaker:CreateTrainingJob",
+            "iam:PassRole",
+            "s3:ListBucket",
+        )
     },
     ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + HANDLER_TESTS,
     ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + HANDLER_TESTS,

@@ -27,7 +27,7 @@ from stacks.data import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX,
 from stacks.foundation import Foundation
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "training_jobs"
-SOURCE_FILES = ("train.py", "inference.py", "schema_encoder.py")
+SOURCE_FILES = ("train.py", "inference.py", "schema_encoder.py", "evaluate.py", "pipeline.py")
 # The raw-file number and whitespace rules the preparation job applies, which the schema encoder
 # applies at inference too: shipped beside the scripts, and copied by train.py into the model.
 SHARED_MODULES = (TRAINING_CODE.parent / "etl" / "dataset_spec.py",)
@@ -124,7 +124,14 @@ class TrainingStack(Stack):
             profiler_rule=self._profiler_rule() if training.profiler else {},
         ).function
         pass_status = "PendingManualApproval" if config.hosting.manual_approval else "Approved"
-        self.register_model = RegisterModel(self, "RegisterModel", props=props, pass_status=pass_status).function
+        self.register_model = RegisterModel(
+            self,
+            "RegisterModel",
+            props=props,
+            pass_status=pass_status,
+            source_uri=source.s3_object_url,
+            instance_type=training.batch_instance_type,
+        ).function
         self.start_batch_transform = StartBatchTransform(
             self,
             "StartBatchTransform",

@@ -162,7 +162,10 @@ def test_metric_definitions_parse_the_trainers_lines(start_training):
     line = train.METRIC_LINE.format(channel="validation", name="auc", value=0.93125)
     import re
 
-    assert re.search(start_training.METRIC_REGEX.format(channel="validation", name="auc"), line).group(1) == "0.931250"
+    assert (
+        re.search(start_training.runtime.METRIC_REGEX.format(channel="validation", name="auc"), line).group(1)
+        == "0.931250"
+    )
 
 
 def test_duplicate_event_starts_no_second_job(start_training, aws):
@@ -474,6 +477,7 @@ def register_model(aws, monkeypatch):
         monkeypatch,
         TOPIC_ARN=aws["topic"],
         IMAGES=json.dumps(IMAGES),
+        TRAINING_IMAGES=json.dumps(IMAGES),
         DATASET_SPECS=json.dumps(specs),
     )
 
@@ -489,6 +493,11 @@ def finished_job(aws, name: str, dataset: str, evaluation: dict, stage: str = "d
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
         Tags=[{"Key": "ml-platform:stage", "Value": stage}, {"Key": "ml-platform:dataset", "Value": dataset}],
     )
+    finished_output(aws, name, dataset, evaluation)
+
+
+def finished_output(aws, name: str, dataset: str, evaluation: dict) -> None:
+    """A finished job's output.tar.gz holding its evaluation.json, where SageMaker puts it."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         data = json.dumps(evaluation).encode()
@@ -651,6 +660,164 @@ def test_a_job_with_the_platforms_tags_that_did_not_run_as_its_execution_role_is
     assert packages(aws, "car-evaluation") == []
 
 
+# --- a built-in algorithm's model: scored, evaluated, then registered as a pipeline ---------------
+
+
+def _built_in_job(aws, name: str, algorithm: str, prepared) -> None:
+    """A Linear Learner or k-NN job as start_training starts it, ended, on a prepared car run."""
+    run = f"s3://{DATA}/prepared/car-evaluation/{RUN}/"
+    for split in ("train", "validation", "test"):
+        for path in sorted((prepared.output / split).glob("*.csv")):
+            aws["s3"].put_object(
+                Bucket=DATA, Key=f"prepared/car-evaluation/{RUN}/{split}/{path.name}", Body=path.read_bytes()
+            )
+    aws["sagemaker"].create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": IMAGES[algorithm], "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": run + "train/"}},
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{ARTIFACTS}/training/car-evaluation/", "KmsKeyId": KEY},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        Tags=[
+            {"Key": "ml-platform:stage", "Value": "dev"},
+            {"Key": "ml-platform:dataset", "Value": "car-evaluation"},
+            {"Key": "ml-platform:run", "Value": RUN},
+        ],
+    )
+
+
+def _transform_change(name: str, status: str) -> dict:
+    """A transform job's end as EventBridge delivers it (the detail is DescribeTransformJob's shape).
+    https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html#eventbridge-transform"""
+    event = state_change("unused", status)
+    event["detail-type"] = "SageMaker Transform Job State Change"
+    event["resources"] = [f"{SAGEMAKER_ARN}:transform-job/{name}"]
+    event["detail"] = {"TransformJobName": name, "TransformJobStatus": status}
+    return event
+
+
+@pytest.mark.parametrize("algorithm", ["linear-learner", "knn"])
+def test_a_built_in_algorithms_model_is_scored_evaluated_and_registered_as_an_inference_pipeline(
+    register_model, aws, prepared, trained, algorithm
+):
+    sagemaker = aws["sagemaker"]
+    trained_by = f"car-{algorithm}-run"
+    _built_in_job(aws, trained_by, algorithm, prepared["car-evaluation"])
+    sent = {}  # the requests as boto3 sends them (moto does not echo every field back)
+    for operation in ("CreateModel", "CreateTrainingJob"):
+        register_model.SAGEMAKER.meta.events.register(
+            f"provide-client-params.sagemaker.{operation}",
+            lambda params, op=operation, **_: sent.setdefault(op, params),
+        )
+
+    # 1. The algorithm's job ends: its model scores the run's validation and test files.
+    scoring = register_model.handler(state_change(trained_by, "Completed"), None)
+    assert scoring["status"] == "scoring" and packages(aws, "car-evaluation") == []
+    name = scoring["job"]
+    assert name.startswith(f"{GROUP_PREFIX}-") and len(name) <= 63  # the prefix no person may give a model
+    folder = f"training/car-evaluation/{trained_by}/"
+    manifest = json.loads(aws["s3"].get_object(Bucket=ARTIFACTS, Key=folder + "scores.manifest")["Body"].read())
+    run = f"s3://{DATA}/prepared/car-evaluation/{RUN}/"
+    assert manifest[0] == {"prefix": run}
+    assert sorted(manifest[1:]) == sorted(
+        f"{split}/{p.name}"
+        for split in ("validation", "test")
+        for p in (prepared["car-evaluation"].output / split).glob("*.csv")
+    )
+    model = sagemaker.describe_model(ModelName=name)
+    assert model["Containers"][0]["Image"] == IMAGES[algorithm]
+    assert sent["CreateModel"]["EnableNetworkIsolation"] is True
+    assert model["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a", "subnet-b"]}
+    job = sagemaker.describe_transform_job(TransformJobName=name)
+    assert job["DataProcessing"]["InputFilter"] == "$[1:]"  # the target is the prepared CSV's first column
+    assert job["TransformInput"]["DataSource"]["S3DataSource"] == {
+        "S3DataType": "ManifestFile",
+        "S3Uri": f"s3://{ARTIFACTS}/{folder}scores.manifest",
+    }
+    assert job["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert job["TransformOutput"]["KmsKeyId"] == KEY and job["TransformResources"]["VolumeKmsKeyId"] == KEY
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]}
+    assert tags["ml-platform:evaluates"] == trained_by and tags["ml-platform:stage"] == "dev"
+    assert register_model.handler(state_change(trained_by, "Completed"), None)["status"] == "duplicate"
+
+    # 2. The scoring job ends: the platform's evaluation job reads the scores.
+    evaluating = register_model.handler(_transform_change(name, "Completed"), None)
+    assert evaluating["status"] == "evaluating"
+    evaluation_job = sagemaker.describe_training_job(TrainingJobName=evaluating["job"])
+    assert evaluation_job["AlgorithmSpecification"]["TrainingImage"] == IMAGES["xgboost"]
+    hyperparameters = evaluation_job["HyperParameters"]
+    assert hyperparameters["sagemaker_program"] == "evaluate.py" and hyperparameters["algorithm"] == algorithm
+    assert hyperparameters["trained_by"] == trained_by and hyperparameters["scored_by"] == name
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in evaluation_job["InputDataConfig"]}
+    assert channels == {
+        "validation": run + "validation/",
+        "test": run + "test/",
+        "scores": f"s3://{ARTIFACTS}/{folder}scores/",
+        "schema": run + "schema.json",
+        "code": "s3://cdk-assets/sourcedir.tar.gz",
+    }
+    request = sent["CreateTrainingJob"]
+    assert request["EnableNetworkIsolation"] is True and request["EnableInterContainerTrafficEncryption"] is True
+    assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a", "subnet-b"]}
+    assert request["ResourceConfig"]["InstanceCount"] == 1 and request["ResourceConfig"]["VolumeKmsKeyId"] == KEY
+    assert register_model.handler(_transform_change(name, "Completed"), None)["status"] == "duplicate"
+
+    # 3. The evaluation job ends: the algorithm's model is registered between the platform's encoder and decoder.
+    evaluation = trained["car-evaluation"].evaluation
+    finished_output(aws, evaluating["job"], "car-evaluation", evaluation)
+    result = register_model.handler(state_change(evaluating["job"], "Completed"), None)
+    assert result["status"] == "approved"
+    [package] = packages(aws, "car-evaluation")
+    encoder, algorithm_container, decoder = package["InferenceSpecification"]["Containers"]
+    assert algorithm_container["Image"] == IMAGES[algorithm]
+    assert algorithm_container["ModelDataUrl"].endswith(f"/{trained_by}/output/model.tar.gz")
+    for container, step in ((encoder, "encode"), (decoder, "decode")):
+        assert container["Image"] == IMAGES["xgboost"]
+        assert container["ModelDataUrl"].endswith(f"/{evaluating['job']}/output/model.tar.gz")
+        assert container["Environment"]["SAGEMAKER_PROGRAM"] == "pipeline.py"
+        assert container["Environment"]["PLATFORM_PIPELINE_STEP"] == step
+    metadata = package["CustomerMetadataProperties"]
+    assert (metadata["training_job"], metadata["evaluation_job"], metadata["algorithm"]) == (
+        trained_by,
+        evaluating["job"],
+        algorithm,
+    )
+    assert register_model.handler(state_change(evaluating["job"], "Completed"), None)["status"] == "duplicate"
+
+
+def test_a_failed_scoring_job_reaches_the_operators_and_a_batch_transform_job_is_not_judged(
+    register_model, aws, prepared
+):
+    _built_in_job(aws, "car-ll-run-f", "linear-learner", prepared["car-evaluation"])
+    name = register_model.handler(state_change("car-ll-run-f", "Completed"), None)["job"]
+    result = register_model.handler(_transform_change(name, "Failed"), None)
+    assert result["status"] == "notified"
+    [message] = notifications(aws)
+    assert f"Transform job {name} ended Failed" in message["Message"]
+    # A batch transform job (start_batch_transform's) carries the stage's tags, not ml-platform:evaluates.
+    aws["sagemaker"].create_model(
+        ModelName="batch-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGES["knn"]}
+    )
+    aws["sagemaker"].create_transform_job(
+        TransformJobName="batch-job",
+        ModelName="batch-model",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{DATA}/batch-input/"}}
+        },
+        TransformOutput={"S3OutputPath": f"s3://{DATA}/batch-output/"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        Tags=[{"Key": "ml-platform:stage", "Value": "dev"}, {"Key": "ml-platform:dataset", "Value": "car-evaluation"}],
+    )
+    ignored = register_model.handler(_transform_change("batch-job", "Completed"), None)
+    assert ignored["status"] == "ignored" and "not a scoring step" in ignored["reason"]
+
+
 @pytest.mark.parametrize("status", ["InProgress", "Stopping", "Deleting"])
 def test_a_job_that_has_not_ended_is_ignored_without_a_lookup(register_model, aws, status, caplog):
     finished_job(aws, "car-run-9", "car-evaluation", {"test": {"accuracy": 0.99}})
@@ -674,7 +841,7 @@ def _tuning_change(name: str, status: str) -> dict:
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
-        (GLUE_EVENT, "not a SageMaker training or tuning job state change: source 'aws.glue'"),
+        (GLUE_EVENT, "not a SageMaker training, tuning or transform job state change: source 'aws.glue'"),
         (
             changed(state_change("car-run-10", "Completed"), "detail.TrainingJobName", remove=True),
             "detail.TrainingJobName is missing",

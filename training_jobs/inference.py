@@ -122,6 +122,12 @@ def model_fn(model_dir: str) -> Model:
     root = Path(model_dir)
     booster = xgb.Booster()
     booster.load_model(root / MODEL_FILE)
+    return Model(booster, *described(root))
+
+
+def described(root: Path) -> tuple[SchemaEncoder, dict[str, Any], list[str]]:
+    """What a model folder says of its records: the encoder of ``schema.json``, ``model-info.json``
+    and the classes' labels as the raw data writes them (checked against each other)."""
     schema = json.loads((root / SCHEMA_FILE).read_text(encoding="utf-8"))
     info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
     encoder = SchemaEncoder(schema, largest=LARGEST)
@@ -136,7 +142,7 @@ def model_fn(model_dir: str) -> Model:
         raise ValueError(f"schema.json: target.labels {labels} name a class twice")
     if info.get("classes", classes) != classes:
         raise ValueError(f"{INFO_FILE}: classes {info['classes']} are not schema.json's target.classes {classes}")
-    return Model(booster, encoder, info, [str(label) for label in labels])
+    return encoder, info, [str(label) for label in labels]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -257,10 +263,9 @@ def _json_records(text: str) -> list[Any]:
 # --- scoring --------------------------------------------------------------------------------
 
 
-def predict_fn(data: CsvLines | Sequence[Any], model: Model) -> list[dict[str, Any] | None]:
-    """Encode every record (errors name row and column), score, and label. A blank CSV line
-    answers None in its place."""
-    encoder = model.encoder
+def encode(data: CsvLines | Sequence[Any], encoder: SchemaEncoder) -> tuple[list[bool], np.ndarray]:
+    """Every record prepared as the ETL job prepared the training data (errors name row and
+    column): which rows hold a record (a blank CSV line does not), and their feature rows."""
     try:
         rows: list[tuple[int, Any]]
         if isinstance(data, CsvLines):
@@ -277,17 +282,28 @@ def predict_fn(data: CsvLines | Sequence[Any], model: Model) -> list[dict[str, A
         raise _bad(error) from None
     if not features:
         raise BadRequest(1, None, "the request holds no record")
-    scores = iter(_score(np.array(features, dtype=np.float64), model))
-    return [None if record is None else next(scores) for _, record in rows]
+    return [record is not None for _, record in rows], np.array(features, dtype=np.float64)
+
+
+def predict_fn(data: CsvLines | Sequence[Any], model: Model) -> list[dict[str, Any] | None]:
+    """Encode every record, score, and label. A blank CSV line answers None in its place."""
+    held, features = encode(data, model.encoder)
+    scores = iter(_score(features, model))
+    return [next(scores) if record else None for record in held]
 
 
 def _score(features: np.ndarray, model: Model) -> list[dict[str, Any]]:
     scores = model.booster.inplace_predict(features, iteration_range=(0, model.info["best_iteration"] + 1))
-    labels = model.labels
-    if model.problem == "binary":
-        threshold = model.info["threshold"]
+    return answers(np.asarray(scores), model.problem, model.labels, model.info.get("threshold"))
+
+
+def answers(scores: np.ndarray, problem: str, labels: Sequence[str], threshold: float | None) -> list[dict[str, Any]]:
+    """The answer per record from the model's scores: the positive class's probability and the
+    label at the decision threshold (binary), the class probabilities and the likeliest label
+    (multiclass), or the value (regression)."""
+    if problem == "binary":
         return [{"probability": float(p), "label": labels[int(p >= threshold)]} for p in scores]
-    if model.problem == "multiclass":
+    if problem == "multiclass":
         return [
             {"probabilities": dict(zip(labels, map(float, row), strict=True)), "label": labels[int(np.argmax(row))]}
             for row in scores

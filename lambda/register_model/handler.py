@@ -14,13 +14,30 @@ scientist may pass); any other job in the account is ignored.
   as the package's model quality statistics).
 - Failed or Stopped: the operators' topic hears the job name and SageMaker's failure reason.
 
+A built-in algorithm's job (Linear Learner, k-NN) writes no evaluation.json, and its container
+reads prepared features, not raw records. Its model is evaluated in two steps, each started by
+the end of the one before, each tagged with the job it is for (``ml-platform:evaluates``):
+
+1. scoring: a model of the algorithm's container and a batch transform job over the prepared run's
+   validation and test files (a manifest of them beside the model), the target left out
+   (``InputFilter: $[1:]``), one JSON line of prediction per record;
+2. evaluation: when that transform job completes, a script-mode job of the platform's container
+   (training_jobs/evaluate.py) chooses the decision threshold on the validation scores and
+   writes evaluation.json from the test scores, and the platform's half of the pipeline.
+
+The evaluation job's end registers the algorithm's model as a serial inference pipeline: the
+platform's encoder, the algorithm's container, the platform's decoder (training_jobs/pipeline.py),
+so its endpoint and batch transform take raw records and answer as the XGBoost path's do.
+
 Training jobs launched by a tuning job are left to the tuning job's own event. A repeated
 event registers nothing new: the package of a job is found by its metadata first, and
-CreateModelPackage carries a client token derived from the job name.
+CreateModelPackage carries a client token derived from the job name; a scoring or evaluation
+step already started is found by its name and not started again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -33,14 +50,22 @@ from typing import Any
 
 import boto3
 import platform_runtime as runtime
-from dataset_spec import DatasetSpec, load_spec
+from botocore.exceptions import ClientError
+from dataset_spec import METRICS, DatasetSpec, load_spec
 
 LOG = logging.getLogger(__name__)
 CONTENT_TYPES = ["text/csv", "application/json"]
 PASS_STATUSES = ("Approved", "PendingManualApproval")
-
-
+BUILT_INS = ("linear-learner", "knn")  # algorithms whose containers the platform wraps in a pipeline
 PROFILER_REPORT = "ProfilerReport"  # the Debugger rule start_training configures
+MANIFEST = "scores.manifest"  # the scoring transform's data source, beside the model
+SCORES = "scores/"  # the scoring transform's output folder, beside the model
+MAX_NAME = 63  # SageMaker's limit on model, transform and training job names
+# The platform's container in an inference pipeline (training_jobs/pipeline.py), per step.
+PIPELINE_STEP = {
+    "SAGEMAKER_PROGRAM": "pipeline.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+}
 
 
 @dataclass(frozen=True)
@@ -50,13 +75,24 @@ class Settings:
     artifacts_bucket: str = runtime.setting("ARTIFACTS_BUCKET")
     group_prefix: str = runtime.setting("GROUP_PREFIX")
     topic_arn: str = runtime.setting("TOPIC_ARN")
-    images: Mapping[str, str] = runtime.setting("IMAGES", "json")
+    images: Mapping[str, str] = runtime.setting("IMAGES", "json")  # to serve with
+    training_images: Mapping[str, str] = runtime.setting("TRAINING_IMAGES", "json")  # to train with
     specs: Mapping[str, str] = runtime.setting("DATASET_SPECS", "json")
-    stage: str = runtime.setting("STAGE")
-    # The platform's execution role: start_training's jobs run as it, and no person may pass it.
-    execution_role_arn: str = runtime.setting("EXECUTION_ROLE_ARN")
+    # Where and as whom the evaluation steps run. The role is the platform's execution role:
+    # start_training's jobs run as it, and no person may pass it.
+    placement: runtime.JobPlacement = runtime.settings_group(runtime.JobPlacement)
+    source_uri: str = runtime.setting("SOURCE_URI")  # the platform's training code (evaluate.py)
+    instance_type: str = runtime.setting("INSTANCE_TYPE")  # of the scoring transform job
     # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
     pass_status: str = runtime.setting("PASS_STATUS")
+
+    @property
+    def stage(self) -> str:
+        return self.placement.stage
+
+    @property
+    def execution_role_arn(self) -> str:
+        return self.placement.role_arn
 
     def __post_init__(self) -> None:
         if self.pass_status not in PASS_STATUSES:
@@ -99,8 +135,10 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
     if not change.ended:  # the rule asks for ended jobs only; an event of another state is not ours to judge
         ended = f"{', '.join(runtime.ENDED[:-1])} or {runtime.ENDED[-1]}"
         return runtime.ignored(LOG, f"{kind} {name} is {status}, not ended ({ended})")
-    tuning_event = change.kind == "tuning"
-    if tuning_event:
+    if change.kind == "transform":
+        described = sagemaker.describe_transform_job(TransformJobName=name)
+        arn = described["TransformJobArn"]
+    elif change.kind == "tuning":
         described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         arn = described["HyperParameterTuningJobArn"]
     else:
@@ -113,74 +151,270 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
     dataset = tags.get(runtime.DATASET_TAG)
     if tags.get(runtime.STAGE_TAG) != settings.stage or dataset is None or dataset not in settings.specs:
         return runtime.ignored(LOG, f"{name} is not a job of this platform stage")
+    evaluates = tags.get(runtime.EVALUATES_TAG)
+    if change.kind == "transform" and not evaluates:
+        return runtime.ignored(LOG, f"{name} is a batch transform job, not a scoring step of an evaluation")
     if status != "Completed":
         reason = described.get("FailureReason", "no reason given") + _rule_statuses(described)
         return _notify_failure(sns, settings, kind, name, status, reason)
-    if tuning_event:
+    if change.kind == "tuning":
         best = described.get("BestTrainingJob", {}).get("TrainingJobName")
         if not best:
             return _notify_failure(sns, settings, kind, name, status, "no training job of it completed")
         job = sagemaker.describe_training_job(TrainingJobName=best)
+    elif change.kind == "transform":
+        job = sagemaker.describe_training_job(TrainingJobName=evaluates)
     else:
         job = described
     if job.get("RoleArn") != settings.execution_role_arn:  # the tags alone are one guard; the role is a second
         return runtime.ignored(LOG, f"{job['TrainingJobName']} did not run as the platform's execution role")
 
     spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    if change.kind == "transform":  # the algorithm's scores are in: the evaluation job
+        return _start_evaluation(sagemaker, settings, spec, tags, job, described)
+    trained = job
+    if evaluates:  # an evaluation job: the model it evaluated is the algorithm job's
+        trained = sagemaker.describe_training_job(TrainingJobName=evaluates)
+        if trained.get("RoleArn") != settings.execution_role_arn:
+            return runtime.ignored(LOG, f"{evaluates} did not run as the platform's execution role")
+    algorithm = _algorithm(trained, settings)
     group = runtime.model_package_group(settings.group_prefix, dataset)
-    existing = _package_of(sagemaker, group, job["TrainingJobName"])
+    existing = _package_of(sagemaker, group, trained["TrainingJobName"])
     if existing:
-        LOG.info("duplicate event: %s is already registered as %s", job["TrainingJobName"], existing)
+        LOG.info("duplicate event: %s is already registered as %s", trained["TrainingJobName"], existing)
         return {"status": "duplicate", "model_package": existing}
+    if algorithm in BUILT_INS and not evaluates:  # the algorithm's job: its model is scored first
+        return _start_scoring(sagemaker, s3, settings, dataset, tags, job, algorithm)
+    return _register(sagemaker, s3, sns, settings, spec, group, tags, trained, job)
 
-    evaluation = _evaluation(s3, job)
+
+def _register(
+    sagemaker,
+    s3,
+    sns,
+    settings: Settings,
+    spec: DatasetSpec,
+    group: str,
+    tags: Mapping[str, str],
+    trained: Mapping[str, Any],
+    evaluated_by: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The gate, then the model package of ``trained``'s model, judged by the evaluation.json of
+    ``evaluated_by`` (the same job for the XGBoost path, the platform's evaluation job for a
+    built-in algorithm)."""
+    dataset, name = spec.name, trained["TrainingJobName"]
+    evaluation = _evaluation(s3, evaluated_by)
     metric = spec.training.objective_metric
     value = float(evaluation["test"][metric])
     current = _approved_value(sagemaker, group)
     verdict = gate(spec, value, current)
-    evaluation_uri = _store_evaluation(s3, settings, dataset, job["TrainingJobName"], evaluation)
-    algorithm = spec.training.algorithm
-    container: dict[str, Any] = {
-        "Image": settings.images[algorithm],
-        "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
-    }
-    if algorithm == "xgboost":  # the inference code travels in model.tar.gz under code/
-        container["Environment"] = {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-        }
+    evaluation_uri = _store_evaluation(s3, settings, dataset, name, evaluation)
+    algorithm = _algorithm(trained, settings)
     metadata = {
         "dataset": dataset,
         "run_id": tags.get(runtime.RUN_TAG, ""),
-        "training_job": job["TrainingJobName"],
+        "training_job": name,
+        "algorithm": algorithm,
+        "evaluation_job": evaluated_by["TrainingJobName"] if evaluated_by is not trained else "",
         "objective_metric": metric,
         "objective_value": f"{value:.6f}",
         "verdict": verdict.reason[:256],
         **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["test"].items() if isinstance(v, int | float)},
-        "profiler_report": _profiler_report(job),
+        "profiler_report": _profiler_report(trained),
     }
     package = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription=(_label(verdict, settings) + ": ") + verdict.reason,
         InferenceSpecification={
-            "Containers": [container],
+            "Containers": _containers(settings, algorithm, trained, evaluated_by),
             "SupportedContentTypes": CONTENT_TYPES,
             "SupportedResponseMIMETypes": CONTENT_TYPES,
         },
         ModelApprovalStatus=settings.pass_status if verdict.approved else "Rejected",
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
         CustomerMetadataProperties={k: v for k, v in metadata.items() if v},
-        ClientToken=hashlib.sha256(job["TrainingJobName"].encode()).hexdigest()[:32],
+        ClientToken=hashlib.sha256(name.encode()).hexdigest()[:32],
     )["ModelPackageArn"]
     if not verdict.approved:
         sns.publish(
             TopicArn=settings.topic_arn,
             Subject=f"ML platform ({settings.stage}): model for {dataset} rejected",
-            Message=f"Model package {package} from {job['TrainingJobName']} was rejected: {verdict.reason}",
+            Message=f"Model package {package} from {name} was rejected: {verdict.reason}",
         )
     LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
     passed = {"Approved": "approved", "PendingManualApproval": "pending-approval"}[settings.pass_status]
     return {"status": passed if verdict.approved else "rejected", "model_package": package, "reason": verdict.reason}
+
+
+def _algorithm(job: Mapping[str, Any], settings: Settings) -> str:
+    """The algorithm a training job ran, by its image (the spec may have changed since)."""
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    return next((a for a in BUILT_INS if settings.training_images.get(a) == image), "xgboost")
+
+
+def _containers(
+    settings: Settings, algorithm: str, trained: Mapping[str, Any], evaluated_by: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The model package's containers: the XGBoost container with the inference code the model
+    carries, or a built-in algorithm's container between the platform's encoder and decoder
+    (the evaluation job's model folder holds their code, the schema and the threshold)."""
+    model = {"Image": settings.images[algorithm], "ModelDataUrl": _model_data(trained)}
+    if algorithm not in BUILT_INS:  # the inference code travels in model.tar.gz under code/
+        return [model | {"Environment": {**PIPELINE_STEP, "SAGEMAKER_PROGRAM": "inference.py"}}]
+    platform = {"Image": settings.images["xgboost"], "ModelDataUrl": _model_data(evaluated_by)}
+    encoder = {**PIPELINE_STEP, "PLATFORM_PIPELINE_STEP": "encode", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}
+    decoder = {**PIPELINE_STEP, "PLATFORM_PIPELINE_STEP": "decode"}
+    return [platform | {"Environment": encoder}, model, platform | {"Environment": decoder}]
+
+
+def _start_scoring(
+    sagemaker, s3, settings: Settings, dataset: str, tags: Mapping[str, str], job: Mapping[str, Any], algorithm: str
+) -> dict[str, Any]:
+    """Step 1 of a built-in algorithm's evaluation: its model scores the validation and test
+    files of the run it trained on (a transform job whose manifest names them)."""
+    trained = job["TrainingJobName"]
+    # Named with the stage's prefix, which no data scientist may give a model (constructs/data_scientist_roles.py).
+    name = runtime.fitted_name(f"{settings.group_prefix}-{trained}-scores", MAX_NAME)
+    describe = functools.partial(sagemaker.describe_transform_job, TransformJobName=name)
+    if duplicate := runtime.started(LOG, "scoring job", name, describe):
+        return duplicate
+    run = _run_folder(job)
+    data_bucket, run_prefix = runtime.split_uri(run)
+    keys = [
+        item["Key"][len(run_prefix) :]
+        for split in ("validation/", "test/")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data_bucket, Prefix=run_prefix + split)
+        for item in page.get("Contents", [])
+        if not item["Key"].endswith("/") and item.get("Size", 1) > 0
+    ]
+    folder = f"s3://{settings.artifacts_bucket}/training/{dataset}/{trained}/"
+    manifest = folder + MANIFEST
+    bucket, key = runtime.split_uri(manifest)
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=json.dumps([{"prefix": run}, *keys]).encode(), ContentType="application/json"
+    )
+    job_tags = runtime.job_tags(settings.stage, dataset, tags.get(runtime.RUN_TAG), evaluates=trained)
+    runtime.create_model(
+        sagemaker,
+        LOG,
+        name,
+        [{"Image": settings.images[algorithm], "ModelDataUrl": _model_data(job)}],
+        settings.placement,
+        job_tags,
+    )
+    try:
+        sagemaker.create_transform_job(
+            TransformJobName=name,
+            ModelName=name,
+            BatchStrategy="MultiRecord",
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+            },
+            TransformOutput={
+                "S3OutputPath": folder + SCORES,
+                "Accept": "application/jsonlines",
+                "AssembleWith": "Line",
+                "KmsKeyId": settings.placement.kms_key_arn,
+            },
+            TransformResources={
+                "InstanceType": settings.instance_type,
+                "InstanceCount": 1,
+                "VolumeKmsKeyId": settings.placement.kms_key_arn,
+            },
+            # The prepared CSV's first column is the target; the algorithm reads the features.
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
+            DataProcessing={"InputFilter": "$[1:]"},
+            Tags=job_tags,
+        )
+    except ClientError as error:
+        if runtime.error_code(error) not in runtime.NAME_TAKEN or runtime.described(describe) is None:
+            raise
+        LOG.info("duplicate event: scoring job %s was started by another delivery", name)
+        return {"status": "duplicate", "job": name}
+    LOG.info("started scoring job %s for %s", name, trained, extra={"dataset": dataset})
+    return {"status": "scoring", "job": name, "training_job": trained}
+
+
+def _start_evaluation(
+    sagemaker,
+    settings: Settings,
+    spec: DatasetSpec,
+    tags: Mapping[str, str],
+    job: Mapping[str, Any],
+    scoring: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Step 2: the platform's evaluation job (training_jobs/evaluate.py) on the scores."""
+    trained = job["TrainingJobName"]
+    name = runtime.fitted_name(f"{trained}-evaluation", MAX_NAME)
+    describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
+    if duplicate := runtime.started(LOG, "evaluation job", name, describe):
+        return duplicate
+    run = _run_folder(job)
+    training = spec.training
+    hyperparameters = {
+        "algorithm": _algorithm(job, settings),
+        "objective_metric": training.objective_metric,
+        "threshold_criterion": training.threshold_criterion,
+        **{
+            cost: str(getattr(training, cost))
+            for cost in ("false_positive_cost", "false_negative_cost")
+            if getattr(training, cost) is not None
+        },
+        "trained_by": trained,
+        "scored_by": scoring["TransformJobName"],
+        **runtime.script_mode(settings.source_uri, "evaluate.py"),
+    }
+    resources = job["ResourceConfig"]
+    try:
+        sagemaker.create_training_job(
+            TrainingJobName=name,
+            AlgorithmSpecification={
+                "TrainingImage": settings.training_images["xgboost"],
+                "TrainingInputMode": "File",
+                "MetricDefinitions": runtime.metric_definitions(METRICS[spec.target.problem]),
+            },
+            RoleArn=settings.execution_role_arn,
+            InputDataConfig=[
+                runtime.channel("validation", run + "validation/"),
+                runtime.channel("test", run + "test/"),
+                runtime.channel("scores", scoring["TransformOutput"]["S3OutputPath"], "application/jsonlines"),
+                runtime.channel("schema", run + "schema.json", "application/json"),
+                runtime.channel("code", settings.source_uri, "application/x-tar"),
+            ],
+            OutputDataConfig=job["OutputDataConfig"],
+            ResourceConfig={
+                "InstanceType": resources["InstanceType"],
+                "InstanceCount": 1,
+                "VolumeSizeInGB": resources["VolumeSizeInGB"],
+                "VolumeKmsKeyId": settings.placement.kms_key_arn,
+            },
+            VpcConfig=settings.placement.vpc_config,
+            StoppingCondition={"MaxRuntimeInSeconds": job["StoppingCondition"]["MaxRuntimeInSeconds"]},
+            EnableNetworkIsolation=True,
+            EnableInterContainerTrafficEncryption=True,
+            HyperParameters=hyperparameters,
+            Tags=runtime.job_tags(settings.stage, spec.name, tags.get(runtime.RUN_TAG), evaluates=trained),
+        )
+    except ClientError as error:
+        if runtime.error_code(error) not in runtime.NAME_TAKEN or runtime.described(describe) is None:
+            raise
+        LOG.info("duplicate event: evaluation job %s was started by another delivery", name)
+        return {"status": "duplicate", "job": name}
+    LOG.info("started evaluation job %s for %s", name, trained, extra={"dataset": spec.name})
+    return {"status": "evaluating", "job": name, "training_job": trained}
+
+
+def _model_data(job: Mapping[str, Any]) -> str:
+    return job["ModelArtifacts"]["S3ModelArtifacts"]
+
+
+def _run_folder(job: Mapping[str, Any]) -> str:
+    """``s3://<data bucket>/prepared/<dataset>/<run-id>/``: the run a job trained on (its train channel's parent)."""
+    channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}
+    train = channels["train"]["DataSource"]["S3DataSource"]["S3Uri"]
+    return train.rstrip("/").rsplit("/", 1)[0] + "/"
 
 
 def _profiler_report(job: Mapping[str, Any]) -> str:

@@ -101,7 +101,14 @@ def start_batch_transform(event: Any, sagemaker, s3, sns, settings: Settings) ->
     folder, _, file_name = obj.key.rpartition("/")
     _write_manifest(s3, manifest, [{"prefix": f"s3://{obj.bucket}/{folder}/"}, file_name])
     model = job  # one model per job, named after it
-    model_refused = _create_model(sagemaker, model, package, settings, dataset)
+    model_refused = runtime.create_model(
+        sagemaker,
+        LOG,
+        model,
+        [{"ModelPackageName": package}],
+        settings.placement,
+        runtime.job_tags(settings.placement.stage, dataset),
+    )
     try:
         sagemaker.create_transform_job(
             TransformJobName=job,
@@ -142,29 +149,6 @@ def _write_manifest(s3, uri: str, manifest: list[Any]) -> None:
     """The job's manifest: the same object and content for the same job, so a repeated write is harmless."""
     bucket, key = runtime.split_uri(uri)
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode(), ContentType="application/json")
-
-
-def _create_model(sagemaker, name: str, package: str, settings: Settings, dataset: str) -> ClientError | None:
-    """Creates the SageMaker model of the approved package, isolated in the VPC. SageMaker's
-    refusal with a code a taken name gets is returned, not raised: the model is then most likely
-    a previous delivery's (its name derives from this object and package), and the transform
-    job, which cannot be created without it, tells."""
-    try:
-        sagemaker.create_model(
-            ModelName=name,
-            Containers=[{"ModelPackageName": package}],
-            ExecutionRoleArn=settings.placement.role_arn,
-            VpcConfig=settings.placement.vpc_config,
-            EnableNetworkIsolation=True,
-            # the function may create only models tagged with its stage
-            Tags=runtime.job_tags(settings.placement.stage, dataset),
-        )
-    except ClientError as error:
-        if runtime.error_code(error) not in runtime.NAME_TAKEN:
-            raise
-        LOG.info("CreateModel refused %s (%s); the transform job will need it", name, runtime.error_code(error))
-        return error
-    return None
 
 
 def _is_ours(found: Mapping[str, Any] | None, model: str, manifest: str) -> bool:

@@ -15,7 +15,6 @@ success when the job of that name, described again, reads this run's data (a rac
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -31,8 +30,6 @@ from dataset_spec import METRICS, DatasetSpec, Tuning, load_spec
 
 LOG = logging.getLogger(__name__)
 CHANNELS = ("train", "validation", "test")
-# The trainer prints "metric <channel>:<name>=<value>" (training_jobs/train.py).
-METRIC_REGEX = r"metric {channel}:{name}=([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 SUCCESS = "_SUCCESS"  # what the ETL job writes last in prepared/<dataset>/<run-id>/
 RUN_ID = re.compile(r"^[A-Za-z0-9-]+$")
 MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
@@ -58,13 +55,8 @@ class Settings:
 
 
 def job_name(dataset: str, run_id: str, limit: int) -> str:
-    """A valid SageMaker job name (letters, digits, hyphens) of at most ``limit`` characters,
-    the same for the same dataset and run."""
-    name = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{run_id}").strip("-")
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: limit - 11].rstrip('-')}-{digest}"
+    """A valid SageMaker job name of at most ``limit`` characters, the same for the same dataset and run."""
+    return runtime.fitted_name(f"{dataset}-{run_id}", limit)
 
 
 def parse(event: Any, settings: Settings) -> tuple[str, str] | str:
@@ -95,24 +87,11 @@ def training_definition(
     # Built-ins that train on shards get one share of train/ per instance (one file each).
     sharded = training.instance_count > 1 and training.algorithm in ("linear-learner", "knn")
 
-    def channel(name: str, uri: str, content_type: str = "text/csv", shard: bool = False) -> dict[str, Any]:
-        return {
-            "ChannelName": name,
-            "ContentType": content_type,
-            "DataSource": {
-                "S3DataSource": {
-                    "S3DataType": "S3Prefix",
-                    "S3Uri": uri,
-                    "S3DataDistributionType": "ShardedByS3Key" if shard else "FullyReplicated",
-                }
-            },
-        }
-
     if training.algorithm == "xgboost":
-        channels = [channel(c, run + c + "/", shard=sharded and c == "train") for c in CHANNELS]
+        channels = [runtime.channel(c, run + c + "/", shard=sharded and c == "train") for c in CHANNELS]
         channels += [
-            channel("schema", run + "schema.json", "application/json"),
-            channel("code", settings.source_uri, "application/x-tar"),
+            runtime.channel("schema", run + "schema.json", "application/json"),
+            runtime.channel("code", settings.source_uri, "application/x-tar"),
         ]
         hyperparameters = {
             **{k: str(v) for k, v in training.hyperparameters.items()},
@@ -123,19 +102,13 @@ def training_definition(
                 for name in ("false_positive_cost", "false_negative_cost")
                 if getattr(training, name) is not None
             },
-            # Script mode under network isolation: the code comes in as a channel.
-            "sagemaker_program": "train.py",
-            "sagemaker_submit_directory": "/opt/ml/input/data/code/" + settings.source_uri.rsplit("/", 1)[-1],
+            **runtime.script_mode(settings.source_uri, "train.py"),
         }
-        metrics = [
-            {"Name": f"{c}:{m}", "Regex": METRIC_REGEX.format(channel=c, name=m)}
-            for c in ("validation", "test")
-            for m in METRICS[spec.target.problem]
-        ]
+        metrics = runtime.metric_definitions(METRICS[spec.target.problem])
     else:
-        channels = [channel("train", run + "train/", shard=sharded), channel("test", run + "test/")]
+        channels = [runtime.channel("train", run + "train/", shard=sharded), runtime.channel("test", run + "test/")]
         if training.algorithm == "linear-learner":
-            channels.insert(1, channel("validation", run + "validation/"))
+            channels.insert(1, runtime.channel("validation", run + "validation/"))
         hyperparameters = builtin_hyperparameters(spec, schema)
         metrics = []
     definition: dict[str, Any] = {
