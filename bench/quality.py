@@ -60,6 +60,17 @@ def reference(prepared: Path, problem: str, metric: str, seed: int) -> float:
     return float(metrics.accuracy_score(y_test, predicted))
 
 
+def fitted(evaluation: dict) -> str:
+    """How the trainer fitted the model it saved (evaluation.json's ``fit``), in a few words."""
+    fit = evaluation.get("fit")
+    if not fit:
+        return ""
+    return (
+        f"; {fit['rounds']} rounds, min_child_weight {fit['min_child_weight']:g}, "
+        f"trained on {' + '.join(fit['refit_on'])} ({fit['rows']} rows)"
+    )
+
+
 def main() -> int:
     from local.__main__ import DATA_FILES, SHARED_DATA
 
@@ -86,12 +97,14 @@ def main() -> int:
                 theirs = reference(prepared, problem, metric, seed)
                 project.append(ours)
                 references.append(theirs)
-                print(f"{dataset} seed {seed}: test {metric} {ours:.4f} (reference {theirs:.4f})", flush=True)
+                line = f"{dataset} seed {seed}: test {metric} {ours:.4f} (reference {theirs:.4f})"
+                print(line + fitted(evaluation), flush=True)
             lower = metric in ("rmse", "mae", "log_loss")
             mean_ours, mean_ref = statistics.mean(project), statistics.mean(references)
             level = mean_ours <= mean_ref if lower else mean_ours >= mean_ref
             summary.append(
-                f"{dataset}: mean test {metric} {mean_ours:.4f} against the reference's {mean_ref:.4f} "
+                f"{dataset}: mean test {metric} {mean_ours:.4f} against the reference's {mean_ref:.4f}, "
+                f"gap {mean_ours - mean_ref:+.4f} "
                 f"({'at or above' if level else 'BELOW'} the reference; {spec['training'].get('algorithm', 'xgboost')})"
             )
     print("\n".join(summary))

@@ -228,6 +228,8 @@ class RegisterModel(Construct):
                 "DATASET_SPECS": props.spec_uris,
                 "SOURCE_URI": source_uri,
                 "INSTANCE_TYPE": instance_type,
+                "DATA_BUCKET": props.data.bucket.bucket_name,
+                "PREPARED_PREFIX": props.prepared_prefix,
             },
             defaults=defaults,
             timeout_seconds=120,

@@ -57,6 +57,7 @@ XGBOOST_HYPERPARAMETERS: dict[str, type] = {
     "max_bin": int,
     "scale_pos_weight": float,
     "tree_method": str,
+    "refit": bool,  # the trainer's own: refit on train and validation for the rounds chosen (default true)
 }
 SCALINGS = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")  # SageMaker's ScalingType
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -523,7 +524,9 @@ def _hyperparameters(dataset: str, algorithm: str, value: Any) -> dict[str, Any]
 
 
 def _typed(dataset: str, key: str, value: Any, kind: type) -> Any:
-    """``value``, once it is of ``kind`` (a whole number, a number or a string)."""
+    """``value``, once it is of ``kind`` (a whole number, a number, a string or true/false)."""
+    if kind is bool and not isinstance(value, bool):
+        raise _not_allowed(dataset, key, value, "true or false")
     if kind is int and not _is_whole(value):
         raise _not_allowed(dataset, key, value, "a whole number")
     if kind is float and not _is_number(value):
@@ -557,7 +560,7 @@ def _tuning(dataset: str, value: Any) -> Tuning:
 def _range(dataset: str, name: str, value: Any) -> dict[str, Any]:
     key = f"training.tuning.ranges.{name}"
     bounds = _object(dataset, value, key, "an object with type, min, max and scaling")
-    tunable = sorted(n for n, kind in XGBOOST_HYPERPARAMETERS.items() if kind is not str)
+    tunable = sorted(n for n, kind in XGBOOST_HYPERPARAMETERS.items() if kind in (int, float))
     if name not in tunable:
         raise _not_allowed(
             dataset, key, dict(bounds), f"a range of a numeric XGBoost hyperparameter: {', '.join(tunable)}"

@@ -80,6 +80,8 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         **_PLACEMENT,
         "SOURCE_URI": "s3://cdk-assets/sourcedir.tar.gz",
         "INSTANCE_TYPE": "ml.m5.large",
+        "DATA_BUCKET": DATA_BUCKET,
+        "PREPARED_PREFIX": "prepared/",
         "PASS_STATUS": "Approved",
     },
     "start_batch_transform": {

@@ -469,7 +469,8 @@ def test_a_schema_without_labels_answers_with_its_classes(trained, tmp_path):
         schema["target"].pop("labels", None)
 
     spine = _model_copy(trained, "vertebral-column", tmp_path, unlabelled)
-    answers = predict_fn(input_fn("\n".join(raw_lines(trained["vertebral-column"].prepared)[:40]), CSV), spine)
+    lines = raw_lines(trained["vertebral-column"].prepared)  # the raw file lists every AB record first
+    answers = predict_fn(input_fn("\n".join(lines[:20] + lines[-20:]), CSV), spine)
     assert {a["label"] for a in answers} == {"ab", "no"}
 
 

@@ -663,9 +663,9 @@ def test_a_job_with_the_platforms_tags_that_did_not_run_as_its_execution_role_is
 # --- a built-in algorithm's model: scored, evaluated, then registered as a pipeline ---------------
 
 
-def _built_in_job(aws, name: str, algorithm: str, prepared) -> None:
+def _built_in_job(aws, name: str, algorithm: str, prepared, bucket: str = DATA) -> None:
     """A Linear Learner or k-NN job as start_training starts it, ended, on a prepared car run."""
-    run = f"s3://{DATA}/prepared/car-evaluation/{RUN}/"
+    run = f"s3://{bucket}/prepared/car-evaluation/{RUN}/"
     for split in ("train", "validation", "test"):
         for path in sorted((prepared.output / split).glob("*.csv")):
             aws["s3"].put_object(
@@ -789,6 +789,14 @@ def test_a_built_in_algorithms_model_is_scored_evaluated_and_registered_as_an_in
         algorithm,
     )
     assert register_model.handler(state_change(evaluating["job"], "Completed"), None)["status"] == "duplicate"
+
+
+def test_a_built_in_job_that_did_not_train_on_a_prepared_run_is_not_scored(register_model, aws, prepared):
+    """The scoring manifest lists the run's files: only a run of the platform's data bucket is listed."""
+    _built_in_job(aws, "car-knn-elsewhere", "knn", prepared["car-evaluation"], bucket=ARTIFACTS)
+    result = register_model.handler(state_change("car-knn-elsewhere", "Completed"), None)
+    assert result["status"] == "ignored" and "did not train on a prepared run of car-evaluation" in result["reason"]
+    assert aws["sagemaker"].list_transform_jobs()["TransformJobSummaries"] == []
 
 
 def test_a_failed_scoring_job_reaches_the_operators_and_a_batch_transform_job_is_not_judged(

@@ -166,7 +166,9 @@ def test_run_local_says_in_one_line_what_is_wrong_with_its_paths(prepared, tmp_p
 
 
 def _validation_scores(trained, name):
-    """The trained model's scores on its own validation split, as train.py computed them."""
+    """The saved model's scores on its validation split: real scores to choose thresholds on. (The
+    saved model is refitted on train and validation; train.py chose its threshold on the scores
+    of the early-stopping booster, which did not see these rows: tests/test_train_quality.py.)"""
     import numpy as np
     import xgboost as xgb
 

@@ -35,15 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pipeline import ALGORITHMS, scores_of
-from train import (
-    EVALUATION_FILE,
-    INFERENCE_CODE,
-    INFO_FILE,
-    THRESHOLD_CRITERIA,
-    choose_threshold,
-    evaluate,
-    print_metrics,
-)
+from train import EVALUATION_FILE, INFERENCE_CODE, INFO_FILE, THRESHOLD_CRITERIA, judged
 
 PIPELINE_CODE = (*INFERENCE_CODE, "pipeline.py")
 CODE_DIR = Path(__file__).resolve().parent  # the job's code: these scripts and dataset_spec.py beside them
@@ -101,35 +93,13 @@ def run(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         name: paired(Path(env[f"SM_CHANNEL_{name.upper()}"]), scores / name, algorithm, problem, classes)
         for name in SPLITS
     }
-    (y_val, p_val), (y_test, p_test) = split["validation"], split["test"]
-    costs = (
-        (hp["false_positive_cost"], hp["false_negative_cost"]) if hp.get("false_positive_cost") is not None else None
-    )
-    binary = problem == "binary"
-    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"], costs) if binary else None
-    validation = evaluate(problem, y_val, p_val, threshold, classes, costs)
-    test = evaluate(problem, y_test, p_test, threshold, classes, costs)
-    print_metrics("validation", validation)
-    print_metrics("test", test)
-    objective = hp["objective_metric"] or {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[problem]
+    judgement, threshold = judged(problem, classes, hp, split["validation"], split["test"])
     evaluation = {
-        "problem": problem,
-        "objective_metric": objective,
+        **judgement,
         "algorithm": algorithm,
-        "test": test,
-        "validation": validation,
-        **(
-            {
-                "threshold_criterion": hp["threshold_criterion"],
-                "test_at_0.5": evaluate(problem, y_test, p_test, 0.5, classes, costs),
-                "validation_at_0.5": evaluate(problem, y_val, p_val, 0.5, classes, costs),
-            }
-            if binary
-            else {}
-        ),
         # The rows each figure used: the algorithm trained on train (and, Linear Learner, chose its
         # own settings on validation); the threshold is chosen on validation; test is held out.
-        "rows": {"validation": len(y_val), "test": len(y_test)},
+        "rows": {name: len(targets) for name, (targets, _) in split.items()},
         "trained_by": hp["trained_by"],
         "scored_by": hp["scored_by"],
         "hyperparameters": {k: v for k, v in hp.items() if v is not None},

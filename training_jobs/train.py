@@ -11,7 +11,33 @@ The container contract (https://github.com/aws/sagemaker-training-toolkit, ENVIR
   ``code/`` with inference.py, schema_encoder.py and dataset_spec.py for the serving container;
 - reports go to ``SM_OUTPUT_DATA_DIR``: ``evaluation.json`` (also copied beside the model).
 
-Training stops early on the validation channel. The metrics are printed as
+How the model is fitted, in two steps that never look at the test channel:
+
+1. Choice on validation. Boosters are trained on the train channel and stopped early on the
+   validation channel's log loss (``logloss``, ``mlogloss``; ``rmse`` for regression): a proper
+   score that moves with every round, where AUC or the error rate of a few hundred rows stays
+   flat for dozens of rounds and stops training too soon. ``num_round`` is the most rounds,
+   ``early_stopping_rounds`` the rounds without improvement before stopping (0: no early
+   stopping, all ``num_round`` rounds). When ``min_child_weight`` is not given and the problem is
+   a classification, it is chosen here too, among 1 (XGBoost's default), 0.1 and 0.01, by the
+   same validation loss (the earlier candidate on a tie): a classification leaf's weight is a
+   sum of ``p(1 - p)``, which shrinks as the model grows sure, so the default can stop a booster
+   from refining regions it already mostly gets right (car evaluation, a noise-free full
+   factorial, chooses 0.01). A ``min_child_weight`` that is given is used as it is (a tuning
+   job's range, for example).
+2. Refit (``refit``, true by default). A booster with the chosen settings is trained on the train
+   and validation channels together, for the chosen number of rounds, without early stopping;
+   it is the model saved, and ``best_iteration`` is its last round. With ``refit`` false the
+   early-stopping booster is saved, as before, and ``best_iteration`` is its best round.
+
+The validation metrics, and the binary decision threshold, come from the validation scores of
+the step-1 booster, which did not train on the validation rows (they did choose its rounds). The
+test metrics come from the saved model, at that threshold. ``evaluation.json``'s ``fit`` says
+how the saved model was fitted: ``refit``, the channels and rows it trained on (``refit_on``,
+``rows``), its ``rounds``, the stopping metric, the ``min_child_weight`` used and each candidate's
+rounds and validation loss.
+
+The metrics are printed as
 ``metric <channel>:<name>=<value>`` lines, which the job's metric definitions (and a tuning
 job's objective) parse from the log. Evaluation on the test channel: for binary problems
 AUC-ROC, accuracy, precision, recall, specificity, F1, log loss, the decision threshold chosen
@@ -30,6 +56,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +99,28 @@ DEFAULTS = {
     "threshold_criterion": "f1",
     "false_positive_cost": None,
     "false_negative_cost": None,
+    "refit": True,
 }
+# min_child_weight's candidates when it is not given (classification: see the module docstring).
+MIN_CHILD_WEIGHTS = (1.0, 0.1, 0.01)
+# The validation loss that stops training early and chooses among the candidates, per problem.
+STOPPING_METRIC = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"}
 THRESHOLD_CRITERIA = ("f1", "youden", "accuracy", "cost")  # dataset_spec.THRESHOLD_CRITERIA
+
+
+def boolean(value: str) -> bool:
+    """A true/false hyperparameter as SageMaker passes it: a string (``str(True)`` is ``True``)."""
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if value.strip().lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
+    return words[value.strip().lower()]
 
 
 def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="XGBoost trainer (SageMaker script mode)")
     parser.add_argument("--num_round", type=int, default=DEFAULTS["num_round"])
     parser.add_argument("--early_stopping_rounds", type=int, default=DEFAULTS["early_stopping_rounds"])
+    parser.add_argument("--refit", type=boolean, default=DEFAULTS["refit"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--objective_metric", default=DEFAULTS["objective_metric"])
     parser.add_argument("--threshold_criterion", choices=THRESHOLD_CRITERIA, default=DEFAULTS["threshold_criterion"])
@@ -88,6 +129,8 @@ def parse_hyperparameters(argv: list[str]) -> dict[str, Any]:
     for name, kind in BOOSTER.items():
         parser.add_argument(f"--{name}", type=kind, default=None)
     args, unknown = parser.parse_known_args(argv)
+    if args.num_round < 1 or args.early_stopping_rounds < 0:
+        parser.error("--num_round needs at least 1 round, --early_stopping_rounds 0 (off) or more")
     costs = (args.false_positive_cost, args.false_negative_cost)
     if args.threshold_criterion == "cost" and not all(c is not None and np.isfinite(c) and c > 0 for c in costs):
         parser.error("--threshold_criterion cost needs --false_positive_cost and --false_negative_cost above 0")
@@ -113,12 +156,52 @@ def booster_params(hp: dict[str, Any], problem: str, classes: int) -> dict[str, 
     # The instance's cores, as the training toolkit reports them (SM_NUM_CPUS); a laptop's otherwise.
     params |= {"seed": hp["seed"], "nthread": int(os.environ.get("SM_NUM_CPUS") or os.cpu_count() or 1)}
     if problem == "binary":
-        params |= {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"]}
+        params |= {"objective": "binary:logistic"}
     elif problem == "multiclass":
-        params |= {"objective": "multi:softprob", "num_class": classes, "eval_metric": ["mlogloss", "merror"]}
+        params |= {"objective": "multi:softprob", "num_class": classes}
     else:
-        params |= {"objective": "reg:squarederror", "eval_metric": ["rmse"]}
-    return params
+        params |= {"objective": "reg:squarederror"}
+    return params | {"eval_metric": [STOPPING_METRIC[problem]]}
+
+
+@dataclass
+class Candidate:
+    """A booster trained on train and stopped early on validation, with what it was trained with."""
+
+    params: dict[str, Any]
+    booster: xgb.Booster
+    rounds: int  # its best number of rounds on validation (the best iteration + 1)
+    loss: float  # the validation loss after those rounds
+
+
+def early_stopped(params: dict[str, Any], dtrain: xgb.DMatrix, dval: xgb.DMatrix, hp: dict[str, Any]) -> Candidate:
+    """Boosting on ``dtrain`` for up to ``num_round`` rounds, stopped once the validation loss
+    (``params``' eval_metric) has not improved for ``early_stopping_rounds`` rounds."""
+    metric = params["eval_metric"][-1]
+    log: dict[str, Any] = {}
+    patience = hp["early_stopping_rounds"]
+    stopping = [xgb.callback.EarlyStopping(rounds=patience, metric_name=metric, data_name="validation")]
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=hp["num_round"],
+        evals=[(dval, "validation")],
+        evals_result=log,
+        callbacks=stopping if patience > 0 else None,
+        verbose_eval=False,
+    )
+    rounds = booster.best_iteration + 1 if patience > 0 else booster.num_boosted_rounds()
+    return Candidate(params, booster, rounds, float(log["validation"][metric][rounds - 1]))
+
+
+def candidate_params(hp: dict[str, Any], problem: str, classes: int) -> list[dict[str, Any]]:
+    """The booster parameters tried on validation: the given ones, and where a classification
+    leaves min_child_weight out, each of MIN_CHILD_WEIGHTS (the default first)."""
+    params = booster_params(hp, problem, classes)
+    if hp.get("min_child_weight") is not None or problem == "regression":
+        # Squared error's hessian is 1 a row: there every candidate would grow the same trees.
+        return [params]
+    return [params | {"min_child_weight": weight} for weight in MIN_CHILD_WEIGHTS]
 
 
 def error_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,6 +286,47 @@ def evaluate(
     }
 
 
+def judged(
+    problem: str,
+    classes: int,
+    hp: dict[str, Any],
+    validation: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+) -> tuple[dict[str, Any], float | None]:
+    """A model judged by its scores (targets and scores of validation, then of test): for a binary
+    problem the threshold chosen on validation by ``hp``'s criterion (and costs), and every metric
+    of the problem on each split at it and at 0.5, printed as the job's metric lines. Returns the
+    evaluation's common part and the threshold. evaluate.py judges a built-in algorithm's scores so."""
+    (y_val, p_val), (y_test, p_test) = validation, test
+    costs = (
+        (hp["false_positive_cost"], hp["false_negative_cost"]) if hp.get("false_positive_cost") is not None else None
+    )
+    binary = problem == "binary"
+    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"], costs) if binary else None
+    on_validation = evaluate(problem, y_val, p_val, threshold, classes, costs)
+    on_test = evaluate(problem, y_test, p_test, threshold, classes, costs)
+    print_metrics("validation", on_validation)
+    print_metrics("test", on_test)
+    objective = hp["objective_metric"] or {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[problem]
+    judgement = {
+        "problem": problem,
+        "objective_metric": objective,
+        "test": on_test,
+        "validation": on_validation,
+        # A binary model's metrics at the conventional 0.5 as well, beside the chosen threshold.
+        **(
+            {
+                "threshold_criterion": hp["threshold_criterion"],
+                "test_at_0.5": evaluate(problem, y_test, p_test, 0.5, classes, costs),
+                "validation_at_0.5": evaluate(problem, y_val, p_val, 0.5, classes, costs),
+            }
+            if binary
+            else {}
+        ),
+    }
+    return judgement, threshold
+
+
 def print_metrics(channel: str, values: dict[str, Any]) -> None:
     for name, value in values.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -225,46 +349,56 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=features)
     dval = xgb.DMatrix(x_val, label=y_val, feature_names=features)
     dtest = xgb.DMatrix(x_test, label=y_test, feature_names=features)
-    booster = xgb.train(
-        booster_params(hp, problem, classes),
-        dtrain,
-        num_boost_round=hp["num_round"],
-        evals=[(dtrain, "train"), (dval, "validation")],
-        early_stopping_rounds=hp["early_stopping_rounds"],
-        verbose_eval=False,
-    )
-    best = (0, booster.best_iteration + 1)
-
-    p_val = booster.predict(dval, iteration_range=best)
-    p_test = booster.predict(dtest, iteration_range=best)
-    costs = (
-        (hp["false_positive_cost"], hp["false_negative_cost"]) if hp.get("false_positive_cost") is not None else None
-    )
-    binary = problem == "binary"
-    threshold = choose_threshold(y_val, p_val, hp["threshold_criterion"], costs) if binary else None
-    validation = evaluate(problem, y_val, p_val, threshold, classes, costs)
-    test = evaluate(problem, y_test, p_test, threshold, classes, costs)
-    print_metrics("validation", validation)
-    print_metrics("test", test)
-
-    objective = hp["objective_metric"] or {"binary": "auc", "multiclass": "accuracy", "regression": "rmse"}[problem]
-    evaluation = {
-        "problem": problem,
-        "objective_metric": objective,
-        "test": test,
-        "validation": validation,
-        # A binary model's metrics at the conventional 0.5 as well, beside the chosen threshold.
-        **(
+    # 1. The choices, on validation: the rounds, and min_child_weight when it is not given. The
+    # lowest validation loss wins; on a tie, the earlier candidate (XGBoost's default first).
+    candidates = [early_stopped(params, dtrain, dval, hp) for params in candidate_params(hp, problem, classes)]
+    chosen = min(candidates, key=lambda candidate: candidate.loss)
+    rounds = chosen.rounds
+    # 2. The saved model: refitted on train and validation with those choices, or the chosen
+    # early-stopping booster itself. Either way it is used up to its round `rounds`.
+    if hp["refit"]:
+        dall = xgb.DMatrix(np.vstack([x_train, x_val]), label=np.concatenate([y_train, y_val]), feature_names=features)
+        booster = xgb.train(chosen.params, dall, num_boost_round=rounds, verbose_eval=False)
+        booster.set_attr(best_iteration=str(rounds - 1))  # its last round: the whole of it is the model
+    else:
+        booster = chosen.booster
+    best = (0, rounds)
+    stopping_metric = chosen.params["eval_metric"][-1]
+    fit = {
+        "refit": bool(hp["refit"]),
+        "refit_on": ["train", "validation"] if hp["refit"] else ["train"],
+        "rows": len(y_train) + len(y_val) if hp["refit"] else len(y_train),
+        "rounds": rounds,
+        "stopping_metric": stopping_metric,
+        "min_child_weight": float(chosen.params.get("min_child_weight", 1.0)),
+        "candidates": [
             {
-                "threshold_criterion": hp["threshold_criterion"],
-                "test_at_0.5": evaluate(problem, y_test, p_test, 0.5, classes, costs),
-                "validation_at_0.5": evaluate(problem, y_val, p_val, 0.5, classes, costs),
+                "min_child_weight": float(c.params.get("min_child_weight", 1.0)),
+                "rounds": c.rounds,
+                f"validation_{stopping_metric}": c.loss,
             }
-            if binary
-            else {}
-        ),
-        "best_iteration": int(booster.best_iteration),
+            for c in candidates
+        ],
+        # Where the validation metrics and the threshold come from: never the refitted model.
+        "validation_scored_by": "the early-stopping booster, trained on train only",
+    }
+    print(
+        f"fit: min_child_weight {fit['min_child_weight']:g} and {rounds} rounds chosen on validation "
+        f"({stopping_metric} {chosen.loss:.6f}); "
+        + ("refitted on train + validation" if hp["refit"] else "trained on train")
+        + f" ({fit['rows']} rows)",
+        flush=True,
+    )
+
+    # Validation is scored by the booster that did not train on it; test by the saved model.
+    p_val = chosen.booster.predict(dval, iteration_range=best)
+    p_test = booster.predict(dtest, iteration_range=best)
+    judgement, threshold = judged(problem, classes, hp, (y_val, p_val), (y_test, p_test))
+    evaluation = {
+        **judgement,
+        "best_iteration": rounds - 1,
         "rows": {"train": len(y_train), "validation": len(y_val), "test": len(y_test)},
+        "fit": fit,
         "hyperparameters": {k: v for k, v in hp.items() if v is not None},
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -281,7 +415,7 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         "problem": problem,
         "classes": schema["target"]["classes"],
         "threshold": threshold,
-        "best_iteration": int(booster.best_iteration),
+        "best_iteration": rounds - 1,  # inference scores with rounds 0 to this one
         "feature_names": features,
     }
     (model_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

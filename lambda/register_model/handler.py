@@ -82,6 +82,8 @@ class Settings:
     # start_training's jobs run as it, and no person may pass it.
     placement: runtime.JobPlacement = runtime.settings_group(runtime.JobPlacement)
     source_uri: str = runtime.setting("SOURCE_URI")  # the platform's training code (evaluate.py)
+    data_bucket: str = runtime.setting("DATA_BUCKET")  # where the prepared runs are
+    prepared_prefix: str = runtime.setting("PREPARED_PREFIX")
     instance_type: str = runtime.setting("INSTANCE_TYPE")  # of the scoring transform job
     # "Approved", or "PendingManualApproval" where a person approves each model (per stage).
     pass_status: str = runtime.setting("PASS_STATUS")
@@ -184,6 +186,8 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         LOG.info("duplicate event: %s is already registered as %s", trained["TrainingJobName"], existing)
         return {"status": "duplicate", "model_package": existing}
     if algorithm in BUILT_INS and not evaluates:  # the algorithm's job: its model is scored first
+        if not _run_folder(job).startswith(f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/"):
+            return runtime.ignored(LOG, f"{job['TrainingJobName']} did not train on a prepared run of {dataset}")
         return _start_scoring(sagemaker, s3, settings, dataset, tags, job, algorithm)
     return _register(sagemaker, s3, sns, settings, spec, group, tags, trained, job)
 
