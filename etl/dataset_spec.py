@@ -182,6 +182,17 @@ class Training:
     def lower_is_better(self) -> bool:
         return self.objective_metric in LOWER_IS_BETTER
 
+    @property
+    def judging(self) -> dict[str, str]:
+        """How a model is judged, as the trainer's and evaluate.py's hyperparameters: the objective
+        metric, the threshold criterion and, where the spec prices the errors, their costs."""
+        costs = {"false_positive_cost": self.false_positive_cost, "false_negative_cost": self.false_negative_cost}
+        return {
+            "objective_metric": self.objective_metric,
+            "threshold_criterion": self.threshold_criterion,
+            **{name: str(cost) for name, cost in costs.items() if cost is not None},
+        }
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

@@ -173,6 +173,21 @@ def started(log: logging.Logger, kind: str, name: str, describe: Callable[[], An
     return {"status": "duplicate", "job": name}
 
 
+def created_once(
+    log: logging.Logger, kind: str, name: str, create: Callable[[], Any], describe: Callable[[], Any]
+) -> dict[str, str] | None:
+    """``create()``; a refusal with a code a taken name gets, where ``kind`` ``name`` now exists,
+    is another delivery's start of it: the duplicate's answer. None when this call created it."""
+    try:
+        create()
+    except ClientError as error:
+        if error_code(error) not in NAME_TAKEN or described(describe) is None:
+            raise
+        log.info("duplicate event: %s %s was started by another delivery", kind, name)
+        return {"status": "duplicate", "job": name}
+    return None
+
+
 # --- training requests -----------------------------------------------------------------------------
 
 # A script-mode trainer prints "metric <channel>:<name>=<value>" (training_jobs/train.py).

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pipeline import ALGORITHMS, scores_of
-from train import EVALUATION_FILE, INFERENCE_CODE, INFO_FILE, THRESHOLD_CRITERIA, judged
+from train import INFERENCE_CODE, THRESHOLD_CRITERIA, judged, write_reports
 
 PIPELINE_CODE = (*INFERENCE_CODE, "pipeline.py")
 CODE_DIR = Path(__file__).resolve().parent  # the job's code: these scripts and dataset_spec.py beside them
@@ -118,9 +118,7 @@ def run(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         "threshold": threshold,
         "feature_names": schema["feature_names"],
     }
-    (model_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    for folder in (output_dir, model_dir):
-        (folder / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    write_reports(model_dir, output_dir, info, evaluation)
     return evaluation
 
 

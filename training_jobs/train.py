@@ -418,10 +418,15 @@ def train(env: dict[str, str], hp: dict[str, Any]) -> dict[str, Any]:
         "best_iteration": rounds - 1,  # inference scores with rounds 0 to this one
         "feature_names": features,
     }
+    write_reports(model_dir, output_dir, info, evaluation)
+    return evaluation
+
+
+def write_reports(model_dir: Path, output_dir: Path, info: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """model-info.json beside the model; evaluation.json in the job's output and beside the model."""
     (model_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     for folder in (output_dir, model_dir):
         (folder / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
-    return evaluation
 
 
 def main(argv: list[str] | None = None) -> int:

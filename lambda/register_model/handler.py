@@ -50,7 +50,6 @@ from typing import Any
 
 import boto3
 import platform_runtime as runtime
-from botocore.exceptions import ClientError
 from dataset_spec import METRICS, DatasetSpec, load_spec
 
 LOG = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         if not _run_folder(job).startswith(f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/"):
             return runtime.ignored(LOG, f"{job['TrainingJobName']} did not train on a prepared run of {dataset}")
         return _start_scoring(sagemaker, s3, settings, dataset, tags, job, algorithm)
-    return _register(sagemaker, s3, sns, settings, spec, group, tags, trained, job)
+    return _register(sagemaker, s3, sns, settings, spec, group, tags, algorithm, trained, job)
 
 
 def _register(
@@ -200,6 +199,7 @@ def _register(
     spec: DatasetSpec,
     group: str,
     tags: Mapping[str, str],
+    algorithm: str,
     trained: Mapping[str, Any],
     evaluated_by: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -213,7 +213,6 @@ def _register(
     current = _approved_value(sagemaker, group)
     verdict = gate(spec, value, current)
     evaluation_uri = _store_evaluation(s3, settings, dataset, name, evaluation)
-    algorithm = _algorithm(trained, settings)
     metadata = {
         "dataset": dataset,
         "run_id": tags.get(runtime.RUN_TAG, ""),
@@ -306,37 +305,34 @@ def _start_scoring(
         settings.placement,
         job_tags,
     )
-    try:
-        sagemaker.create_transform_job(
-            TransformJobName=name,
-            ModelName=name,
-            BatchStrategy="MultiRecord",
-            TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
-                "ContentType": "text/csv",
-                "SplitType": "Line",
-            },
-            TransformOutput={
-                "S3OutputPath": folder + SCORES,
-                "Accept": "application/jsonlines",
-                "AssembleWith": "Line",
-                "KmsKeyId": settings.placement.kms_key_arn,
-            },
-            TransformResources={
-                "InstanceType": settings.instance_type,
-                "InstanceCount": 1,
-                "VolumeKmsKeyId": settings.placement.kms_key_arn,
-            },
-            # The prepared CSV's first column is the target; the algorithm reads the features.
-            # https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
-            DataProcessing={"InputFilter": "$[1:]"},
-            Tags=job_tags,
-        )
-    except ClientError as error:
-        if runtime.error_code(error) not in runtime.NAME_TAKEN or runtime.described(describe) is None:
-            raise
-        LOG.info("duplicate event: scoring job %s was started by another delivery", name)
-        return {"status": "duplicate", "job": name}
+    create = functools.partial(
+        sagemaker.create_transform_job,
+        TransformJobName=name,
+        ModelName=name,
+        BatchStrategy="MultiRecord",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={
+            "S3OutputPath": folder + SCORES,
+            "Accept": "application/jsonlines",
+            "AssembleWith": "Line",
+            "KmsKeyId": settings.placement.kms_key_arn,
+        },
+        TransformResources={
+            "InstanceType": settings.instance_type,
+            "InstanceCount": 1,
+            "VolumeKmsKeyId": settings.placement.kms_key_arn,
+        },
+        # The prepared CSV's first column is the target; the algorithm reads the features.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
+        DataProcessing={"InputFilter": "$[1:]"},
+        Tags=job_tags,
+    )
+    if duplicate := runtime.created_once(LOG, "scoring job", name, create, describe):
+        return duplicate
     LOG.info("started scoring job %s for %s", name, trained, extra={"dataset": dataset})
     return {"status": "scoring", "job": name, "training_job": trained}
 
@@ -356,56 +352,46 @@ def _start_evaluation(
     if duplicate := runtime.started(LOG, "evaluation job", name, describe):
         return duplicate
     run = _run_folder(job)
-    training = spec.training
     hyperparameters = {
         "algorithm": _algorithm(job, settings),
-        "objective_metric": training.objective_metric,
-        "threshold_criterion": training.threshold_criterion,
-        **{
-            cost: str(getattr(training, cost))
-            for cost in ("false_positive_cost", "false_negative_cost")
-            if getattr(training, cost) is not None
-        },
+        **spec.training.judging,
         "trained_by": trained,
         "scored_by": scoring["TransformJobName"],
         **runtime.script_mode(settings.source_uri, "evaluate.py"),
     }
     resources = job["ResourceConfig"]
-    try:
-        sagemaker.create_training_job(
-            TrainingJobName=name,
-            AlgorithmSpecification={
-                "TrainingImage": settings.training_images["xgboost"],
-                "TrainingInputMode": "File",
-                "MetricDefinitions": runtime.metric_definitions(METRICS[spec.target.problem]),
-            },
-            RoleArn=settings.execution_role_arn,
-            InputDataConfig=[
-                runtime.channel("validation", run + "validation/"),
-                runtime.channel("test", run + "test/"),
-                runtime.channel("scores", scoring["TransformOutput"]["S3OutputPath"], "application/jsonlines"),
-                runtime.channel("schema", run + "schema.json", "application/json"),
-                runtime.channel("code", settings.source_uri, "application/x-tar"),
-            ],
-            OutputDataConfig=job["OutputDataConfig"],
-            ResourceConfig={
-                "InstanceType": resources["InstanceType"],
-                "InstanceCount": 1,
-                "VolumeSizeInGB": resources["VolumeSizeInGB"],
-                "VolumeKmsKeyId": settings.placement.kms_key_arn,
-            },
-            VpcConfig=settings.placement.vpc_config,
-            StoppingCondition={"MaxRuntimeInSeconds": job["StoppingCondition"]["MaxRuntimeInSeconds"]},
-            EnableNetworkIsolation=True,
-            EnableInterContainerTrafficEncryption=True,
-            HyperParameters=hyperparameters,
-            Tags=runtime.job_tags(settings.stage, spec.name, tags.get(runtime.RUN_TAG), evaluates=trained),
-        )
-    except ClientError as error:
-        if runtime.error_code(error) not in runtime.NAME_TAKEN or runtime.described(describe) is None:
-            raise
-        LOG.info("duplicate event: evaluation job %s was started by another delivery", name)
-        return {"status": "duplicate", "job": name}
+    create = functools.partial(
+        sagemaker.create_training_job,
+        TrainingJobName=name,
+        AlgorithmSpecification={
+            "TrainingImage": settings.training_images["xgboost"],
+            "TrainingInputMode": "File",
+            "MetricDefinitions": runtime.metric_definitions(METRICS[spec.target.problem]),
+        },
+        RoleArn=settings.execution_role_arn,
+        InputDataConfig=[
+            runtime.channel("validation", run + "validation/"),
+            runtime.channel("test", run + "test/"),
+            runtime.channel("scores", scoring["TransformOutput"]["S3OutputPath"], "application/jsonlines"),
+            runtime.channel("schema", run + "schema.json", "application/json"),
+            runtime.channel("code", settings.source_uri, "application/x-tar"),
+        ],
+        OutputDataConfig=job["OutputDataConfig"],
+        ResourceConfig={
+            "InstanceType": resources["InstanceType"],
+            "InstanceCount": 1,
+            "VolumeSizeInGB": resources["VolumeSizeInGB"],
+            "VolumeKmsKeyId": settings.placement.kms_key_arn,
+        },
+        VpcConfig=settings.placement.vpc_config,
+        StoppingCondition={"MaxRuntimeInSeconds": job["StoppingCondition"]["MaxRuntimeInSeconds"]},
+        EnableNetworkIsolation=True,
+        EnableInterContainerTrafficEncryption=True,
+        HyperParameters=hyperparameters,
+        Tags=runtime.job_tags(settings.stage, spec.name, tags.get(runtime.RUN_TAG), evaluates=trained),
+    )
+    if duplicate := runtime.created_once(LOG, "evaluation job", name, create, describe):
+        return duplicate
     LOG.info("started evaluation job %s for %s", name, trained, extra={"dataset": spec.name})
     return {"status": "evaluating", "job": name, "training_job": trained}
 

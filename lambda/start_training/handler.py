@@ -95,13 +95,7 @@ def training_definition(
         ]
         hyperparameters = {
             **{k: str(v) for k, v in training.hyperparameters.items()},
-            "objective_metric": training.objective_metric,
-            "threshold_criterion": training.threshold_criterion,
-            **{
-                name: str(getattr(training, name))
-                for name in ("false_positive_cost", "false_negative_cost")
-                if getattr(training, name) is not None
-            },
+            **training.judging,
             **runtime.script_mode(settings.source_uri, "train.py"),
         }
         metrics = runtime.metric_definitions(METRICS[spec.target.problem])
