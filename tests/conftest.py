@@ -163,14 +163,21 @@ _FUTURES: dict[str, concurrent.futures.Future] = {}
 _SCRATCH: list[Path] = []
 
 
+BACKGROUND_FIXTURES = {"spark", "prepared", "trained"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The permission proof of test_permissions.py evaluates what the handler tests recorded: it runs last."""
-    items.sort(key=lambda item: item.path.name == "test_permissions.py")
+    """Modules whose tests wait for the background fixtures run after those that need none of
+    them, so the main thread has work while the JVM prepares the data (module by module: a
+    module's own fixtures are set up once). The permission proof of test_permissions.py
+    evaluates what the handler tests recorded: it runs last."""
+    waits = {item.path for item in items if BACKGROUND_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    items.sort(key=lambda item: (item.path.name == "test_permissions.py", item.path in waits))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     needed = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
-    if needed & {"spark", "prepared", "trained"}:
+    if needed & BACKGROUND_FIXTURES:
         root = Path(tempfile.mkdtemp(prefix="ml-platform-fixtures-"))
         _SCRATCH.append(root)
         # One worker: each job starts once the one before it is done.
