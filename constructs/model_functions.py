@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -39,6 +40,8 @@ JOB_ARN_REASON = (
 
 SAGEMAKER = "sagemaker.amazonaws.com"  # the service the functions pass the jobs' role to
 SCORING_MANIFEST = "scores.manifest"  # lambda/register_model: a scoring job's data source, beside the model
+# How often register_model looks for ended AutoML jobs: SageMaker sends no event when one ends.
+AUTOPILOT_POLL = Duration.minutes(10)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,17 +149,28 @@ class StartTraining(Construct):
             shared_modules=("dataset_spec.py",),
         )
         function = self.function.function
-        jobs = [sagemaker_arn(self, "training-job/*"), sagemaker_arn(self, "hyper-parameter-tuning-job/*")]
+        kinds = ("training-job/*", "hyper-parameter-tuning-job/*", "automl-job/*")
+        jobs = [sagemaker_arn(self, kind) for kind in kinds]
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob", "sagemaker:AddTags"],
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:CreateAutoMLJobV2",
+                    "sagemaker:AddTags",
+                ],
                 resources=jobs,
                 conditions=stage_tagged(placement.stage),
             )
         )
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:DescribeTrainingJob", "sagemaker:DescribeHyperParameterTuningJob"], resources=jobs
+                actions=[
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:DescribeAutoMLJobV2",
+                ],
+                resources=jobs,
             )
         )
         grant_pass_role(placement.role, function, SAGEMAKER)
@@ -166,7 +180,7 @@ class StartTraining(Construct):
         _acknowledge(
             self.function,
             {
-                JOB_ARN_REASON: _nag(self, "training-job/*", "hyper-parameter-tuning-job/*"),
+                JOB_ARN_REASON: _nag(self, *kinds),
                 "start_training reads the schema.json of any prepared run.": [
                     f"Resource::<{data_id}.Arn>/{prepared_prefix}*/schema.json"
                 ],
@@ -236,22 +250,39 @@ class RegisterModel(Construct):
             shared_modules=("dataset_spec.py",),
         )
         function = self.function.function
+        # SageMaker sends no event when an AutoML job ends: a schedule has the function look.
+        self.schedule = events.Rule(
+            self,
+            "AutopilotSchedule",
+            description="register_model: look for ended AutoML (Autopilot) jobs of the stage",
+            schedule=events.Schedule.rate(AUTOPILOT_POLL),
+        )
+        self.schedule.add_target(
+            targets.LambdaFunction(
+                function, dead_letter_queue=self.function.dead_letter_queue, retry_attempts=defaults.retry_attempts
+            )
+        )
         groups, packages = registry.arns()
-        jobs = ["training-job/*", "hyper-parameter-tuning-job/*", "transform-job/*"]
+        jobs = ["training-job/*", "hyper-parameter-tuning-job/*", "transform-job/*", "automl-job/*"]
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:DescribeHyperParameterTuningJob",
                     "sagemaker:DescribeTransformJob",
+                    "sagemaker:DescribeAutoMLJobV2",
                     "sagemaker:ListTags",
                 ],
                 resources=[sagemaker_arn(self, job) for job in jobs],
             )
         )
+        # ListAutoMLJobs authorizes on no resource (the Service Authorization Reference lists none).
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:ListAutoMLJobs"], resources=["*"]))
         # The evaluation steps of a built-in algorithm's model: the scoring model and transform
         # job, and the evaluation job, each tagged with the stage.
-        made = ["model/*", "transform-job/*", "training-job/*"]
+        # An AutoML job it has acted on is tagged handled (with the stage's tag again, so the
+        # condition holds for that AddTags too).
+        made = ["model/*", "transform-job/*", "training-job/*", "automl-job/*"]
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[

@@ -25,7 +25,7 @@ OUTLIER_POLICIES = ("keep", "clip", "drop")
 DEFAULT_MISSING = ("", "?", "na", "n/a", "nan", "null")
 DEFAULT_SPLIT = {"train": 0.8, "validation": 0.1, "test": 0.1}
 IQR_WHISKER = 1.5
-ALGORITHMS = ("xgboost", "linear-learner", "knn")
+ALGORITHMS = ("xgboost", "linear-learner", "knn", "autopilot")
 # Metrics the trainer reports, per problem; the first is the default objective.
 METRICS = {
     "binary": ("auc", "accuracy", "f1", "precision", "recall", "log_loss"),
@@ -84,6 +84,24 @@ CSV_KEYS = ("delimiter", "header", "columns", "max_malformed_fraction")
 TARGET_KEYS = ("column", "problem", "positive", "positive_above", "classes", "aliases")
 FEATURE_KEYS = {"numeric": ("type", "outliers"), "categorical": ("type", "encoding", "order", "aliases")}
 TUNING_KEYS = ("max_jobs", "max_parallel_jobs", "ranges")
+AUTOPILOT_KEYS = ("max_candidates", "max_job_minutes", "mode")
+# Autopilot's training modes (AutoMLMode), by the spec's names.
+AUTOPILOT_MODES = {"ensembling": "ENSEMBLING", "hyperparameter-tuning": "HYPERPARAMETER_TUNING", "auto": "AUTO"}
+# The platform's metrics as Autopilot names its objectives (botocore's AutoMLMetricEnum); log_loss has none.
+AUTOPILOT_METRICS = {
+    "auc": "AUC",
+    "accuracy": "Accuracy",
+    "f1": "F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "macro_f1": "F1macro",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "mse": "MSE",
+    "r2": "R2",
+}
+MAX_AUTOPILOT_CANDIDATES = 750  # CreateAutoMLJobV2's MaxCandidates
+MAX_AUTOPILOT_MINUTES = 30 * 24 * 60  # the longest an AutoML job may run: 30 days
 RANGE_KEYS = ("type", "min", "max", "scaling")
 # What a number is in a raw file, for training (prepare.py, as a Spark rlike pattern) and serving
 # (schema_encoder.py) alike: ASCII digits with an optional sign, decimal point and exponent.
@@ -162,6 +180,20 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Autopilot:
+    """How an Autopilot job searches (the spec's ``training.autopilot``): at most this many
+    candidates, for at most this many minutes in all, in this mode (the spec's name of it)."""
+
+    max_candidates: int = 10
+    max_job_minutes: int = 240
+    mode: str = "ensembling"
+
+    @property
+    def aws_mode(self) -> str:
+        return AUTOPILOT_MODES[self.mode]
+
+
+@dataclass(frozen=True)
 class Training:
     """How the dataset's model is trained and judged (the spec's optional ``training``)."""
 
@@ -177,6 +209,7 @@ class Training:
     instance_count: int = 1
     max_runtime_minutes: int = 60
     tuning: Tuning | None = None
+    autopilot: Autopilot | None = None  # set exactly when the algorithm is autopilot
 
     @property
     def lower_is_better(self) -> bool:
@@ -472,6 +505,9 @@ def _training(dataset: str, problem: str, value: Any) -> Training:
         raise SpecError(dataset, None, f"training.tuning is for the xgboost trainer, not {algorithm}")
     if "tuning" in raw:
         tuning = _tuning(dataset, raw["tuning"])
+    autopilot = _autopilot(dataset, metric, raw) if algorithm == "autopilot" else None
+    if algorithm != "autopilot" and "autopilot" in raw:
+        raise SpecError(dataset, None, f'training.autopilot is for algorithm "autopilot", not {algorithm!r}')
     return Training(
         algorithm=algorithm,
         objective_metric=metric,
@@ -485,7 +521,32 @@ def _training(dataset: str, problem: str, value: Any) -> Training:
         instance_count=count,
         max_runtime_minutes=runtime,
         tuning=tuning,
+        autopilot=autopilot,
     )
+
+
+def _autopilot(dataset: str, metric: str, raw: Mapping[str, Any]) -> Autopilot:
+    """Autopilot's bounds. It chooses its own models, settings and instances: the spec's
+    hyperparameters, instance type and count have nothing to set there."""
+    for key in ("hyperparameters", "instance_type", "instance_count"):
+        if key in raw:
+            raise SpecError(dataset, None, f"training.{key} has nothing to set for autopilot, which chooses its own")
+    if metric not in AUTOPILOT_METRICS:
+        allowed = ", ".join(AUTOPILOT_METRICS)
+        raise SpecError(dataset, None, f"training.objective_metric {metric!r} is no Autopilot objective ({allowed})")
+    spec = _object(dataset, raw.get("autopilot", {}), "training.autopilot", "an object of Autopilot's bounds")
+    _known(dataset, spec, "training.autopilot", AUTOPILOT_KEYS)
+    candidates = _whole(
+        dataset, spec.get("max_candidates", 10), "training.autopilot.max_candidates", 1, MAX_AUTOPILOT_CANDIDATES
+    )
+    minutes = _whole(
+        dataset, spec.get("max_job_minutes", 240), "training.autopilot.max_job_minutes", 1, MAX_AUTOPILOT_MINUTES,
+        " of minutes",
+    )  # fmt: skip
+    mode = spec.get("mode", "ensembling")
+    if not isinstance(mode, str) or mode not in AUTOPILOT_MODES:
+        raise _not_allowed(dataset, "training.autopilot.mode", mode, f"one of {', '.join(AUTOPILOT_MODES)}")
+    return Autopilot(max_candidates=candidates, max_job_minutes=minutes, mode=mode)
 
 
 def _costs(dataset: str, criterion: str, raw: Mapping[str, Any]) -> tuple[float | None, float | None]:

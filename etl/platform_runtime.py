@@ -44,8 +44,10 @@ STAGE_TAG = TAG_PREFIX + "stage"  # every resource of a stage; IAM conditions on
 DATASET_TAG = TAG_PREFIX + "dataset"  # jobs and models of one dataset
 RUN_TAG = TAG_PREFIX + "run"  # jobs of one prepared run
 WORKSPACE_TAG = TAG_PREFIX + "workspace"  # the notebook instance
-# The training job a platform evaluation step (a scoring transform job, an evaluation job) is for.
+# The training job a platform evaluation step (a scoring transform job, an evaluation job) is for,
+# or the AutoML job, as AUTOML_JOB + its name.
 EVALUATES_TAG = TAG_PREFIX + "evaluates"
+AUTOML_JOB = "automl-job/"
 
 
 def job_tags(stage: str, dataset: str, run_id: str | None = None, evaluates: str | None = None) -> list[dict[str, str]]:
@@ -285,7 +287,8 @@ def envelope(event: Any, source: str, detail_types: Collection[str], what: str) 
     return event["detail-type"], read(event, "detail", Mapping)
 
 
-def _time(event: Mapping[str, Any]) -> datetime:
+def event_time(event: Mapping[str, Any]) -> datetime:
+    """When the event happened (its ``time``), as an aware datetime."""
     text = read(event, "time", str)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -331,7 +334,7 @@ class ObjectCreated:
             etag=etag,
             version=read(event, "detail.object.version-id", str, optional=True) or etag,
             sequencer=read(event, "detail.object.sequencer", str),
-            at=_time(event),
+            at=event_time(event),
         )
 
     def in_dataset(

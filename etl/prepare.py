@@ -24,7 +24,12 @@ What it does, in order:
    index, one-hot with all zeros for an unseen value); target to 0..k-1 (numeric for regression);
 7. write ``train/``, ``validation/``, ``test/`` as SageMaker CSV (no header, target first),
    ``schema.json`` (everything inference needs to prepare a raw record the same way),
-   ``report.json``, and ``_SUCCESS`` last. A run that fails writes no ``_SUCCESS``.
+   ``report.json``, and ``_SUCCESS`` last. A run that fails writes no ``_SUCCESS``. When the
+   spec trains with Autopilot, which does its own preparation, also its view of the same rows:
+   the target (class name or number) and the features as step 2 leaves them (not imputed,
+   clipped or encoded; missing: an empty field), with a header in ``autopilot/train/`` and
+   ``autopilot/validation/``, and without one, in the order of ``validation/`` and ``test/``
+   line by line, in ``autopilot/scoring/validation/`` and ``autopilot/scoring/test/``.
 
 Every problem with the spec or the data is raised as a SpecError naming dataset, column and
 problem, before anything is written.
@@ -58,6 +63,10 @@ _INVALID = "__invalid_"  # + column: the value when it is present but not valid 
 NOT_UTF8 = "\ufffd"
 # XGBoost refuses "[", "]" and "<" in a feature name: output names escape them (and "%") as URLs do.
 _NAME_ESCAPES = str.maketrans({"%": "%25", "[": "%5B", "]": "%5D", "<": "%3C"})
+# Autopilot's view (spec algorithm "autopilot"): per split, the folder it trains on (with a
+# header) and the folder a batch transform scores (no header, in the prepared file's row order).
+AUTOPILOT_TRAINING = {"train": "autopilot/train", "validation": "autopilot/validation"}
+AUTOPILOT_SCORING = {"validation": "autopilot/scoring/validation", "test": "autopilot/scoring/test"}
 
 
 # --- storage: local paths and s3:// URIs --------------------------------------------------------
@@ -602,6 +611,48 @@ def outlier_filter(fitted: list[dict[str, Any]]):
     return keep
 
 
+def autopilot_view(kept, spec: DatasetSpec, classes: list[str]):
+    """The rows as Autopilot reads them: the target (its class, ``classes[label]``; the number for
+    regression), then every feature as :func:`normalised` leaves it (no imputation, clipping or
+    encoding; missing is null), named as the spec names them; plus the key and split for writing."""
+    from pyspark.sql import functions as F
+
+    target = F.array(*[F.lit(c) for c in classes])[F.col(_LABEL)] if classes else F.col(_LABEL)
+    features = [_col(f.name) for f in spec.features]
+    return kept.select(target.alias(spec.target.column), *features, F.col(_KEY), F.col(_SPLIT))
+
+
+def write_autopilot(view, output_uri: str) -> None:
+    """:func:`autopilot_view` as CSV, one file per folder, each ordered as the prepared splits are
+    (by the shuffle key), so line i of a scoring file is line i of the prepared split's file."""
+    from pyspark.sql import functions as F
+
+    folders = [(split, folder, True) for split, folder in AUTOPILOT_TRAINING.items()]
+    folders += [(split, folder, False) for split, folder in AUTOPILOT_SCORING.items()]
+    for split, folder, header in folders:
+        part = view.where(F.col(_SPLIT) == split).repartitionByRange(1, _KEY).sortWithinPartitions(_KEY)
+        (
+            part.drop(_KEY, _SPLIT)
+            .write.mode("overwrite")
+            .option("header", "true" if header else "false")
+            # RFC 4180, as Autopilot (pandas) reads it: a quote inside a value is doubled, not
+            # escaped with a backslash (Spark's default).
+            .option("escape", '"')
+            # Null (missing) is an empty field, and so is an empty text (Spark would write "").
+            .option("emptyValue", "")
+            .csv(join(output_uri, folder))
+        )
+
+
+def autopilot_layout(spec: DatasetSpec) -> dict[str, Any]:
+    """Where :func:`write_autopilot` writes and the columns of its files, for schema.json."""
+    return {
+        "columns": [spec.target.column, *(f.name for f in spec.features)],
+        "training": {split: folder + "/" for split, folder in AUTOPILOT_TRAINING.items()},
+        "scoring": {split: folder + "/" for split, folder in AUTOPILOT_SCORING.items()},
+    }
+
+
 def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int = 42) -> dict[str, Any]:
     """Run the preparation; returns the report (also written as report.json)."""
     from pyspark.sql import functions as F
@@ -656,9 +707,14 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
         files = spec.training.instance_count if name == "train" else 1
         part = prepared.where(F.col(_SPLIT) == name).repartitionByRange(files, _KEY).sortWithinPartitions(_KEY)
         part.select(*names).write.mode("overwrite").option("header", "false").csv(join(output_uri, name))
+    autopilot = spec.training.algorithm == "autopilot"
+    if autopilot:
+        write_autopilot(autopilot_view(kept, spec, classes), output_uri)
 
     labels = target_labels(spec, classes, spellings)
     schema = build_schema(spec, fitted, classes, labels, seed, input_uri, balance, raw.columns[:-3])
+    if autopilot:
+        schema["autopilot"] = autopilot_layout(spec)
     columns_in = [spec.target.column, *(f.name for f in spec.features)]
     report = {
         "dataset": spec.name,

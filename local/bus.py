@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from local.events import scheduled_event
 from local.matcher import compile_pattern
 from local.trace import acting_as
 
@@ -48,12 +49,17 @@ class Bus:
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
         self.rules: list[Rule] = []
+        self.scheduled: list[str] = []  # the scheduled rules' names
+        self._ticked_at = 0  # the twin's activity when they last fired
 
     def add_rule(self, *, name: str, arn: str, stack: str, logical_id: str, properties: dict[str, Any]) -> None:
         if "ScheduleExpression" in properties and "EventPattern" not in properties:
-            self.twin.trace.add("rule", rule=name, note="a scheduled rule: the twin keeps no clock, it never fires")
+            self.twin.trace.add(
+                "rule", rule=name, note="a scheduled rule: the twin fires it when idle after anything happened"
+            )
             pattern: dict[str, Any] = {}
             matcher: Callable[[Mapping[str, Any]], bool] = lambda event: False  # noqa: E731
+            self.scheduled.append(name)
         else:
             pattern = properties["EventPattern"]
             if isinstance(pattern, str):
@@ -71,6 +77,30 @@ class Bus:
                 matches=matcher,
             )
         )
+
+    def tick(self) -> bool:
+        """The scheduled rules fire, once the twin is idle, if anything happened since they last
+        did (the twin's clock does not run between its steps: a schedule's every tick in the
+        meantime would have found the same). Each target gets EventBridge's "Scheduled Event"
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html).
+        Whether anything was queued."""
+        twin = self.twin
+        if not self.scheduled or twin.activity == self._ticked_at:
+            return False
+        self._ticked_at = twin.activity
+        queued = False
+        for rule in self.rules:
+            if rule.name not in self.scheduled or not rule.enabled:
+                continue
+            event = scheduled_event(rule.arn, account=twin.account, region=twin.region)
+            twin.trace.add("tick", rule=rule.name, event_id=event["id"])
+            for target in rule.targets:
+                queued = True
+                twin.schedule(
+                    f"deliver Scheduled Event to {target['Arn']}",
+                    lambda rule=rule, target=target, event=event: self._deliver(rule, target, event),
+                )
+        return queued
 
     def put(self, event: Mapping[str, Any]) -> None:
         """Match the event against every enabled rule and queue a delivery per target."""

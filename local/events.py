@@ -451,3 +451,21 @@ sagemaker_transform_job_state_change = SageMakerStateChange(
 sagemaker_model_package_state_change = SageMakerStateChange(
     "SageMaker Model Package State Change", "ModelPackageArn", ("ModelPackageStatus",), tags_always=False
 )
+
+
+# --- EventBridge's own --------------------------------------------------------------------------------
+
+
+def scheduled_event(rule_arn: str, *, account: str, region: str, time: datetime | None = None) -> dict[str, Any]:
+    """What a scheduled rule sends its targets: source ``aws.events``, detail-type
+    ``Scheduled Event``, the rule's ARN as the one resource, an empty detail.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html"""
+    return envelope(
+        detail_type="Scheduled Event",
+        source="aws.events",
+        detail={},
+        account=account,
+        region=region,
+        resources=[rule_arn],
+        time=time,
+    )

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from local import standins
+from local import autopilot, standins
 from local.functions import load_module
 from local.jobs import split_uri
 from local.trace import acting_as
@@ -193,6 +193,11 @@ class Hosting:
     def _inference(self, label: str, image: str, environment: dict[str, str], model_dir: Path):
         """What answers /invocations: a built-in's stand-in, or the XGBoost container's script
         mode, SAGEMAKER_PROGRAM loaded from SAGEMAKER_SUBMIT_DIRECTORY inside model.tar.gz."""
+        if autopilot.is_stand_in(image):
+            self.twin.trace.add(
+                "stand-in", container=label, image=image, note="an Autopilot candidate: the twin's stand-in serves"
+            )
+            return autopilot.Serving(environment)
         if standins.algorithm_of(image):
             self.twin.trace.add(
                 "stand-in", container=label, image=image, note="a built-in algorithm: the twin's stand-in serves"

@@ -51,7 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local import events, standins
+from botocore.exceptions import ClientError
+
+from local import autopilot, events, standins
 from local.container import run as run_entry_point
 from local.functions import load_module
 from local.trace import acting_as
@@ -97,6 +99,10 @@ class Jobs:
             name = params["HyperParameterTuningJobName"]
             self._tuning_job(name).hyper_parameter_tuning_job_status = "InProgress"
             twin.schedule(f"tuning job {name}", lambda: self.run_tuning(name, dict(params)))
+        elif service == "sagemaker" and operation == "CreateAutoMLJobV2":
+            name = params["AutoMLJobName"]
+            self._backend().auto_ml_jobs[name].auto_ml_job_status = "InProgress"
+            twin.schedule(f"AutoML job {name}", lambda: self.run_automl(name, dict(params)))
         elif service == "sagemaker" and operation == "CreateTransformJob":
             name = params["TransformJobName"]
             self._backend().transform_jobs[name].transform_job_status = "InProgress"
@@ -558,6 +564,133 @@ class Jobs:
         with acting_as("twin"):
             description = twin.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         self._emit(events.sagemaker_tuning_job_state_change(description, account=twin.account, region=twin.region))
+
+    # --- Autopilot ---
+
+    def run_automl(self, name: str, request: dict[str, Any]) -> None:
+        """An AutoML V2 tabular job, played by local/autopilot.py's search; its record in the
+        account says how it ended, and no event does (SageMaker sends none for AutoML jobs)."""
+        twin = self.twin
+        job = self._backend().auto_ml_jobs[name]
+        tabular = request["AutoMLProblemTypeConfig"]["TabularJobConfig"]
+        criteria = tabular.get("CompletionCriteria", {})
+        metric = job.auto_ml_job_objective["MetricName"]
+        twin.trace.add(
+            "job", service="sagemaker", job_type="automl", job=name, status="InProgress",
+            note=f"Autopilot played by the twin's stand-in: up to {len(autopilot.CONFIGURATIONS)} XGBoost "
+            f"configurations, judged by {metric} on the validation channel",
+        )  # fmt: skip
+        root = twin.state / "sagemaker" / name
+        shutil.rmtree(root, ignore_errors=True)
+        role, key_arn = request["RoleArn"], request["OutputDataConfig"].get("KmsKeyId")
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/"
+        try:
+            channels = {}
+            with acting_as(role):
+                for channel in request["AutoMLJobInputDataConfig"]:
+                    kind = channel.get("ChannelType", "training")
+                    uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                    channels[kind] = Path(self._mirror_down(uri, root / kind))
+            if "validation" not in channels:
+                raise autopilot.AutopilotError("the twin's stand-in needs a validation channel")
+            model, candidates, explained = autopilot.search(
+                channels["training"], channels["validation"], tabular["TargetAttributeName"], tabular["ProblemType"],
+                metric, criteria.get("MaxCandidates", len(autopilot.CONFIGURATIONS)),
+            )  # fmt: skip
+            best = next(c for c in candidates if c["best"])
+            artifacts = self._automl_artifacts(output, best["name"], model, explained, key_arn, role)
+        except (autopilot.AutopilotError, ClientError, KeyError, ValueError) as error:
+            job.auto_ml_job_status, job.auto_ml_job_secondary_status = "Failed", "Failed"
+            job.failure_reason = str(error)
+            job.best_candidate = None
+            candidates = []
+        else:
+            job.auto_ml_job_status, job.auto_ml_job_secondary_status = "Completed", "Completed"
+            job.failure_reason = ""
+            job.best_candidate = self._candidate(best, metric, artifacts)
+            job.auto_ml_job_artifacts = {
+                "CandidateDefinitionNotebookLocation": artifacts["candidate_notebook"],
+                "DataExplorationNotebookLocation": artifacts["data_exploration_notebook"],
+            }
+        job.partial_failure_reasons = []
+        # Naive UTC, as moto keeps the record's own times (ListAutoMLJobs compares them).
+        job.end_time = job.last_modified_time = _now().replace(tzinfo=None)
+        twin.activity += 1
+        twin.trace.add(
+            "job", service="sagemaker", job_type="automl", job=name, status=job.auto_ml_job_status,
+            failure=job.failure_reason or None,
+            candidates=[{k: c[k] for k in ("name", "settings", "rounds", "value", "best")} for c in candidates],
+        )  # fmt: skip
+
+    def _automl_artifacts(
+        self, output: str, candidate: str, model: Mapping[str, Any], explained: bytes, key_arn: str | None, role: str
+    ) -> dict[str, str]:
+        """The best candidate's model and the job's artifacts where Autopilot writes them, as the
+        job's role; the notebooks are the stand-in's notes in Autopilot's notebooks' places."""
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn} if key_arn else {}
+        places = {
+            "model": f"{output}candidates/{candidate}/model.tar.gz",
+            "candidate_notebook": f"{output}sagemaker-automl-candidates/notebooks/"
+            "SageMakerAutopilotCandidateDefinitionNotebook.ipynb",
+            "data_exploration_notebook": f"{output}sagemaker-automl-candidates/notebooks/"
+            "SageMakerAutopilotDataExplorationNotebook.ipynb",
+            "explainability": f"{output}documentation/explainability/output/{candidate}/",
+        }
+        note = "The local twin's Autopilot stand-in: Autopilot writes its generated notebook here."
+        notebook = {
+            "cells": [{"cell_type": "markdown", "metadata": {}, "source": [note]}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+        }  # fmt: skip
+        bodies = {
+            places["model"]: autopilot.model_archive(model),
+            places["candidate_notebook"]: json.dumps(notebook).encode(),
+            places["data_exploration_notebook"]: json.dumps(notebook).encode(),
+            places["explainability"] + "analysis.json": explained,
+        }
+        with acting_as(role):
+            s3 = self.twin.client("s3")
+            for uri, body in bodies.items():
+                bucket, key = split_uri(uri)
+                s3.put_object(Bucket=bucket, Key=key, Body=body, **encryption)
+        return places
+
+    def _candidate(self, best: Mapping[str, Any], metric: str, artifacts: Mapping[str, str]) -> dict[str, Any]:
+        """The best candidate as DescribeAutoMLJobV2 gives it (AutoMLCandidate)."""
+        twin = self.twin
+        image = f"{twin.account}.dkr.ecr.{twin.region}.amazonaws.com/{autopilot.IMAGE_REPOSITORY}:latest"
+        container = {
+            "Image": image,
+            "ModelDataUrl": artifacts["model"],
+            "Environment": {
+                "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+                "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
+                "SAGEMAKER_INFERENCE_SUPPORTED": ",".join(autopilot.KEYS),
+            },
+        }
+        now = _now()
+        return {
+            "CandidateName": best["name"],
+            "FinalAutoMLJobObjectiveMetric": {
+                "Type": "Minimize" if metric in ("MSE", "RMSE", "MAE") else "Maximize",
+                "MetricName": metric,
+                "Value": best["value"],
+                "StandardMetricName": metric,
+            },
+            "ObjectiveStatus": "Succeeded",
+            "CandidateSteps": [],
+            "CandidateStatus": "Completed",
+            "InferenceContainers": [container],
+            "CreationTime": now,
+            "EndTime": now,
+            "LastModifiedTime": now,
+            "CandidateProperties": {
+                "CandidateArtifactLocations": {"Explainability": artifacts["explainability"]},
+                "CandidateMetrics": [
+                    {"MetricName": metric, "Value": best["value"], "Set": "Validation", "StandardMetricName": metric}
+                ],
+            },
+            "InferenceContainerDefinitions": {"CPU": [container]},
+        }
 
     # --- batch transform ---
 

@@ -78,6 +78,9 @@ class Twin:
         # the next timer (a queue's delivery delay or visibility timeout).
         self.clock = 0.0
         self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
+        # What happened (events put on the bus, jobs that end without one): a scheduled rule
+        # fires when the twin is idle and something happened since it last fired (Bus.tick).
+        self.activity = 0
         self._timer_order = itertools.count()
         self._sequencer = 0
         self._clients: dict[str, Any] = {}
@@ -239,7 +242,7 @@ class Twin:
 
     def run_until_idle(self, limit: int = 10_000) -> int:
         steps = 0
-        while self._pending or self._timers:
+        while self._pending or self._timers or self.bus.tick():
             if steps >= limit:
                 raise RuntimeError(f"the twin did not settle after {limit} steps")
             if not self._pending:  # nothing to do now: the clock moves to the next timer
@@ -259,6 +262,7 @@ class Twin:
 
     def put_event(self, event: Mapping[str, Any]) -> None:
         self.trace.add("event", source=event["source"], detail_type=event["detail-type"], id=event["id"], event=event)
+        self.activity += 1
         for _ in range(2 if self.duplicate_events else 1):
             self.bus.put(event)
 

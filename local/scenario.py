@@ -158,9 +158,11 @@ class Scenario:
         return output, final["at"] - started["at"]
 
     def train(self) -> str:
-        jobs = [e for e in self._of("job", service="sagemaker") if e["job_type"] in ("training", "tuning")]
+        jobs = [e for e in self._of("job", service="sagemaker") if e["job_type"] in ("training", "tuning", "automl")]
         finished = [e for e in jobs if e["status"] not in ("InProgress",)]
-        top = [e for e in finished if e["job_type"] == "tuning"] or [e for e in finished if not e.get("tuning")]
+        top = [e for e in finished if e["job_type"] in ("tuning", "automl")] or [
+            e for e in finished if not e.get("tuning")
+        ]
         if not top:
             raise ScenarioError(f"no training or tuning job ran: {self._why_not('start_training')}")
         job = top[-1]
@@ -173,6 +175,10 @@ class Scenario:
             objective = job["objective"]
             best = f"{objective['MetricName']} {objective['Value']:.4f}"
             return f"tuning job {job['job']}: {len(children)} training jobs, best {job['best']} ({best})", seconds
+        if job["job_type"] == "automl":
+            [best] = [c for c in job["candidates"] if c["best"]] or [{"name": "none", "value": float("nan")}]
+            found = f"{len(job['candidates'])} candidates, best {best['name']} ({best['value']:.4f})"
+            return f"AutoML job {job['job']}: {found}", seconds
         return f"training job {job['job']}", seconds
 
     def register(self) -> str:

@@ -95,6 +95,10 @@ def placeholders(prefix: str, params: Mapping[str, Any], where: Mapping[str, Any
         stack_id = stack if stack.startswith("arn:") else where.get("stacks", {}).get(stack)
         if stack_id:  # arn:...:stack/<name>/<id>
             found["StackName"], found["Id"] = stack_id.split(":stack/", 1)[1].split("/", 1)
+    elif prefix == "sagemaker" and "AutoMLJobName" in params:
+        # arn:...:automl-job/${AutoMLJobJobName}, as the Service Authorization Reference names it
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html#amazonsagemaker-resources-for-iam-policies
+        found["AutoMLJobJobName"] = params["AutoMLJobName"]
     elif prefix == "iam" and "RoleArn" in params:
         found["RoleNameWithPath"] = str(params["RoleArn"]).split(":role/", 1)[1]
     elif prefix == "sqs" and "QueueUrl" in params:
@@ -211,6 +215,18 @@ UNUSED: dict[tuple[str, str], str] = {
             "s3:ListBucket",
         )
     },
+    **{
+        (role, a): (
+            "the Autopilot path: start_training starts an AutoML job, register_model's schedule describes an "
+            "ended one; the chain trains XGBoost, "
+            "tests/test_local_autopilot.py runs Autopilot and proves these requests there"
+        )
+        for role, a in (
+            ("StartTrainingRole", "sagemaker:CreateAutoMLJobV2"),
+            ("RegisterModelRole", "sagemaker:DescribeAutoMLJobV2"),
+        )
+    },
+    ("StartTrainingRole", "sagemaker:DescribeAutoMLJobV2"): "an AutoML job name already taken: " + HANDLER_TESTS,
     ("StartBatchTransformRole", "sagemaker:DescribeTransformJob"): "a job name already taken: " + HANDLER_TESTS,
     ("StartBatchTransformRole", "sns:Publish"): "a batch file with no model to run it: " + HANDLER_TESTS,
     **{

@@ -16,7 +16,7 @@ import pytest
 from dataset_spec import SpecError, normalise
 from schema_encoder import SchemaEncoder
 
-from tests.conftest import RAW_FILES, ROOT, SEED, load_dataset_spec, raw_records, run_prepare
+from tests.conftest import RAW_FILES, ROOT, SEED, Prepared, load_dataset_spec, raw_records, run_prepare
 
 SPLITS = ("train", "validation", "test")
 DATASETS = sorted(RAW_FILES)
@@ -576,3 +576,143 @@ def test_command_line_names_a_missing_path_or_unreadable_spec_in_one_line(tmp_pa
         error = capsys.readouterr().err
         assert error.startswith(expected) and error.count("\n") == 1, error
     assert not (tmp_path / "out").exists()
+
+
+# --- the Autopilot view: the same rows, normalised but neither imputed nor encoded, as CSV -------
+
+AUTOPILOT_TRAINING = {"train": "autopilot/train", "validation": "autopilot/validation"}
+AUTOPILOT_SCORING = {"validation": "autopilot/scoring/validation", "test": "autopilot/scoring/test"}
+# Values with a comma and with quotes (unquoted in the raw file: Spark's reader takes a doubled
+# quote for a backslash-escaped one): written as RFC 4180 has them, read back whole.
+COMMA, QUOTES = "Dark Navy, Blue", 'Pale "Sky" Blue'
+
+
+def autopilot_spec(raw: dict):
+    from dataset_spec import parse_spec
+
+    return parse_spec({**raw, "training": {"algorithm": "autopilot"}})
+
+
+def prepare_for_autopilot(spark, name: str, raw: Path, spec, output: Path) -> Prepared:
+    import prepare
+
+    report = prepare.prepare(spark, str(raw), spec, str(output), SEED)
+    schema = json.loads((output / "schema.json").read_text(encoding="utf-8"))
+    return Prepared(name, raw, output, spec, report, schema)
+
+
+@pytest.fixture(scope="module")
+def autopilot_car(spark, tmp_path_factory) -> Prepared:
+    """Car evaluation, its shipped spec trained with Autopilot instead of XGBoost."""
+    spec = autopilot_spec(json.loads((ROOT / "datasets" / "car-evaluation.json").read_text()))
+    output = tmp_path_factory.mktemp("autopilot") / "car-evaluation"
+    return prepare_for_autopilot(spark, "car-evaluation", RAW_FILES["car-evaluation"], spec, output)
+
+
+@pytest.fixture(scope="module")
+def autopilot_crafted(spark, tmp_path_factory) -> Prepared:
+    """The crafted rows (variant spellings, missing and invalid values, an outlier to drop) and a
+    value that needs quoting, trained with Autopilot."""
+    root = tmp_path_factory.mktemp("autopilot-crafted")
+    rows = [*crafted_rows(), ["13", COMMA, "low", "no", "a comma"]]
+    rows += [[str(5000 + i), "red", "high", "no", f"outlier {i}"] for i in range(12)]
+    lines = [*encoded(rows), f"14,{QUOTES},mid,no,quotes".encode()]
+    raw = write_bytes(root / "crafted.csv", ["size", "colour", "grade", "label", "comment"], lines)
+    return prepare_for_autopilot(spark, "crafted", raw, autopilot_spec(CRAFTED_SPEC), root / "out")
+
+
+def file_lines(folder: Path) -> list[list[str]]:
+    """The rows of the folder's one file (and the folder holds nothing else)."""
+    files = [path for path in folder.iterdir() if path.is_file()]
+    assert len(files) == 1 and files[0].suffix == ".csv", files
+    with files[0].open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def autopilot_rows(data: Prepared, split: str) -> list[list[str]]:
+    """The view's rows of a split, without the header: the scoring file's for validation and test
+    (checked to equal the training file's rows), the training file's for train."""
+    if split == "train":
+        return file_lines(data.output / AUTOPILOT_TRAINING["train"])[1:]
+    scoring = file_lines(data.output / AUTOPILOT_SCORING[split])
+    if split in AUTOPILOT_TRAINING:
+        assert Counter(map(tuple, file_lines(data.output / AUTOPILOT_TRAINING[split])[1:])) == Counter(
+            map(tuple, scoring)
+        )
+    return scoring
+
+
+def test_autopilot_view_is_one_csv_per_folder_headed_only_where_autopilot_trains(autopilot_car):
+    data = autopilot_car
+    header = [data.spec.target.column, *data.schema["input_columns"]]
+    assert header == ["class", "buying", "maint", "doors", "persons", "lug_boot", "safety"]
+    for folder in AUTOPILOT_TRAINING.values():
+        assert file_lines(data.output / folder)[0] == header
+    for folder in AUTOPILOT_SCORING.values():
+        first = file_lines(data.output / folder)[0]
+        assert first != header and first[0] in data.schema["target"]["classes"]
+    assert data.schema["autopilot"] == {
+        "columns": header,
+        "training": {"train": "autopilot/train/", "validation": "autopilot/validation/"},
+        "scoring": {"validation": "autopilot/scoring/validation/", "test": "autopilot/scoring/test/"},
+    }
+    # Still one _SUCCESS, last, and no .crc files.
+    files = [path for path in data.output.rglob("*") if path.is_file()]
+    assert [p.relative_to(data.output).as_posix() for p in files if p.name == "_SUCCESS"] == ["_SUCCESS"]
+    assert not [p for p in files if p.name.endswith(".crc")]
+    success = (data.output / "_SUCCESS").stat().st_mtime_ns
+    assert all(p.stat().st_mtime_ns <= success for p in files)
+
+
+@pytest.mark.parametrize("fixture", ["autopilot_car", "autopilot_crafted"])
+def test_autopilot_view_holds_the_prepared_rows_and_scores_in_their_order(request, fixture):
+    """Line i of a scoring file is line i of the prepared split: its class is the prepared label's,
+    and encoded with schema.json (imputed, clipped, encoded) it is the prepared row."""
+    data = request.getfixturevalue(fixture)
+    encoder = SchemaEncoder(data.schema, invalid_numbers="impute")
+    classes = data.schema["target"]["classes"]
+    for split in SPLITS:
+        view, prepared = autopilot_rows(data, split), split_rows(data.output, split)
+        assert len(view) == len(prepared) == data.report["splits"][split]["rows"], split
+        if split == "train":
+            continue
+        for line, row in zip(view, prepared, strict=True):
+            assert line[0] == classes[int(row[0])]
+            features = encoder.encode(dict(zip(data.schema["input_columns"], line[1:], strict=True)))
+            assert rounded(features) == rounded(row[1:])
+
+
+def test_autopilot_view_of_real_data_is_the_raw_records(autopilot_car):
+    """Car evaluation has no duplicates, no missing value and writes in lower case: the view is the
+    raw file, a column order and a shuffle apart."""
+    data = autopilot_car
+    columns = [data.spec.target.column, *data.schema["input_columns"]]
+    raw = Counter(tuple(record[c] for c in columns) for record in raw_records(data))
+    view = Counter(tuple(line) for split in SPLITS for line in autopilot_rows(data, split))
+    assert view == raw and sum(view.values()) == 1728
+
+
+def test_autopilot_view_is_normalised_but_not_imputed_clipped_or_encoded(autopilot_crafted):
+    data = autopilot_crafted
+    assert data.report["outliers_dropped"] > 0
+    lines = [line for split in SPLITS for line in autopilot_rows(data, split)]
+    by_row = Counter(tuple(line) for line in lines)
+    # label, size, colour, grade: numbers as doubles, text trimmed, in lower case, aliases resolved.
+    assert by_row[("no", "12.5", "gray", "mid")] == 2  # " GREY ", "Medium" and its normalised twin
+    assert ("yes", "", "red", "low") in by_row  # size "?": missing, an empty field, not the median
+    assert ("no", "", "blue", "") in by_row  # size "abc" (invalid) and grade "" (missing)
+    assert ("no", "13.0", COMMA.lower(), "low") in by_row and ("no", "14.0", QUOTES.lower(), "mid") in by_row
+    assert {line[2] for line in lines} == {"red", "gray", "blue", COMMA.lower(), QUOTES.lower()}
+    assert {line[3] for line in lines} == {"low", "mid", "high", ""}
+    sizes = [float(line[1]) for line in lines if line[1]]
+    assert max(sizes) >= 5000  # evaluation outliers as they are: the prepared rows clip them
+    assert not any(line[0] == "" for line in lines)  # rows without a target are left out
+    folders = [AUTOPILOT_TRAINING["train"], *AUTOPILOT_SCORING.values()]
+    text = "".join(path.read_text() for folder in folders for path in (data.output / folder).glob("*.csv"))
+    assert '"dark navy, blue"' in text and '"pale ""sky"" blue"' in text and "\\" not in text
+
+
+def test_no_autopilot_view_for_other_algorithms(prepared):
+    data = prepared["car-evaluation"]
+    assert data.spec.training.algorithm == "xgboost"
+    assert not (data.output / "autopilot").exists() and "autopilot" not in data.schema

@@ -193,6 +193,50 @@ def test_a_spec_with_tuning_starts_a_bayesian_tuning_job(start_training, aws):
     assert definition["EnableNetworkIsolation"] is True
 
 
+def test_an_autopilot_spec_starts_an_automl_job_on_the_runs_raw_feature_view(start_training, aws, monkeypatch):
+    autopilot = {"max_candidates": 4, "max_job_minutes": 90, "mode": "hyperparameter-tuning"}
+    raw = spec("car-evaluation") | {"training": {"algorithm": "autopilot", "autopilot": autopilot, "minimum": 0.9}}
+    uri = put_spec(aws["s3"], "car-evaluation", raw)
+    specs = {**start_training.SETTINGS.specs, "car-evaluation": uri}
+    monkeypatch.setattr(start_training, "SETTINGS", dataclasses.replace(start_training.SETTINGS, specs=specs))
+    event = object_created(f"prepared/car-evaluation/{RUN}/_SUCCESS")
+    result = start_training.handler(event, None)
+    assert result["kind"] == "autopilot" and len(result["job"]) <= 32
+    job = aws["sagemaker"].describe_auto_ml_job_v2(AutoMLJobName=result["job"])
+    view = f"s3://{DATA}/prepared/car-evaluation/{RUN}/autopilot/"
+    assert [
+        (c["ChannelType"], c["ContentType"], c["DataSource"]["S3DataSource"]["S3Uri"])
+        for c in job["AutoMLJobInputDataConfig"]
+    ] == [
+        ("training", "text/csv;header=present", view + "train/"),
+        ("validation", "text/csv;header=present", view + "validation/"),
+    ]
+    tabular = job["AutoMLProblemTypeConfig"]["TabularJobConfig"]
+    assert tabular["ProblemType"] == "MulticlassClassification" and tabular["TargetAttributeName"] == "class"
+    assert tabular["Mode"] == "HYPERPARAMETER_TUNING"
+    assert tabular["CompletionCriteria"] == {
+        "MaxCandidates": 4,
+        "MaxRuntimePerTrainingJobInSeconds": 3600,
+        "MaxAutoMLJobRuntimeInSeconds": 5400,
+    }
+    assert job["AutoMLJobObjective"] == {"MetricName": "Accuracy"}
+    assert job["RoleArn"] == ROLE
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{ARTIFACTS}/training/car-evaluation/", "KmsKeyId": KEY}
+    assert job["SecurityConfig"] == {
+        "VolumeKmsKeyId": KEY,
+        "EnableInterContainerTrafficEncryption": True,
+        "VpcConfig": {"SecurityGroupIds": ["sg-jobs"], "Subnets": ["subnet-a", "subnet-b"]},
+    }
+    tags = aws["sagemaker"].list_tags(ResourceArn=job["AutoMLJobArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        "ml-platform:stage": "dev",
+        "ml-platform:dataset": "car-evaluation",
+        "ml-platform:run": RUN,
+    }
+    assert start_training.handler(event, None) == {"status": "duplicate", "job": result["job"]}
+    assert not aws["sagemaker"].list_training_jobs()["TrainingJobSummaries"]
+
+
 @pytest.mark.parametrize(
     ("key", "reason"),
     [
@@ -1178,3 +1222,115 @@ def test_a_transform_job_refused_while_no_job_has_the_name_is_raised(start_batch
     Answers.of(start_batch_transform.SAGEMAKER).on("CreateTransformJob", always(refusal))
     with pytest.raises(ClientError, match="ResourceInUse"):
         start_batch_transform.handler(object_created(CARS), None)
+
+
+# --- Autopilot: no event ends an AutoML job; register_model's schedule finds it ------------------
+
+
+def _tick(time: str = "2026-11-12T10:10:00Z") -> dict:
+    """What register_model's schedule sends (EventBridge's Scheduled Event).
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html"""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": time,
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/register-model-schedule"],
+        "detail": {},
+    }
+
+
+def _automl_job(aws, name: str, status: str, stage: str = "dev") -> str:
+    """An AutoML job as start_training starts it, ended as ``status`` with a best candidate."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    view = f"s3://{DATA}/prepared/car-evaluation/{RUN}/autopilot/"
+    arn = aws["sagemaker"].create_auto_ml_job_v2(
+        AutoMLJobName=name,
+        AutoMLJobInputDataConfig=[
+            {
+                "ChannelType": kind,
+                "ContentType": "text/csv;header=present",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": view + split}},
+            }
+            for kind, split in (("training", "train/"), ("validation", "validation/"))
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{ARTIFACTS}/training/car-evaluation/", "KmsKeyId": KEY},
+        AutoMLProblemTypeConfig={
+            "TabularJobConfig": {
+                "ProblemType": "MulticlassClassification",
+                "TargetAttributeName": "class",
+                "CompletionCriteria": {"MaxCandidates": 2, "MaxRuntimePerTrainingJobInSeconds": 600},
+            }
+        },
+        AutoMLJobObjective={"MetricName": "Accuracy"},
+        RoleArn=ROLE,
+        Tags=[
+            {"Key": "ml-platform:stage", "Value": stage},
+            {"Key": "ml-platform:dataset", "Value": "car-evaluation"},
+            {"Key": "ml-platform:run", "Value": RUN},
+        ],
+    )["AutoMLJobArn"]
+    job = sagemaker_backends[ACCOUNT][REGION].auto_ml_jobs[name]
+    job.auto_ml_job_status = status
+    job.failure_reason = "" if status == "Completed" else "ClientError: the target column has one value"
+    job.partial_failure_reasons = []
+    job.best_candidate = {
+        "CandidateName": "best-candidate",
+        "FinalAutoMLJobObjectiveMetric": {"MetricName": "Accuracy", "Value": 0.97},
+        "InferenceContainers": [
+            {"Image": "autogluon-inference:1", "ModelDataUrl": f"s3://{ARTIFACTS}/m.tar.gz", "Environment": {}}
+        ],
+        "CandidateProperties": {"CandidateArtifactLocations": {"Explainability": f"s3://{ARTIFACTS}/explain/"}},
+    }
+    for split in ("validation", "test"):
+        aws["s3"].put_object(
+            Bucket=DATA, Key=f"prepared/car-evaluation/{RUN}/autopilot/scoring/{split}/part-0.csv", Body=b"unacc,low\n"
+        )
+    return arn
+
+
+def test_the_schedule_scores_a_completed_automl_jobs_best_candidate_once(register_model, aws):
+    arn = _automl_job(aws, "car-automl", "Completed")
+    first = register_model.handler(_tick(), None)
+    [scoring] = first["handled"]
+    assert first["status"] == "polled" and scoring["status"] == "scoring"
+    sagemaker = aws["sagemaker"]
+    job = sagemaker.describe_transform_job(TransformJobName=scoring["job"])
+    assert job["TransformOutput"]["Accept"] == "text/csv" and job["DataProcessing"]["InputFilter"] == "$[1:]"
+    model = sagemaker.describe_model(ModelName=job["ModelName"])
+    containers = model.get("Containers") or [model["PrimaryContainer"]]
+    assert containers[-1]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] == "probabilities,labels"
+    manifest = "training/car-evaluation/car-automl/scores.manifest"
+    listed = json.loads(aws["s3"].get_object(Bucket=ARTIFACTS, Key=manifest)["Body"].read())
+    assert listed == [
+        {"prefix": f"s3://{DATA}/prepared/car-evaluation/{RUN}/autopilot/scoring/"},
+        "validation/part-0.csv",
+        "test/part-0.csv",
+    ]
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]}
+    assert tags["ml-platform:evaluates"] == "automl-job/car-automl"
+    handled = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert handled["ml-platform:handled"] == "Completed"
+    assert register_model.handler(_tick(), None) == {"status": "polled", "handled": []}
+
+
+def test_a_failed_automl_job_reaches_the_operators_once_and_another_stages_job_not_at_all(register_model, aws):
+    _automl_job(aws, "car-automl-failed", "Failed")
+    _automl_job(aws, "car-automl-prod", "Failed", stage="prod")
+    [notified] = register_model.handler(_tick(), None)["handled"]
+    assert notified["status"] == "notified" and notified["job"] == "car-automl-failed"
+    assert "the target column has one value" in notified["reason"]
+    assert register_model.handler(_tick(), None)["handled"] == []
+    [message] = notifications(aws)
+    assert "AutoML job car-automl-failed ended Failed" in message["Message"]
+
+
+def test_a_scheduled_event_without_a_time_is_ignored_with_the_reason(register_model, aws):
+    event = _tick()
+    del event["time"]
+    result = register_model.handler(event, None)
+    assert result["status"] == "ignored" and "time" in result["reason"]

@@ -14,6 +14,11 @@ the row the job wrote:
   the order (a value outside it is refused, as the job refuses it); one-hot -> one 0/1 per
   training category, all zeros for a value never seen in training (never an error).
 
+It also gives a record's raw-feature view (:meth:`SchemaEncoder.view`), what Autopilot's model
+reads and the ETL job writes for it: each feature as text, normalised by the same rules but
+neither imputed, clipped nor encoded (a number as ``repr(float)``, a category in lower case with
+its alias resolved, a missing value as ``""``); a value the encoding refuses is refused alike.
+
 A raw record is what the raw file holds: a mapping by column name, or the values of a line in
 the file's column order, with or without the target and the dropped columns (told apart by how
 many values there are; where two layouts have as many, a reading that puts something other than a
@@ -239,14 +244,9 @@ class SchemaEncoder:
                         row, column, f"{shown(text or '')} is beyond {self._largest:g}, the largest the model takes"
                     )
                 continue
-            value = feature["impute"] if text is None else text.lower()
-            value = aliases.get(value, value)
+            value = self._category(feature, aliases, text, row)
             if kind == "ordinal":
-                order = self._ordinal[column]
-                if value not in order:
-                    allowed = ", ".join(feature["order"]) + "".join(f", {a}" for a in aliases)
-                    raise RecordError(row, column, f"{shown(text or '')} is not one of {allowed}")
-                encoded.append(float(order[value]))
+                encoded.append(float(self._ordinal[column][value]))
             else:
                 positions = self._one_hot[column]
                 block = [0.0] * len(positions)
@@ -255,6 +255,45 @@ class SchemaEncoder:
                     block[position] = 1.0
                 encoded.extend(block)
         return encoded
+
+    def view(self, record: Mapping[str, Any] | Sequence[Any], row: int = 0) -> list[str]:
+        """One raw record's view values (a mapping by column name, or a line's values in the
+        file's order), one per input column in order: see :meth:`view_read`."""
+        if isinstance(record, Mapping):
+            values = self._checked(record, row)
+        elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
+            values = self.record(record, row)
+        else:
+            raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
+        return self.view_read(values, row)
+
+    def view_read(self, values: Mapping[str, Any], row: int = 0) -> list[str]:
+        """A record as :meth:`records_of_lines` reads it, as the raw-feature view writes it: per
+        input column, a number as ``repr(float)``, a category in lower case with its alias
+        resolved, ``""`` when missing; nothing imputed, clipped or encoded. What :meth:`encode_read`
+        refuses of a present value (not a number, outside an ordinal's order) is refused alike;
+        with ``invalid_numbers="impute"`` a value that is not a number is missing, as in the job."""
+        viewed: list[str] = []
+        for feature, column, kind, aliases, _ in self._plan:
+            text = self._text(values.get(column), row, column)
+            if text is None:
+                viewed.append("")
+            elif kind == "numeric":
+                number = self._parsed(feature, text, row)
+                viewed.append("" if number is None else repr(number))
+            else:
+                viewed.append(self._category(feature, aliases, text, row))
+        return viewed
+
+    def _category(self, feature: Mapping[str, Any], aliases: Mapping[str, str], text: str | None, row: int) -> str:
+        """A categorical feature's value: lower case, alias resolved (the training mode when
+        missing); an ordinal's value outside its order is refused."""
+        value = feature["impute"] if text is None else text.lower()
+        value = aliases.get(value, value)
+        if feature["kind"] == "ordinal" and value not in self._ordinal[feature["column"]]:
+            allowed = ", ".join(feature["order"]) + "".join(f", {a}" for a in aliases)
+            raise RecordError(row, feature["column"], f"{shown(text or '')} is not one of {allowed}")
+        return value
 
     def _text(self, value: Any, row: int, column: str) -> str | None:
         """A value as the raw file writes it (trimmed), or None when it is missing."""
@@ -283,16 +322,20 @@ class SchemaEncoder:
     def _number(self, feature: Mapping[str, Any], text: str | None, row: int) -> float:
         """The number a numeric feature's text writes (its training median when missing), before
         clipping."""
-        number = float(feature["impute"]) if text is None else parse_number(text)
-        if number is None:
-            if self._invalid_numbers == "error":
-                raise RecordError(
-                    row,
-                    feature["column"],
-                    f"{shown(text or '')} is not a number (ASCII digits with an optional sign, point and "
-                    "exponent, within a double's range)",
-                )
-            number = float(feature["impute"])
+        number = None if text is None else self._parsed(feature, text, row)
+        return float(feature["impute"]) if number is None else number
+
+    def _parsed(self, feature: Mapping[str, Any], text: str, row: int) -> float | None:
+        """The number a numeric feature's (present) text writes; not a number is refused, or
+        None with ``invalid_numbers="impute"`` (the job reads it as missing)."""
+        number = parse_number(text)
+        if number is None and self._invalid_numbers == "error":
+            raise RecordError(
+                row,
+                feature["column"],
+                f"{shown(text)} is not a number (ASCII digits with an optional sign, point and "
+                "exponent, within a double's range)",
+            )
         return number
 
     def encode_target(self, value: Any, row: int = 0) -> float:

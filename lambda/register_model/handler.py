@@ -46,6 +46,7 @@ import os
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -56,6 +57,15 @@ LOG = logging.getLogger(__name__)
 CONTENT_TYPES = ["text/csv", "application/json"]
 PASS_STATUSES = ("Approved", "PendingManualApproval")
 BUILT_INS = ("linear-learner", "knn")  # algorithms whose containers the platform wraps in a pipeline
+AUTOPILOT = "autopilot"  # an AutoML job's best candidate, wrapped the same way
+AUTOPILOT_VIEW = "autopilot/"  # the run's raw-feature view (etl/prepare.py), what Autopilot reads
+AUTOPILOT_SCORING = AUTOPILOT_VIEW + "scoring/"  # its validation/ and test/ without a header
+# What Autopilot's classification containers answer: every class's probability and the labels
+# (training_jobs/pipeline.py's AUTOPILOT_OUTPUT, which the decoder reads).
+AUTOPILOT_OUTPUT = "probabilities,labels"
+EVALUATION_VOLUME_GB = 30  # an Autopilot model's evaluation job's volume (a training job's own otherwise)
+LOOKBACK = timedelta(days=1)  # how long after its end an AutoML job is still looked for
+HANDLED_TAG = runtime.TAG_PREFIX + "handled"  # on an AutoML job register_model has acted on
 PROFILER_REPORT = "ProfilerReport"  # the Debugger rule start_training configures
 MANIFEST = "scores.manifest"  # the scoring transform's data source, beside the model
 SCORES = "scores/"  # the scoring transform's output folder, beside the model
@@ -128,6 +138,12 @@ def gate(spec: DatasetSpec, value: float, current: float | None) -> Verdict:
 
 
 def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[str, Any]:
+    if _is_tick(event):
+        try:
+            now = runtime.event_time(event)
+        except runtime.Unrecognised as unrecognised:
+            return runtime.ignored(LOG, str(unrecognised))
+        return autopilot_endings(sagemaker, s3, sns, settings, now)
     try:
         change = runtime.JobStateChange.from_event(event)
     except runtime.Unrecognised as unrecognised:
@@ -147,6 +163,8 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         arn = described["TrainingJobArn"]
         if described.get("TuningJobArn"):
             return runtime.ignored(LOG, f"{name} belongs to a tuning job; its outcome is the tuning job's")
+        if described.get("AutoMLJobArn"):
+            return runtime.ignored(LOG, f"{name} belongs to an AutoML job; its outcome is the AutoML job's")
     # The rule passes every job's end in the account; only this stage's jobs are ours.
     tags = runtime.tag_map(sagemaker.list_tags(ResourceArn=arn)["Tags"])
     dataset = tags.get(runtime.DATASET_TAG)
@@ -164,31 +182,141 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
             return _notify_failure(sns, settings, kind, name, status, "no training job of it completed")
         job = sagemaker.describe_training_job(TrainingJobName=best)
     elif change.kind == "transform":
-        job = sagemaker.describe_training_job(TrainingJobName=evaluates)
+        job = described  # the scoring step: what it scored is the model of the job it evaluates
     else:
         job = described
-    if job.get("RoleArn") != settings.execution_role_arn:  # the tags alone are one guard; the role is a second
+    if change.kind != "transform" and job.get("RoleArn") != settings.execution_role_arn:
+        # the tags alone are one guard; the role is a second
         return runtime.ignored(LOG, f"{job['TrainingJobName']} did not run as the platform's execution role")
+    trained = _trained(sagemaker, settings, evaluates) if evaluates else _from_training_job(job, settings)
+    if isinstance(trained, str):
+        return runtime.ignored(LOG, trained)
 
     spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
-    if change.kind == "transform":  # the algorithm's scores are in: the evaluation job
-        return _start_evaluation(sagemaker, settings, spec, tags, job, described)
-    trained = job
-    if evaluates:  # an evaluation job: the model it evaluated is the algorithm job's
-        trained = sagemaker.describe_training_job(TrainingJobName=evaluates)
-        if trained.get("RoleArn") != settings.execution_role_arn:
-            return runtime.ignored(LOG, f"{evaluates} did not run as the platform's execution role")
-    algorithm = _algorithm(trained, settings)
+    if change.kind == "transform":  # the model's scores are in: the evaluation job
+        return _start_evaluation(sagemaker, settings, spec, tags, trained, described)
     group = runtime.model_package_group(settings.group_prefix, dataset)
-    existing = _package_of(sagemaker, group, trained["TrainingJobName"])
+    existing = _package_of(sagemaker, group, trained.name)
     if existing:
-        LOG.info("duplicate event: %s is already registered as %s", trained["TrainingJobName"], existing)
+        LOG.info("duplicate event: %s is already registered as %s", trained.name, existing)
         return {"status": "duplicate", "model_package": existing}
-    if algorithm in BUILT_INS and not evaluates:  # the algorithm's job: its model is scored first
-        if not _run_folder(job).startswith(f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/"):
-            return runtime.ignored(LOG, f"{job['TrainingJobName']} did not train on a prepared run of {dataset}")
-        return _start_scoring(sagemaker, s3, settings, dataset, tags, job, algorithm)
-    return _register(sagemaker, s3, sns, settings, spec, group, tags, algorithm, trained, job)
+    if trained.algorithm in BUILT_INS and not evaluates:  # the algorithm's job: its model is scored first
+        if not trained.run.startswith(f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/"):
+            return runtime.ignored(LOG, f"{trained.name} did not train on a prepared run of {dataset}")
+        return _start_scoring(sagemaker, s3, settings, dataset, tags, trained)
+    return _register(sagemaker, s3, sns, settings, spec, group, tags, trained, job)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a platform model came from, as the evaluation steps and the registry need it: a
+    training job (XGBoost, Linear Learner, k-NN) or an AutoML job's best candidate."""
+
+    name: str  # the training job's or the AutoML job's: the package's training_job
+    algorithm: str
+    run: str  # s3://<data bucket>/prepared/<dataset>/<run-id>/: the run it trained on
+    containers: list[dict[str, Any]]  # the model's own containers (the algorithm's, or Autopilot's)
+    output: Mapping[str, Any]  # OutputDataConfig: where its jobs' outputs go
+    instance_type: str  # the evaluation job's
+    volume_gb: int
+    max_runtime_seconds: int
+    metadata: Mapping[str, str]  # more of the package's metadata (the profiler report; Autopilot's links)
+
+    @property
+    def scored(self) -> str:
+        """The folder whose validation/ and test/ files the scoring step scores: the prepared run's
+        for a built-in algorithm, the raw-feature view's for Autopilot (its containers read raw values)."""
+        return self.run + AUTOPILOT_SCORING if self.algorithm == AUTOPILOT else self.run
+
+    @property
+    def answers(self) -> str:
+        """The type the scoring step asks the model for: Autopilot's CSV, or the built-ins' JSON lines."""
+        return "text/csv" if self.algorithm == AUTOPILOT else "application/jsonlines"
+
+
+def _from_training_job(job: Mapping[str, Any], settings: Settings) -> Trained:
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    # The algorithm a training job ran, by its image (the spec may have changed since).
+    algorithm = next((a for a in BUILT_INS if settings.training_images.get(a) == image), "xgboost")
+    channels = {c["ChannelName"]: c for c in job.get("InputDataConfig", [])}
+    train = channels.get("train", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri", "")
+    resources = job["ResourceConfig"]
+    return Trained(
+        name=job["TrainingJobName"],
+        algorithm=algorithm,
+        run=train.rstrip("/").rsplit("/", 1)[0] + "/" if train else "",  # the train channel's parent
+        containers=[{"Image": settings.images[algorithm], "ModelDataUrl": _model_data(job)}],
+        output=job["OutputDataConfig"],
+        instance_type=resources["InstanceType"],
+        volume_gb=resources["VolumeSizeInGB"],
+        max_runtime_seconds=job["StoppingCondition"]["MaxRuntimeInSeconds"],
+        metadata={"profiler_report": _profiler_report(job)},
+    )
+
+
+def _from_automl_job(job: Mapping[str, Any], settings: Settings) -> Trained | str:
+    """An AutoML job's best candidate: its inference containers, told to answer every class's
+    probability and the labels (classification), as the platform's decoder reads them."""
+    best = job.get("BestCandidate") or {}
+    containers = [dict(c) for c in best.get("InferenceContainers") or []]
+    if not containers:
+        return f"AutoML job {job['AutoMLJobName']} names no best candidate with inference containers"
+    problem = job["AutoMLProblemTypeConfig"]["TabularJobConfig"]["ProblemType"]
+    if problem != "Regression":
+        containers = autopilot_output(containers, AUTOPILOT_OUTPUT)
+    training = next(c for c in job["AutoMLJobInputDataConfig"] if c.get("ChannelType", "training") == "training")
+    view = training["DataSource"]["S3DataSource"]["S3Uri"]  # .../<run-id>/autopilot/train/
+    criteria = job["AutoMLProblemTypeConfig"]["TabularJobConfig"].get("CompletionCriteria", {})
+    artifacts = job.get("AutoMLJobArtifacts") or {}
+    locations = (best.get("CandidateProperties") or {}).get("CandidateArtifactLocations") or {}
+    objective = best.get("FinalAutoMLJobObjectiveMetric") or {}
+    metadata = {
+        "automl_job": job["AutoMLJobName"],
+        "best_candidate": best.get("CandidateName", ""),
+        "autopilot_objective": f"{objective['MetricName']}={objective['Value']:.6f}" if objective else "",
+        "candidate_notebook": artifacts.get("CandidateDefinitionNotebookLocation", ""),
+        "data_exploration_notebook": artifacts.get("DataExplorationNotebookLocation", ""),
+        "explainability_report": locations.get("Explainability", ""),
+        "model_insights": locations.get("ModelInsights", ""),
+    }
+    return Trained(
+        name=job["AutoMLJobName"],
+        algorithm=AUTOPILOT,
+        run=view.rsplit(AUTOPILOT_VIEW, 1)[0],
+        containers=containers,
+        output=job["OutputDataConfig"],
+        instance_type=settings.instance_type,
+        volume_gb=EVALUATION_VOLUME_GB,
+        max_runtime_seconds=criteria.get("MaxRuntimePerTrainingJobInSeconds", 3600),
+        metadata=metadata,
+    )
+
+
+def autopilot_output(containers: list[dict[str, Any]], keys: str) -> list[dict[str, Any]]:
+    """Autopilot's containers told which keys to answer: the last container's output, and where
+    a classification pipeline has a model and a post-processing container (hyperparameter-tuning
+    mode), the model's output and the post-processor's input too.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/autopilot-automate-model-development-container-output.html"""
+    told = [{**c, "Environment": dict(c.get("Environment") or {})} for c in containers]
+    told[-1]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] = keys
+    if len(told) >= 3:
+        told[-2]["Environment"]["SAGEMAKER_INFERENCE_OUTPUT"] = keys
+        told[-1]["Environment"]["SAGEMAKER_INFERENCE_INPUT"] = keys
+    return told
+
+
+def _trained(sagemaker, settings: Settings, evaluates: str) -> Trained | str:
+    """The model an evaluation step is for (its ``ml-platform:evaluates`` tag): a training job's,
+    or an AutoML job's (``automl-job/<name>``); or why it is not the platform's."""
+    if evaluates.startswith(runtime.AUTOML_JOB):
+        job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=evaluates.removeprefix(runtime.AUTOML_JOB))
+        name = job["AutoMLJobName"]
+    else:
+        job = sagemaker.describe_training_job(TrainingJobName=evaluates)
+        name = job["TrainingJobName"]
+    if job.get("RoleArn") != settings.execution_role_arn:
+        return f"{name} did not run as the platform's execution role"
+    return _from_automl_job(job, settings) if "AutoMLJobName" in job else _from_training_job(job, settings)
 
 
 def _register(
@@ -199,43 +327,43 @@ def _register(
     spec: DatasetSpec,
     group: str,
     tags: Mapping[str, str],
-    algorithm: str,
-    trained: Mapping[str, Any],
+    trained: Trained,
     evaluated_by: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The gate, then the model package of ``trained``'s model, judged by the evaluation.json of
-    ``evaluated_by`` (the same job for the XGBoost path, the platform's evaluation job for a
-    built-in algorithm)."""
-    dataset, name = spec.name, trained["TrainingJobName"]
+    ``evaluated_by`` (the training job itself for the XGBoost path, the platform's evaluation job
+    for a built-in algorithm or Autopilot)."""
+    dataset, name = spec.name, trained.name
     evaluation = _evaluation(s3, evaluated_by)
     metric = spec.training.objective_metric
     value = float(evaluation["test"][metric])
     current = _approved_value(sagemaker, group)
     verdict = gate(spec, value, current)
     evaluation_uri = _store_evaluation(s3, settings, dataset, name, evaluation)
+    evaluator = evaluated_by["TrainingJobName"]
     metadata = {
         "dataset": dataset,
         "run_id": tags.get(runtime.RUN_TAG, ""),
         "training_job": name,
-        "algorithm": algorithm,
-        "evaluation_job": evaluated_by["TrainingJobName"] if evaluated_by is not trained else "",
+        "algorithm": trained.algorithm,
+        "evaluation_job": evaluator if evaluator != name else "",
         "objective_metric": metric,
         "objective_value": f"{value:.6f}",
         "verdict": verdict.reason[:256],
         **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["test"].items() if isinstance(v, int | float)},
-        "profiler_report": _profiler_report(trained),
+        **trained.metadata,
     }
     package = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription=(_label(verdict, settings) + ": ") + verdict.reason,
         InferenceSpecification={
-            "Containers": _containers(settings, algorithm, trained, evaluated_by),
+            "Containers": _containers(settings, trained, evaluated_by),
             "SupportedContentTypes": CONTENT_TYPES,
             "SupportedResponseMIMETypes": CONTENT_TYPES,
         },
         ModelApprovalStatus=settings.pass_status if verdict.approved else "Rejected",
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
-        CustomerMetadataProperties={k: v for k, v in metadata.items() if v},
+        CustomerMetadataProperties={k: v[:256] for k, v in metadata.items() if v},
         ClientToken=hashlib.sha256(name.encode()).hexdigest()[:32],
     )["ModelPackageArn"]
     if not verdict.approved:
@@ -249,62 +377,49 @@ def _register(
     return {"status": passed if verdict.approved else "rejected", "model_package": package, "reason": verdict.reason}
 
 
-def _algorithm(job: Mapping[str, Any], settings: Settings) -> str:
-    """The algorithm a training job ran, by its image (the spec may have changed since)."""
-    image = job["AlgorithmSpecification"]["TrainingImage"]
-    return next((a for a in BUILT_INS if settings.training_images.get(a) == image), "xgboost")
-
-
-def _containers(
-    settings: Settings, algorithm: str, trained: Mapping[str, Any], evaluated_by: Mapping[str, Any]
-) -> list[dict[str, Any]]:
+def _containers(settings: Settings, trained: Trained, evaluated_by: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The model package's containers: the XGBoost container with the inference code the model
-    carries, or a built-in algorithm's container between the platform's encoder and decoder
-    (the evaluation job's model folder holds their code, the schema and the threshold)."""
-    model = {"Image": settings.images[algorithm], "ModelDataUrl": _model_data(trained)}
-    if algorithm not in BUILT_INS:  # the inference code travels in model.tar.gz under code/
-        return [model | {"Environment": {**PIPELINE_STEP, "SAGEMAKER_PROGRAM": "inference.py"}}]
+    carries, or the model's own containers (a built-in algorithm's, Autopilot's) between the
+    platform's encoder and decoder (the evaluation job's model folder holds their code, the
+    schema and the threshold)."""
+    if trained.algorithm == "xgboost":  # the inference code travels in model.tar.gz under code/
+        return [trained.containers[0] | {"Environment": {**PIPELINE_STEP, "SAGEMAKER_PROGRAM": "inference.py"}}]
     platform = {"Image": settings.images["xgboost"], "ModelDataUrl": _model_data(evaluated_by)}
     encoder = {**PIPELINE_STEP, "PLATFORM_PIPELINE_STEP": "encode", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}
     decoder = {**PIPELINE_STEP, "PLATFORM_PIPELINE_STEP": "decode"}
-    return [platform | {"Environment": encoder}, model, platform | {"Environment": decoder}]
+    return [platform | {"Environment": encoder}, *trained.containers, platform | {"Environment": decoder}]
 
 
 def _start_scoring(
-    sagemaker, s3, settings: Settings, dataset: str, tags: Mapping[str, str], job: Mapping[str, Any], algorithm: str
+    sagemaker, s3, settings: Settings, dataset: str, tags: Mapping[str, str], trained: Trained
 ) -> dict[str, Any]:
-    """Step 1 of a built-in algorithm's evaluation: its model scores the validation and test
-    files of the run it trained on (a transform job whose manifest names them)."""
-    trained = job["TrainingJobName"]
+    """Step 1 of an evaluation: the model scores the validation and test files of the run it
+    trained on (a transform job whose manifest names them)."""
     # Named with the stage's prefix, which no data scientist may give a model (constructs/data_scientist_roles.py).
-    name = runtime.fitted_name(f"{settings.group_prefix}-{trained}-scores", MAX_NAME)
+    name = runtime.fitted_name(f"{settings.group_prefix}-{trained.name}-scores", MAX_NAME)
     describe = functools.partial(sagemaker.describe_transform_job, TransformJobName=name)
     if duplicate := runtime.started(LOG, "scoring job", name, describe):
         return duplicate
-    run = _run_folder(job)
-    data_bucket, run_prefix = runtime.split_uri(run)
+    data_bucket, scored_prefix = runtime.split_uri(trained.scored)
     keys = [
-        item["Key"][len(run_prefix) :]
+        item["Key"][len(scored_prefix) :]
         for split in ("validation/", "test/")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data_bucket, Prefix=run_prefix + split)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=data_bucket, Prefix=scored_prefix + split)
         for item in page.get("Contents", [])
         if not item["Key"].endswith("/") and item.get("Size", 1) > 0
     ]
-    folder = f"s3://{settings.artifacts_bucket}/training/{dataset}/{trained}/"
+    folder = f"s3://{settings.artifacts_bucket}/training/{dataset}/{trained.name}/"
     manifest = folder + MANIFEST
     bucket, key = runtime.split_uri(manifest)
     s3.put_object(
-        Bucket=bucket, Key=key, Body=json.dumps([{"prefix": run}, *keys]).encode(), ContentType="application/json"
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps([{"prefix": trained.scored}, *keys]).encode(),
+        ContentType="application/json",
     )
-    job_tags = runtime.job_tags(settings.stage, dataset, tags.get(runtime.RUN_TAG), evaluates=trained)
-    runtime.create_model(
-        sagemaker,
-        LOG,
-        name,
-        [{"Image": settings.images[algorithm], "ModelDataUrl": _model_data(job)}],
-        settings.placement,
-        job_tags,
-    )
+    evaluates = runtime.AUTOML_JOB + trained.name if trained.algorithm == AUTOPILOT else trained.name
+    job_tags = runtime.job_tags(settings.stage, dataset, tags.get(runtime.RUN_TAG), evaluates=evaluates)
+    runtime.create_model(sagemaker, LOG, name, trained.containers, settings.placement, job_tags)
     create = functools.partial(
         sagemaker.create_transform_job,
         TransformJobName=name,
@@ -317,7 +432,7 @@ def _start_scoring(
         },
         TransformOutput={
             "S3OutputPath": folder + SCORES,
-            "Accept": "application/jsonlines",
+            "Accept": trained.answers,
             "AssembleWith": "Line",
             "KmsKeyId": settings.placement.kms_key_arn,
         },
@@ -326,15 +441,15 @@ def _start_scoring(
             "InstanceCount": 1,
             "VolumeKmsKeyId": settings.placement.kms_key_arn,
         },
-        # The prepared CSV's first column is the target; the algorithm reads the features.
+        # The scored CSV's first column is the target; the model reads the features.
         # https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
         DataProcessing={"InputFilter": "$[1:]"},
         Tags=job_tags,
     )
     if duplicate := runtime.created_once(LOG, "scoring job", name, create, describe):
         return duplicate
-    LOG.info("started scoring job %s for %s", name, trained, extra={"dataset": dataset})
-    return {"status": "scoring", "job": name, "training_job": trained}
+    LOG.info("started scoring job %s for %s", name, trained.name, extra={"dataset": dataset})
+    return {"status": "scoring", "job": name, "training_job": trained.name}
 
 
 def _start_evaluation(
@@ -342,24 +457,21 @@ def _start_evaluation(
     settings: Settings,
     spec: DatasetSpec,
     tags: Mapping[str, str],
-    job: Mapping[str, Any],
+    trained: Trained,
     scoring: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Step 2: the platform's evaluation job (training_jobs/evaluate.py) on the scores."""
-    trained = job["TrainingJobName"]
-    name = runtime.fitted_name(f"{trained}-evaluation", MAX_NAME)
+    name = runtime.fitted_name(f"{trained.name}-evaluation", MAX_NAME)
     describe = functools.partial(sagemaker.describe_training_job, TrainingJobName=name)
     if duplicate := runtime.started(LOG, "evaluation job", name, describe):
         return duplicate
-    run = _run_folder(job)
     hyperparameters = {
-        "algorithm": _algorithm(job, settings),
+        "algorithm": trained.algorithm,
         **spec.training.judging,
-        "trained_by": trained,
+        "trained_by": trained.name,
         "scored_by": scoring["TransformJobName"],
         **runtime.script_mode(settings.source_uri, "evaluate.py"),
     }
-    resources = job["ResourceConfig"]
     create = functools.partial(
         sagemaker.create_training_job,
         TrainingJobName=name,
@@ -370,41 +482,90 @@ def _start_evaluation(
         },
         RoleArn=settings.execution_role_arn,
         InputDataConfig=[
-            runtime.channel("validation", run + "validation/"),
-            runtime.channel("test", run + "test/"),
-            runtime.channel("scores", scoring["TransformOutput"]["S3OutputPath"], "application/jsonlines"),
-            runtime.channel("schema", run + "schema.json", "application/json"),
+            runtime.channel("validation", trained.scored + "validation/"),
+            runtime.channel("test", trained.scored + "test/"),
+            runtime.channel("scores", scoring["TransformOutput"]["S3OutputPath"], trained.answers),
+            runtime.channel("schema", trained.run + "schema.json", "application/json"),
             runtime.channel("code", settings.source_uri, "application/x-tar"),
         ],
-        OutputDataConfig=job["OutputDataConfig"],
+        OutputDataConfig=dict(trained.output),
         ResourceConfig={
-            "InstanceType": resources["InstanceType"],
+            "InstanceType": trained.instance_type,
             "InstanceCount": 1,
-            "VolumeSizeInGB": resources["VolumeSizeInGB"],
+            "VolumeSizeInGB": trained.volume_gb,
             "VolumeKmsKeyId": settings.placement.kms_key_arn,
         },
         VpcConfig=settings.placement.vpc_config,
-        StoppingCondition={"MaxRuntimeInSeconds": job["StoppingCondition"]["MaxRuntimeInSeconds"]},
+        StoppingCondition={"MaxRuntimeInSeconds": trained.max_runtime_seconds},
         EnableNetworkIsolation=True,
         EnableInterContainerTrafficEncryption=True,
         HyperParameters=hyperparameters,
-        Tags=runtime.job_tags(settings.stage, spec.name, tags.get(runtime.RUN_TAG), evaluates=trained),
+        Tags=runtime.job_tags(
+            settings.stage, spec.name, tags.get(runtime.RUN_TAG), evaluates=tags[runtime.EVALUATES_TAG]
+        ),
     )
     if duplicate := runtime.created_once(LOG, "evaluation job", name, create, describe):
         return duplicate
-    LOG.info("started evaluation job %s for %s", name, trained, extra={"dataset": spec.name})
-    return {"status": "evaluating", "job": name, "training_job": trained}
+    LOG.info("started evaluation job %s for %s", name, trained.name, extra={"dataset": spec.name})
+    return {"status": "evaluating", "job": name, "training_job": trained.name}
+
+
+# --- Autopilot: no event tells that an AutoML job ended, so a schedule asks ----------------------
+
+
+def _is_tick(event: Any) -> bool:
+    """The stage's schedule (EventBridge's "Scheduled Event"), which looks for ended AutoML jobs.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html"""
+    return (
+        isinstance(event, Mapping)
+        and event.get("source") == "aws.events"
+        and event.get("detail-type") == "Scheduled Event"
+    )
+
+
+def autopilot_endings(sagemaker, s3, sns, settings: Settings, now: datetime) -> dict[str, Any]:
+    """Every AutoML job of the stage that ended within LOOKBACK and is not yet marked handled:
+    a completed one's best candidate is scored (step 1 of the evaluation), a failed or stopped
+    one reaches the operators; then the job is marked (the ``ml-platform:handled`` tag), so the
+    next tick passes it by. SageMaker sends no event when an AutoML job ends
+    (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-sagemaker.html lists none)."""
+    outcomes = []
+    paginator = sagemaker.get_paginator("list_auto_ml_jobs")
+    for page in paginator.paginate(LastModifiedTimeAfter=now - LOOKBACK):
+        for summary in page["AutoMLJobSummaries"]:
+            name, status = summary["AutoMLJobName"], summary["AutoMLJobStatus"]
+            if status not in runtime.ENDED:
+                continue
+            tags = runtime.tag_map(sagemaker.list_tags(ResourceArn=summary["AutoMLJobArn"])["Tags"])
+            dataset = tags.get(runtime.DATASET_TAG)
+            if dataset is None or dataset not in settings.specs or tags.get(runtime.STAGE_TAG) != settings.stage:
+                continue  # not a job of this platform stage
+            if HANDLED_TAG in tags:
+                continue
+            job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=name)
+            if job.get("RoleArn") != settings.execution_role_arn:
+                continue
+            if status != "Completed":
+                reasons = [job.get("FailureReason") or "no reason given"]
+                reasons += [r.get("PartialFailureMessage", "") for r in job.get("PartialFailureReasons") or []]
+                outcome = _notify_failure(sns, settings, "AutoML job", name, status, "; ".join(filter(None, reasons)))
+            else:
+                trained = _from_automl_job(job, settings)
+                if isinstance(trained, str):
+                    outcome = _notify_failure(sns, settings, "AutoML job", name, status, trained)
+                else:
+                    outcome = _start_scoring(sagemaker, s3, settings, dataset, tags, trained)
+            sagemaker.add_tags(
+                ResourceArn=summary["AutoMLJobArn"],
+                Tags=[{"Key": runtime.STAGE_TAG, "Value": settings.stage}, {"Key": HANDLED_TAG, "Value": status}],
+            )
+            outcomes.append(outcome)
+    LOG.info("looked for ended AutoML jobs: %d handled", len(outcomes))
+    return {"status": "polled", "handled": outcomes}
 
 
 def _model_data(job: Mapping[str, Any]) -> str:
     return job["ModelArtifacts"]["S3ModelArtifacts"]
-
-
-def _run_folder(job: Mapping[str, Any]) -> str:
-    """``s3://<data bucket>/prepared/<dataset>/<run-id>/``: the run a job trained on (its train channel's parent)."""
-    channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}
-    train = channels["train"]["DataSource"]["S3DataSource"]["S3Uri"]
-    return train.rstrip("/").rsplit("/", 1)[0] + "/"
 
 
 def _profiler_report(job: Mapping[str, Any]) -> str:
@@ -434,7 +595,7 @@ def _notify_failure(sns, settings: Settings, kind: str, name: str, status: str, 
     sns.publish(
         TopicArn=settings.topic_arn,
         Subject=f"ML platform ({settings.stage}): {kind} {status.lower()}"[:100],
-        Message=f"{kind.capitalize()} {name} ended {status}: {reason}",
+        Message=f"{kind[:1].upper()}{kind[1:]} {name} ended {status}: {reason}",
     )
     LOG.warning("%s %s ended %s: %s", kind, name, status, reason)
     return {"status": "notified", "job": name, "job_status": status, "reason": reason}

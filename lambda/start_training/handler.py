@@ -7,6 +7,13 @@ training job, or a Bayesian hyperparameter tuning job when the dataset's spec ha
 inter-container traffic encryption, KMS on volumes and output, a maximum runtime and, when the
 stage says so, managed spot capacity.
 
+A dataset whose spec says ``"algorithm": "autopilot"`` gets an Autopilot job instead (AutoML V2,
+tabular: CreateAutoMLJobV2) on the run's raw-feature view (``autopilot/train/`` and
+``autopilot/validation/``: a header, the original values), bounded by the spec's candidates and
+minutes, in the VPC with the platform's key on its volumes and output and its inter-container
+traffic encrypted. CreateAutoMLJobV2 has no network isolation setting (AutoMLSecurityConfig holds
+only the other three); the candidate's model, which serves, is created network-isolated.
+
 The job name derives from dataset and run id, so a repeated event finds the job and starts
 nothing: the job is looked up first, and a create that SageMaker refuses for the name counts as
 success when the job of that name, described again, reads this run's data (a racing delivery).
@@ -26,13 +33,19 @@ from typing import Any
 import boto3
 import platform_runtime as runtime
 from botocore.exceptions import ClientError
-from dataset_spec import METRICS, DatasetSpec, Tuning, load_spec
+from dataset_spec import AUTOPILOT_METRICS, METRICS, DatasetSpec, Tuning, load_spec
 
 LOG = logging.getLogger(__name__)
 CHANNELS = ("train", "validation", "test")
 SUCCESS = "_SUCCESS"  # what the ETL job writes last in prepared/<dataset>/<run-id>/
 RUN_ID = re.compile(r"^[A-Za-z0-9-]+$")
-MAX_TRAINING_NAME, MAX_TUNING_NAME = 63, 32
+MAX_TRAINING_NAME, MAX_TUNING_NAME, MAX_AUTOML_NAME = 63, 32, 32
+AUTOPILOT_VIEW = "autopilot/"  # the ETL job's raw-feature view of a run, for Autopilot
+AUTOPILOT_PROBLEMS = {
+    "binary": "BinaryClassification",
+    "multiclass": "MulticlassClassification",
+    "regression": "Regression",
+}
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,8 @@ def start_training(event: Any, sagemaker, s3, settings: Settings) -> dict[str, A
         return runtime.ignored(LOG, parsed)
     dataset, run_id = parsed
     spec = load_spec(runtime.read_text(s3, settings.specs[dataset]), source=settings.specs[dataset])
+    if spec.training.autopilot:
+        return _autopilot(sagemaker, spec, run_id, settings)
     schema = json.loads(
         runtime.read_text(s3, f"s3://{settings.data_bucket}/{settings.prepared_prefix}{dataset}/{run_id}/schema.json")
     )
@@ -252,6 +267,72 @@ def _tune(
     return {"status": "started", "kind": "tuning", "job": name, "dataset": spec.name, "run_id": run_id}
 
 
+def autopilot_request(spec: DatasetSpec, run_id: str, settings: Settings) -> dict[str, Any]:
+    """CreateAutoMLJobV2's request for a run (the name and tags aside): the view's train and
+    validation files as its two channels (no DataSplitConfig then), the spec's objective, problem
+    and bounds, the platform's key and VPC.
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateAutoMLJobV2.html"""
+    training, autopilot = spec.training, spec.training.autopilot
+    assert autopilot is not None
+    view = f"s3://{settings.data_bucket}/{settings.prepared_prefix}{spec.name}/{run_id}/{AUTOPILOT_VIEW}"
+    placement = settings.placement
+    return {
+        "AutoMLJobInputDataConfig": [
+            {
+                "ChannelType": kind,
+                "ContentType": "text/csv;header=present",
+                "CompressionType": "None",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": view + split}},
+            }
+            for kind, split in (("training", "train/"), ("validation", "validation/"))
+        ],
+        "OutputDataConfig": {
+            "S3OutputPath": f"s3://{settings.artifacts_bucket}/training/{spec.name}/",
+            "KmsKeyId": placement.kms_key_arn,
+        },
+        "AutoMLProblemTypeConfig": {
+            "TabularJobConfig": {
+                "CompletionCriteria": {
+                    "MaxCandidates": autopilot.max_candidates,
+                    "MaxRuntimePerTrainingJobInSeconds": training.max_runtime_minutes * 60,
+                    "MaxAutoMLJobRuntimeInSeconds": autopilot.max_job_minutes * 60,
+                },
+                "Mode": autopilot.aws_mode,
+                "GenerateCandidateDefinitionsOnly": False,
+                "ProblemType": AUTOPILOT_PROBLEMS[spec.target.problem],
+                "TargetAttributeName": spec.target.column,
+            }
+        },
+        "AutoMLJobObjective": {"MetricName": AUTOPILOT_METRICS[training.objective_metric]},
+        "RoleArn": placement.role_arn,
+        "SecurityConfig": {
+            "VolumeKmsKeyId": placement.kms_key_arn,
+            "EnableInterContainerTrafficEncryption": True,
+            "VpcConfig": placement.vpc_config,
+        },
+    }
+
+
+def _autopilot(sagemaker, spec: DatasetSpec, run_id: str, settings: Settings) -> dict[str, Any]:
+    name = job_name(spec.name, run_id, MAX_AUTOML_NAME)
+    describe = functools.partial(sagemaker.describe_auto_ml_job_v2, AutoMLJobName=name)
+    request = autopilot_request(spec, run_id, settings)
+    if runtime.described(describe) is not None:
+        LOG.info("duplicate event: AutoML job %s exists", name)
+        return {"status": "duplicate", "job": name}
+    try:
+        sagemaker.create_auto_ml_job_v2(
+            AutoMLJobName=name, Tags=runtime.job_tags(settings.placement.stage, spec.name, run_id), **request
+        )
+    except ClientError as error:
+        if not _started_elsewhere(error, describe, request):
+            raise
+        LOG.info("duplicate event: AutoML job %s was started by another delivery", name)
+        return {"status": "duplicate", "job": name}
+    LOG.info("started AutoML job %s", name, extra={"dataset": spec.name, "run_id": run_id})
+    return {"status": "started", "kind": "autopilot", "job": name, "dataset": spec.name, "run_id": run_id}
+
+
 def _started_elsewhere(
     refused: ClientError, describe: Callable[[], Mapping[str, Any]], definition: Mapping[str, Any], part: str = ""
 ) -> bool:
@@ -268,8 +349,11 @@ def _started_elsewhere(
 
 
 def _train_uri(job: Mapping[str, Any]) -> str | None:
+    """The training data's URI: the train channel's, or an AutoML job's training channel's."""
     channels = {c["ChannelName"]: c for c in job.get("InputDataConfig", [])}
-    return channels.get("train", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+    channels |= {c["ChannelType"]: c for c in job.get("AutoMLJobInputDataConfig", []) if "ChannelType" in c}
+    found = channels.get("train") or channels.get("training") or {}
+    return found.get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
 
 
 SETTINGS = runtime.read_settings(Settings, "start_training", os.environ)
