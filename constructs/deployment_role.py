@@ -52,6 +52,9 @@ class DeploymentRole(Construct):
                     "sagemaker:CreateEndpoint",
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:AddTags",
+                    # The Endpoint's update handler sets its tags to the template's: a tag the
+                    # stage no longer names is deleted (the type's schema lists DeleteTags).
+                    "sagemaker:DeleteTags",
                     "sagemaker:ListTags",
                 ],
                 resources=[

@@ -22,6 +22,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -282,6 +283,8 @@ class Twin:
                 return _response(self.cloudformation.describe_stacks(params))
             if service == "cloudformation" and operation == "UpdateStack":
                 return _response(self.cloudformation.update_stack(params, call["principal"]))
+            if service == "sagemaker" and operation == "UpdateEndpoint":
+                return _response(self._update_endpoint(params))
             if (
                 service == "sagemaker-runtime"
                 and operation == "InvokeEndpoint"
@@ -293,6 +296,30 @@ class Twin:
         except ClientError as error:
             return _response(error.response, status=error.response["ResponseMetadata"].get("HTTPStatusCode", 400))
         return None
+
+    def _update_endpoint(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """UpdateEndpoint, which moto does not implement: the endpoint's record takes the new
+        configuration and its variants. Both must exist: SageMaker refuses either name it does
+        not have with a ValidationException (the API's common error; it documents only
+        ResourceLimitExceeded). https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html
+        The caller (the stack update, as CloudFormation's handler) then has the twin serve it."""
+        backend = self.sagemaker_backend()
+        name, config_name = params["EndpointName"], params["EndpointConfigName"]
+        endpoint = backend.endpoints.get(name)
+        config = backend.endpoint_configs.get(config_name)
+        if endpoint is None or config is None:
+            missing = f"endpoint {name!r}" if endpoint is None else f"endpoint configuration {config_name!r}"
+            raise ClientError(
+                {
+                    "Error": {"Code": "ValidationException", "Message": f"Could not find {missing}."},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "UpdateEndpoint",
+            )
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
+        endpoint.last_modified_time = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as moto keeps it
+        return {"EndpointArn": endpoint.arn}
 
     def _after_call(self, http_response, parsed: dict[str, Any], model, context: dict[str, Any], **_: Any) -> None:
         call = context.get("twin")

@@ -131,7 +131,8 @@ _MULTIPART = (
 HANDLER_TESTS = "made on a path the chain does not take; proven from the handler tests' calls in make test"
 _NEXT_ROLLOUT = (
     "the chain's one roll-out creates the endpoint; the next approved model's roll-out replaces the Model "
-    "and EndpointConfig (their delete handlers clean up the old ones) and runs the Endpoint's update handler"
+    "and EndpointConfig (their delete handlers clean up the old ones) and runs the Endpoint's update handler; "
+    "tests/test_local_builtins.py rolls a second model out and proves it"
 )
 # The roles with CDK's S3 read grant (Bucket.grant_read).
 _READERS = (
@@ -234,6 +235,7 @@ UNUSED: dict[tuple[str, str], str] = {
         for a in (
             "sagemaker:DeleteEndpointConfig",
             "sagemaker:DeleteModel",
+            "sagemaker:DeleteTags",
             "sagemaker:UpdateEndpoint",
         )
     },

@@ -3,10 +3,9 @@ a twin of their own, so that the endpoint the main chain's tests read keeps serv
 
 Bank marketing's published spec is changed as a team would change it: first to ``linear-learner``
 (uploaded raw data to the endpoint's prediction for a raw record, and a batch file's), then to
-``knn`` (a new prepared run, to the batch file's predictions for raw records). The twin's endpoint
-takes one roll-out: moto has no UpdateEndpoint, so the second model's stack update rolls back
-there, a gap of the emulator; the k-NN model's pipeline answers through batch transform. The
-algorithms' containers are the twin's stand-ins (local/standins.py), which keep the containers'
+``knn`` (a new prepared run, rolled out over the first: the stack update's UpdateEndpoint, which
+the twin answers where moto has none, to the endpoint's and the batch file's predictions for raw
+records). The algorithms' containers are the twin's stand-ins (local/standins.py), which keep the containers'
 contract; the platform's own steps around them (scoring, evaluation, the inference pipeline) run
 as deployed. The permission proof covers every request these runs made.
 """
@@ -79,6 +78,8 @@ def runs(twin):
         for name, step in (
             ("train", knn.train),
             ("register", knn.register),
+            ("roll out", knn.roll_out),
+            ("predict", knn.predict),
             ("batch transform", knn.batch),
         ):
             knn.step(name, step)
@@ -100,8 +101,8 @@ def test_a_built_in_algorithm_runs_to_a_prediction_for_a_raw_record(runs, twin, 
     steps = [(s["name"], s["status"]) for s in run["steps"]]
     assert all(status == "ok" for _, status in steps) and ("batch transform", "ok") in steps, run["failures"]
     assert run["model_package_status"] == "Approved"
-    if algorithm == "linear-learner":  # the endpoint: the platform's answer, whatever the algorithm
-        assert 0.0 <= run["prediction"]["probability"] <= 1.0 and run["prediction"]["label"] in ("yes", "no")
+    # the endpoint: the platform's answer, whatever the algorithm
+    assert 0.0 <= run["prediction"]["probability"] <= 1.0 and run["prediction"]["label"] in ("yes", "no")
     # Batch transform: each raw record joined to its probability and label, as the XGBoost path writes them.
     assert run["batch_output_rows"] == 20
     bucket, _, key = run["outputs"]["batch_output"].removeprefix("s3://").partition("/")
