@@ -37,16 +37,18 @@ import io
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import xgboost as xgb
 from dataset_spec import NotJson, unique_keys
 from schema_encoder import RecordError, SchemaEncoder
+
+T = TypeVar("T")
 
 try:  # in SageMaker's XGBoost container: what keeps an error's status (anything else is a 500)
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError  # type: ignore[import-not-found]
@@ -263,26 +265,36 @@ def _json_records(text: str) -> list[Any]:
 # --- scoring --------------------------------------------------------------------------------
 
 
-def encode(data: CsvLines | Sequence[Any], encoder: SchemaEncoder) -> tuple[list[bool], np.ndarray]:
-    """Every record prepared as the ETL job prepared the training data (errors name row and
-    column): which rows hold a record (a blank CSV line does not), and their feature rows."""
+def read_records(
+    data: CsvLines | Sequence[Any], encoder: SchemaEncoder, form: Callable[[Mapping[Any, Any], int], T]
+) -> tuple[list[bool], list[T]]:
+    """Every record of a request read and put in ``form`` (an encoder's ``encode_read`` or
+    ``view_read``; errors name row and column): which rows hold a record (a blank CSV line does
+    not), and each record's form."""
     try:
         rows: list[tuple[int, Any]]
         if isinstance(data, CsvLines):
             rows = list(encoder.records_of_lines(data.lines))
-            features = [encoder.encode_read(record, row=row) for row, record in rows if record is not None]
+            formed = [form(record, row) for row, record in rows if record is not None]
         else:
             rows = list(enumerate(data, start=1))
-            features = []
+            formed = []
             for row, record in rows:
                 if record is None:
                     raise RecordError(row, None, "a record is an object or a list of values, not null")
-                features.append(encoder.encode(record, row=row))
+                formed.append(form(encoder.read(record, row=row), row))
     except RecordError as error:
         raise _bad(error) from None
-    if not features:
+    if not formed:
         raise BadRequest(1, None, "the request holds no record")
-    return [record is not None for _, record in rows], np.array(features, dtype=np.float64)
+    return [record is not None for _, record in rows], formed
+
+
+def encode(data: CsvLines | Sequence[Any], encoder: SchemaEncoder) -> tuple[list[bool], np.ndarray]:
+    """Every record prepared as the ETL job prepared the training data: which rows hold a
+    record, and their feature rows (read_records)."""
+    held, features = read_records(data, encoder, encoder.encode_read)
+    return held, np.array(features, dtype=np.float64)
 
 
 def predict_fn(data: CsvLines | Sequence[Any], model: Model) -> list[dict[str, Any] | None]:

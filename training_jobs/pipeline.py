@@ -306,23 +306,7 @@ def autopilot_scores(predictions: Sequence[Mapping[str, Any]], classes: Sequence
 def viewed(data: CsvLines | Sequence[Any], encoder: SchemaEncoder) -> tuple[list[bool], list[list[str]]]:
     """inference.encode's counterpart for Autopilot: which rows hold a record (a blank CSV line
     does not), and each record's raw-feature view values (errors name row and column)."""
-    try:
-        rows: list[tuple[int, Any]]
-        if isinstance(data, CsvLines):
-            rows = list(encoder.records_of_lines(data.lines))
-            values = [encoder.view_read(record, row=row) for row, record in rows if record is not None]
-        else:
-            rows = list(enumerate(data, start=1))
-            values = []
-            for row, record in rows:
-                if record is None:
-                    raise RecordError(row, None, "a record is an object or a list of values, not null")
-                values.append(encoder.view(record, row=row))
-    except RecordError as error:
-        raise (error if isinstance(error, BadRequest) else BadRequest(error.row, error.column, error.problem)) from None
-    if not values:
-        raise BadRequest(1, None, "the request holds no record")
-    return [record is not None for _, record in rows], values
+    return inference.read_records(data, encoder, encoder.view_read)
 
 
 def predict_fn(data: Any, model: PipelineModel) -> Any:

@@ -220,15 +220,18 @@ class SchemaEncoder:
             raise RecordError(row, None, f"missing {names}: give every feature, null where a value is missing")
         return record
 
+    def read(self, record: Mapping[str, Any] | Sequence[Any], row: int = 0) -> Mapping[Any, Any]:
+        """One raw record (a mapping by column name, or a line's values in the file's order) as
+        :meth:`records_of_lines` reads a line: keyed by the file's columns, every feature there."""
+        if isinstance(record, Mapping):
+            return self._checked(record, row)
+        if isinstance(record, Sequence) and not isinstance(record, str | bytes):
+            return self.record(record, row)
+        raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
+
     def encode(self, record: Mapping[str, Any] | Sequence[Any], row: int = 0) -> list[float]:
         """One raw record (a mapping by column name, or a line's values in the file's order)."""
-        if isinstance(record, Mapping):
-            values = self._checked(record, row)
-        elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
-            values = self.record(record, row)
-        else:
-            raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
-        return self.encode_read(values, row)
+        return self.encode_read(self.read(record, row), row)
 
     def encode_read(self, values: Mapping[str, Any], row: int = 0) -> list[float]:
         """A record as :meth:`records_of_lines` reads it (keyed by the file's own columns, every
@@ -259,13 +262,7 @@ class SchemaEncoder:
     def view(self, record: Mapping[str, Any] | Sequence[Any], row: int = 0) -> list[str]:
         """One raw record's view values (a mapping by column name, or a line's values in the
         file's order), one per input column in order: see :meth:`view_read`."""
-        if isinstance(record, Mapping):
-            values = self._checked(record, row)
-        elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
-            values = self.record(record, row)
-        else:
-            raise RecordError(row, None, f"a record is an object or a list of values, not {type(record).__name__}")
-        return self.view_read(values, row)
+        return self.view_read(self.read(record, row), row)
 
     def view_read(self, values: Mapping[str, Any], row: int = 0) -> list[str]:
         """A record as :meth:`records_of_lines` reads it, as the raw-feature view writes it: per
