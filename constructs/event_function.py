@@ -41,6 +41,8 @@ from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.local_bundling import bundling, folder_with
 from constructs.nag_acknowledgements import acknowledge, acknowledge_grant_policy
 
+from etl.platform_runtime import runbook
+
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_ROOT = ROOT / "lambda"
 # The runtime modules functions share live in etl/ (the Glue job ships dataset_spec.py too); the
@@ -309,7 +311,7 @@ class EventFunction(Construct):
                 self,
                 "ErrorsAlarm",
                 alarm_description=f"{description}: the function failed (see its logs); "
-                "events are retried, then sent to its DLQ",
+                "events are retried, then sent to its DLQ." + runbook("function-errors"),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -320,7 +322,8 @@ class EventFunction(Construct):
             ).create_alarm(
                 self,
                 "DeadLetterAlarm",
-                alarm_description=f"{description}: events gave up after retries and wait in the DLQ for a replay",
+                alarm_description=f"{description}: events gave up after retries and wait in the DLQ for a replay."
+                + runbook("dead-letter-queue"),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -26,6 +26,8 @@ from constructs.logical_ids import pin
 from constructs.topic_target import notify
 from constructs.workload_security_group import WorkloadSecurityGroup
 
+from etl.platform_runtime import runbook
+
 NETWORK_REASON = (
     "Glue creates, describes and deletes the network interfaces of the VPC connection with these "
     "EC2 actions; EC2's Describe actions have no resource-level permissions."
@@ -47,18 +49,24 @@ class Failure:
     name_field: str
     states: list[str]
     message: str
+    runbook: str  # its section of docs/runbook.md
 
 
 # https://docs.aws.amazon.com/glue/latest/dg/automating-awsglue-with-cloudwatch-events.html
 FAILURES = {
     "crawler": Failure(
-        "Glue Crawler State Change", "crawlerName", ["Failed"], "crawler {crawlerName} failed: {errorMessage}"
+        "Glue Crawler State Change",
+        "crawlerName",
+        ["Failed"],
+        "crawler {crawlerName} failed: {errorMessage}",
+        "crawler-failed",
     ),
     "job": Failure(
         "Glue Job State Change",
         "jobName",
         ["FAILED", "TIMEOUT", "STOPPED", "ERROR"],
         "Glue job {jobName} run {jobRunId} ended {state}: {message}",
+        "preparation-job-failed",
     ),
 }
 
@@ -177,7 +185,7 @@ class GlueRuntime(Construct):
                 detail_type=[failure.detail_type],
                 detail={failure.name_field: [name], "state": failure.states},
             ),
-            message=f"ML platform ({self.stage}): {fields}",
+            message=f"ML platform ({self.stage}): {fields}." + runbook(failure.runbook),
         )
 
     def acknowledge_role(self, role: iam.Role, reasons: dict[str, list[str]]) -> None:

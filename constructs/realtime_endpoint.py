@@ -8,6 +8,8 @@ by itself when the 5XX or latency alarm fires. Every alarm tells the operators' 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from aws_cdk import Duration, Fn
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -21,6 +23,7 @@ from constructs import Construct
 from constructs.logical_ids import pin
 
 from config import ConfigError, HostingConfig
+from etl.platform_runtime import runbook
 
 VARIANT = "AllTraffic"
 _SIZES = {"medium": 2, "large": 2, "xlarge": 4}
@@ -168,6 +171,16 @@ class RealtimeEndpoint(Construct):
             ),
         )
 
+    # Each alarm's section of docs/runbook.md.
+    RUNBOOK_SECTIONS: ClassVar[dict[str, str]] = {
+        "5XX": "endpoint-5xx",
+        "4XX": "endpoint-4xx",
+        "ModelLatency": "endpoint-latency",
+        "CPU": "endpoint-cpu",
+        "Memory": "endpoint-memory",
+        "Disk": "endpoint-disk",
+    }
+
     def _alarms(self, hosting, alarm_topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
         dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
 
@@ -226,7 +239,7 @@ class RealtimeEndpoint(Construct):
                 self,
                 f"{name}Alarm",
                 alarm_name=f"{self.endpoint_name}-{name.lower()}",
-                alarm_description=f"{self.endpoint_name}: {description}",
+                alarm_description=f"{self.endpoint_name}: {description}." + runbook(self.RUNBOOK_SECTIONS[name]),
                 metric=source,
                 threshold=threshold,
                 evaluation_periods=periods,

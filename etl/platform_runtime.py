@@ -235,6 +235,14 @@ def profiler_output(artifacts_bucket: str, dataset: str, job: str) -> str:
     return f"s3://{artifacts_bucket}/training/{dataset}/{job}/rule-output"
 
 
+RUNBOOK = "docs/runbook.md"  # what each alarm and notification means and what to do, by section
+
+
+def runbook(anchor: str) -> str:
+    """`` Runbook: docs/runbook.md#<anchor>``, to end an alarm's description or an operators' message."""
+    return f" Runbook: {RUNBOOK}#{anchor}"
+
+
 def ignored(log: logging.Logger, reason: str, **context: Any) -> dict[str, str]:
     """The answer to an event a function does not act on, logged with the reason (the answer
     is the log record's ``outcome`` field too)."""

@@ -370,7 +370,8 @@ def _register(
         sns.publish(
             TopicArn=settings.topic_arn,
             Subject=f"ML platform ({settings.stage}): model for {dataset} rejected",
-            Message=f"Model package {package} from {name} was rejected: {verdict.reason}",
+            Message=f"Model package {package} from {name} was rejected: {verdict.reason}."
+            + runtime.runbook("model-rejected"),
         )
     LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
     passed = {"Approved": "approved", "PendingManualApproval": "pending-approval"}[settings.pass_status]
@@ -595,7 +596,7 @@ def _notify_failure(sns, settings: Settings, kind: str, name: str, status: str, 
     sns.publish(
         TopicArn=settings.topic_arn,
         Subject=f"ML platform ({settings.stage}): {kind} {status.lower()}"[:100],
-        Message=f"{kind[:1].upper()}{kind[1:]} {name} ended {status}: {reason}",
+        Message=f"{kind[:1].upper()}{kind[1:]} {name} ended {status}: {reason}." + runtime.runbook("job-failed"),
     )
     LOG.warning("%s %s ended %s: %s", kind, name, status, reason)
     return {"status": "notified", "job": name, "job_status": status, "reason": reason}

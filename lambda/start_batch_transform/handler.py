@@ -80,7 +80,7 @@ def start_batch_transform(event: Any, sagemaker, s3, sns, settings: Settings) ->
         sns.publish(
             TopicArn=settings.topic_arn,
             Subject=f"ML platform ({settings.placement.stage}): no model for {dataset}",
-            Message=message,
+            Message=message + "." + runtime.runbook("no-model-for-batch"),
         )
         return {"status": "no-model", "dataset": dataset}
 
