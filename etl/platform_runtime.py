@@ -211,6 +211,33 @@ def channel(name: str, uri: str, content_type: str = "text/csv", shard: bool = F
     }
 
 
+def csv_transform(
+    manifest: str, output: str, accept: str, placement: JobPlacement, instance_type: str, instance_count: int
+) -> dict[str, Any]:
+    """CreateTransformJob's request for the CSV lines of the files a manifest names, batched,
+    each answer on its own line, in the platform's key (the job's name, model, data processing
+    and tags aside)."""
+    return {
+        "BatchStrategy": "MultiRecord",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {
+            "S3OutputPath": output,
+            "Accept": accept,
+            "AssembleWith": "Line",
+            "KmsKeyId": placement.kms_key_arn,
+        },
+        "TransformResources": {
+            "InstanceType": instance_type,
+            "InstanceCount": instance_count,
+            "VolumeKmsKeyId": placement.kms_key_arn,
+        },
+    }
+
+
 def script_mode(source_uri: str, program: str) -> dict[str, str]:
     """The hyperparameters that make SageMaker's framework container run ``program`` from the
     source tarball, which comes in as the ``code`` channel (network isolation: nothing is fetched)."""

@@ -44,6 +44,7 @@ CONFIGURATIONS = (
     {"max_depth": 8, "eta": 0.2, "min_child_weight": 0.1},
 )
 ROUNDS, EARLY_STOPPING = 1000, 30
+MINIMIZED = ("MSE", "RMSE", "MAE")  # Autopilot's objectives where lower is better
 
 
 class AutopilotError(ValueError):
@@ -144,8 +145,7 @@ def search(
         )  # fmt: skip
     if not candidates:
         raise AutopilotError("ClientError: MaxCandidates allows no candidate")
-    lower = metric in ("MSE", "RMSE", "MAE")
-    best = (min if lower else max)(candidates, key=lambda c: c["value"])
+    best = (min if metric in MINIMIZED else max)(candidates, key=lambda c: c["value"])
     model = {
         "features": features,
         "problem": problem,

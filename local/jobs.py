@@ -671,7 +671,7 @@ class Jobs:
         return {
             "CandidateName": best["name"],
             "FinalAutoMLJobObjectiveMetric": {
-                "Type": "Minimize" if metric in ("MSE", "RMSE", "MAE") else "Maximize",
+                "Type": "Minimize" if metric in autopilot.MINIMIZED else "Maximize",
                 "MetricName": metric,
                 "Value": best["value"],
                 "StandardMetricName": metric,

@@ -7,12 +7,13 @@ flags from cdk.json and the cdk-nag packs apply exactly as they do on the comman
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import gc
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,36 @@ def _train_all(prepared: dict[str, Prepared], root: Path) -> dict[str, Trained]:
         evaluation = json.loads((root / name / "output" / "evaluation.json").read_text())
         models[name] = Trained(name, data, root / name, result.stdout, evaluation)
     return models
+
+
+# --- the local twin and the evaluation job's code, as several modules use them ------------------
+
+
+@contextlib.contextmanager
+def running_twin(assembly: Path, state: Path, **options: Any) -> Iterator[Any]:
+    """A twin of the cloud assembly in ``assembly``, started, stopped on the way out."""
+    from local.assembly import load
+    from local.platform import Twin
+
+    twin = Twin(load(assembly), state, **options)
+    twin.start()
+    try:
+        yield twin
+    finally:
+        twin.stop()
+
+
+@pytest.fixture(scope="module")
+def evaluation_code(tmp_path_factory):
+    """evaluate.py's code folder as the source tarball lays it out: the scripts, dataset_spec.py beside them."""
+    import evaluate
+
+    code = tmp_path_factory.mktemp("evaluation-code")
+    for path in (*(ROOT / "training_jobs").glob("*.py"), ROOT / "etl" / "dataset_spec.py"):
+        shutil.copyfile(path, code / path.name)
+    shipped, evaluate.CODE_DIR = evaluate.CODE_DIR, code
+    yield code
+    evaluate.CODE_DIR = shipped
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -27,7 +27,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from train import choose_threshold
 
-from tests.conftest import ROOT, raw_records
+from tests.conftest import raw_records
 
 SPLITS = ("validation", "test")
 # Autopilot's answer as the documentation writes it, for the keys in this order.
@@ -35,15 +35,7 @@ DOCUMENTED_KEYS = "predicted_label,probability,probabilities,labels"
 DOCUMENTED_LINE = "1,0.1,\"[0.9, 0.1]\",\"['1', '0']\"\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _code(tmp_path_factory):
-    """The job's code folder as the source tarball lays it out: the scripts, dataset_spec.py beside them."""
-    code = tmp_path_factory.mktemp("evaluation-code")
-    for path in (*(ROOT / "training_jobs").glob("*.py"), ROOT / "etl" / "dataset_spec.py"):
-        shutil.copyfile(path, code / path.name)
-    shipped, evaluate.CODE_DIR = evaluate.CODE_DIR, code
-    yield
-    evaluate.CODE_DIR = shipped
+pytestmark = pytest.mark.usefixtures("evaluation_code")  # evaluate.py copies its code from there
 
 
 @pytest.fixture(autouse=True)

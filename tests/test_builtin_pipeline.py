@@ -20,7 +20,7 @@ from sklearn import metrics as skm
 from train import choose_threshold, error_counts
 
 from local import standins
-from tests.conftest import ROOT, raw_records
+from tests.conftest import raw_records
 
 SPLITS = ("validation", "test")
 
@@ -43,15 +43,7 @@ def _score_file(model, source: Path, target: Path) -> None:
     target.write_text(standins.Serving.output_fn(predictions, "application/jsonlines")[0])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _code(tmp_path_factory):
-    """The job's code folder as the source tarball lays it out: the scripts, dataset_spec.py beside them."""
-    code = tmp_path_factory.mktemp("evaluation-code")
-    for path in (*(ROOT / "training_jobs").glob("*.py"), ROOT / "etl" / "dataset_spec.py"):
-        shutil.copyfile(path, code / path.name)
-    shipped, evaluate.CODE_DIR = evaluate.CODE_DIR, code
-    yield
-    evaluate.CODE_DIR = shipped
+pytestmark = pytest.mark.usefixtures("evaluation_code")  # evaluate.py copies its code from there
 
 
 def _evaluated(prepared, root: Path, algorithm: str, **hp) -> tuple[dict, Path, dict]:

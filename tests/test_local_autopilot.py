@@ -17,21 +17,17 @@ import json
 
 import pytest
 
-from local.assembly import load
-from local.platform import Twin
 from local.scenario import Scenario
 from local.trace import acting_as
-from tests.conftest import RAW_FILES
+from tests.conftest import RAW_FILES, running_twin
 
 DATASET = "bank-marketing"
 
 
 @pytest.fixture(scope="module")
 def twin(dev, spark, tmp_path_factory):
-    twin = Twin(load(dev.outdir), tmp_path_factory.mktemp("twin"), duplicate_events=False, shuffle_seed=7)
-    twin.start()
-    yield twin
-    twin.stop()
+    with running_twin(dev.outdir, tmp_path_factory.mktemp("twin"), duplicate_events=False, shuffle_seed=7) as twin:
+        yield twin
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ import json
 
 import pytest
 
-from local.assembly import load
 from local.platform import Twin
 from local.scenario import Scenario
 from local.trace import acting_as
-from tests.conftest import RAW_FILES
+from tests.conftest import RAW_FILES, running_twin
 
 DATASET = "bank-marketing"
 BUILT_INS = ("linear-learner", "knn")
@@ -30,10 +29,8 @@ BUILT_INS = ("linear-learner", "knn")
 def twin(dev, spark, tmp_path_factory):
     # Each event once: the main chain's module proves what a twice-delivered event does, and the
     # handler tests each step's repeated event.
-    twin = Twin(load(dev.outdir), tmp_path_factory.mktemp("twin"), duplicate_events=False, shuffle_seed=5)
-    twin.start()
-    yield twin
-    twin.stop()
+    with running_twin(dev.outdir, tmp_path_factory.mktemp("twin"), duplicate_events=False, shuffle_seed=5) as twin:
+        yield twin
 
 
 def _publish(twin: Twin, algorithm: str) -> None:

@@ -13,21 +13,18 @@ import json
 
 import pytest
 
-from local.assembly import load
 from local.platform import Twin
 from local.scenario import Scenario, raw_records
 from local.trace import acting_as
-from tests.conftest import RAW_FILES
+from tests.conftest import RAW_FILES, running_twin
 
 DATASET = "bank-marketing"
 
 
 @pytest.fixture(scope="module")
 def twin(dev, spark, tmp_path_factory):
-    twin = Twin(load(dev.outdir), tmp_path_factory.mktemp("twin"), duplicate_events=True, shuffle_seed=11)
-    twin.start()
-    yield twin
-    twin.stop()
+    with running_twin(dev.outdir, tmp_path_factory.mktemp("twin"), duplicate_events=True, shuffle_seed=11) as twin:
+        yield twin
 
 
 @pytest.fixture(scope="module")

@@ -181,9 +181,7 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
         if not best:
             return _notify_failure(sns, settings, kind, name, status, "no training job of it completed")
         job = sagemaker.describe_training_job(TrainingJobName=best)
-    elif change.kind == "transform":
-        job = described  # the scoring step: what it scored is the model of the job it evaluates
-    else:
+    else:  # a training job, or a scoring step (what it scored is the model of the job it evaluates)
         job = described
     if change.kind != "transform" and job.get("RoleArn") != settings.execution_role_arn:
         # the tags alone are one guard; the role is a second
@@ -425,23 +423,9 @@ def _start_scoring(
         sagemaker.create_transform_job,
         TransformJobName=name,
         ModelName=name,
-        BatchStrategy="MultiRecord",
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
-            "ContentType": "text/csv",
-            "SplitType": "Line",
-        },
-        TransformOutput={
-            "S3OutputPath": folder + SCORES,
-            "Accept": trained.answers,
-            "AssembleWith": "Line",
-            "KmsKeyId": settings.placement.kms_key_arn,
-        },
-        TransformResources={
-            "InstanceType": settings.instance_type,
-            "InstanceCount": 1,
-            "VolumeKmsKeyId": settings.placement.kms_key_arn,
-        },
+        **runtime.csv_transform(
+            manifest, folder + SCORES, trained.answers, settings.placement, settings.instance_type, 1
+        ),
         # The scored CSV's first column is the target; the model reads the features.
         # https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html
         DataProcessing={"InputFilter": "$[1:]"},

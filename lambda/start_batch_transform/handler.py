@@ -113,23 +113,9 @@ def start_batch_transform(event: Any, sagemaker, s3, sns, settings: Settings) ->
         sagemaker.create_transform_job(
             TransformJobName=job,
             ModelName=model,
-            BatchStrategy="MultiRecord",
-            TransformInput={
-                "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest}},
-                "ContentType": "text/csv",
-                "SplitType": "Line",
-            },
-            TransformOutput={
-                "S3OutputPath": output,
-                "Accept": "text/csv",
-                "AssembleWith": "Line",
-                "KmsKeyId": settings.placement.kms_key_arn,
-            },
-            TransformResources={
-                "InstanceType": settings.instance_type,
-                "InstanceCount": settings.instance_count,
-                "VolumeKmsKeyId": settings.placement.kms_key_arn,
-            },
+            **runtime.csv_transform(
+                manifest, output, "text/csv", settings.placement, settings.instance_type, settings.instance_count
+            ),
             DataProcessing={"JoinSource": "Input"},
             Tags=runtime.job_tags(settings.placement.stage, dataset),
         )
