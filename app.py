@@ -25,6 +25,7 @@ from stacks.data import DataStack
 from stacks.etl import EtlStack
 from stacks.foundation import Foundation
 from stacks.hosting import HostingStack
+from stacks.monitoring import MonitoringStack, Watched
 from stacks.network import NetworkStack
 from stacks.studio import StudioStack
 from stacks.training import TrainingStack
@@ -140,6 +141,29 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             description=f"ML platform: the {dataset} endpoint, rolled forward on approved models",
             **common,
         )
+
+    hosting = [stack for stack in stacks.values() if isinstance(stack, HostingStack)]
+    functions = [etl.start_etl, training.start_training, training.register_model, training.start_batch_transform]
+    functions += [stack.deploy_model for stack in hosting]
+    stacks["monitoring"] = MonitoringStack(
+        app,
+        f"{prefix}-Monitoring",
+        config=config,
+        topic=data.alarm_topic,
+        watched=Watched(
+            functions=functions,
+            preparation_job=etl.preparation.name,
+            failure_rules={"preparation job": etl.preparation.failure_rule, "crawler": etl.catalogue.failure_rule},
+            endpoints=[stack.endpoint_name for stack in hosting],
+            datasets=sorted(specs),
+            alarm_names=[
+                *(name for function in functions for name in function.alarm_names),
+                *(name for stack in hosting for name in stack.serving.alarm_names),
+            ],
+        ),
+        description="ML platform: the operators' dashboard and the stage's budget",
+        **common,
+    )
 
     for key, value in config.tags.items():
         cdk.Tags.of(app).add(key, value)

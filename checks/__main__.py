@@ -15,7 +15,7 @@ from pathlib import Path
 
 from checks.assembly import read_lookups, read_stacks, read_warnings
 from checks.cfn_lint import lint_template
-from checks.nag import PACKS, problems, read_reports, stack_wide_suppressions, unmatched_acknowledgements
+from checks.nag import PACKS, problems, read_reports, reports, stack_wide_suppressions, unmatched_acknowledgements
 
 DEFAULT_LINT_REGION = "us-east-1"
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stacks = read_stacks(args.outdir)
     findings = read_reports(args.outdir)
-    failures = problems(findings, [stack.name for stack in stacks])
+    failures = problems(findings, [stack.name for stack in stacks], reports(args.outdir))
     failures += [f"synth needed a look-up in an AWS account: {key}" for key in read_lookups(args.outdir)]
     acknowledged = Counter(f.stack for f in findings if f.compliance == "Suppressed")
     open_findings = Counter(f.stack for f in findings if f.compliance != "Compliant" and f.compliance != "Suppressed")

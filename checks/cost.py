@@ -82,6 +82,24 @@ def _unknown(unit: str, source: str, why: str) -> Price:
     return Price(None, unit, source, _READ, why)
 
 
+_DASHBOARD = Price(
+    3.00,
+    "dashboard-month",
+    "https://www.factualminds.com/blog/amazon-cloudwatch-pricing-metrics-logs-alarms-dashboards/",
+    _READ,
+    "page of 2026-06-13: 'dashboards at $3 each' (no region named); "
+    f"{_CLOUDWATCH} (stored copy) gives the free tier only: 3 custom dashboards of up to 50 metrics each, "
+    "not subtracted here",
+)
+_BUDGET = Price(
+    0.02 * 365 / 12,
+    "budget-month",
+    "https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/budgets-managing-costs.html",
+    _READ,
+    "'Your first two active budgets are free of charge. Each additional active budget costs $0.02 per day' "
+    "(Budgets bill per account, in no region); the free two are not subtracted here",
+)
+
 # Prices by region and item. Only what a stored page states is here; the rest is unknown, with why.
 PRICES: dict[str, dict[str, Price]] = {
     "us-east-1": {
@@ -95,6 +113,8 @@ PRICES: dict[str, dict[str, Price]] = {
             "(https://github.com/infracost/infracost/pull/329, 2021-01-13)",
         ),
         "kms_key_month": _KMS_KEY,
+        "dashboard_month": _DASHBOARD,
+        "budget_month": _BUDGET,
         "alarm_metric_month": Price(
             0.10,
             "alarm metric-month (standard resolution)",
@@ -150,6 +170,8 @@ PRICES: dict[str, dict[str, Price]] = {
             f"{_SCRIPTED}, and no stored page quotes the eu-west-1 rate",
         ),
         "kms_key_month": _KMS_KEY,
+        "dashboard_month": _DASHBOARD,
+        "budget_month": _BUDGET,
         "alarm_metric_month": _unknown(
             "alarm metric-month (standard resolution)", _CLOUDWATCH, f"{_SCRIPTED}; no eu-west-1 figure found"
         ),
@@ -498,6 +520,16 @@ def _line(
             price=price(region, "alarm_metric_month_high_resolution" if high else "alarm_metric_month"),
             note=f"{metrics} metric(s) read",
         )
+    if kind == "AWS::CloudWatch::Dashboard":
+        return new(
+            what="CloudWatch dashboard",
+            quantity=1,
+            unit="dashboard-months",
+            price=price(region, "dashboard_month"),
+            note="GetMetricData calls of people viewing it are billed per metric read",
+        )
+    if kind == "AWS::Budgets::Budget":
+        return new(what="AWS Budgets budget", quantity=1, unit="budget-months", price=price(region, "budget_month"))
     if kind == "AWS::ApplicationAutoScaling::ScalingPolicy":
         if properties.get("PolicyType") != "TargetTrackingScaling":
             return None

@@ -33,6 +33,15 @@ class NagFinding:
     level: str
 
 
+def reports(outdir: Path) -> set[tuple[str, str]]:
+    """(pack, stack) of every report in the assembly. A pack reports the rules that apply to a
+    stack; a stack none of whose resources any rule of the pack checks has an empty report."""
+    return {
+        tuple(path.name.removesuffix("-NagReport.json").split("--", 1))  # type: ignore[misc]
+        for path in Path(outdir).glob("*-NagReport.json")
+    }
+
+
 def read_reports(outdir: Path) -> list[NagFinding]:
     findings = []
     for path in sorted(Path(outdir).glob("*-NagReport.json")):
@@ -57,10 +66,9 @@ def is_boilerplate(reason: str) -> bool:
     return len(text) < MIN_REASON_LENGTH or bool(_BOILERPLATE.match(text))
 
 
-def problems(findings: list[NagFinding], stacks: list[str]) -> list[str]:
+def problems(findings: list[NagFinding], stacks: list[str], reported: set[tuple[str, str]]) -> list[str]:
     """Everything that must be fixed before the assembly is acceptable, one line each."""
     found = []
-    reported = {(f.pack, f.stack) for f in findings}
     for stack in stacks:
         for pack in PACKS:
             if (pack, stack) not in reported:

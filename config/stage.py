@@ -264,6 +264,27 @@ class NotificationsConfig(_Section):
     emails: tuple[EmailAddress, ...] = ()
 
 
+class MonitoringConfig(_Section):
+    """What the operators watch beyond the alarms: the stage's budget."""
+
+    # The stage's monthly cost budget (AWS Budgets, USD), counting what carries the stage tag. Budgets
+    # sees a tag only once it is an active cost allocation tag (Billing console; see the README).
+    monthly_budget_usd: int = Field(default=100, ge=1, le=10_000_000)
+    # The operators' topic hears when the month's actual cost passes each of these percentages of
+    # the budget, and when the forecast for the month passes forecast_percentage.
+    actual_percentages: tuple[Annotated[int, Field(ge=1, le=1000)], ...] = (80, 100)
+    forecast_percentage: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("actual_percentages")
+    @classmethod
+    def _percentages(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        # A budget takes ten notifications at most, the forecast's among them.
+        # https://docs.aws.amazon.com/aws-cost-management/latest/APIReference/API_budgets_Notification.html
+        if not 1 <= len(value) <= 9 or len(set(value)) != len(value):
+            raise ValueError("1 to 9 different percentages (a budget has at most 10 notifications)")
+        return tuple(sorted(value))
+
+
 class StageConfig(_Section):
     name: str
     # A production stage must name its account, region and zones and always keeps its data.
@@ -279,6 +300,7 @@ class StageConfig(_Section):
     workspace: WorkspaceConfig = WorkspaceConfig()
     functions: FunctionsConfig = FunctionsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> StageConfig:

@@ -77,6 +77,7 @@ class FunctionDefaults:
     reserved_concurrency: int | None  # None: nothing reserved; 0: the function is switched off
     retry_attempts: int
     retain_logs: bool
+    name_prefix: str  # of the alarms' names: the stage's resource prefix
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,8 +160,12 @@ class EventFunction(Construct):
         memory_size: int = 256,
         shared_modules: tuple[str, ...] = (),
         quiet_period: QuietPeriod | None = None,
+        name: str | None = None,
     ) -> None:
+        """``name`` (the handler folder's, with dashes, by default) names the function's alarms,
+        ``<stage prefix>-<name>-errors`` and ``-dead-letters``: the dashboard finds them by name."""
         code = LAMBDA_ROOT / handler_folder
+        short_name = name or handler_folder.replace("_", "-")
         if not (code / "handler.py").is_file():
             folders = sorted(path.parent.name for path in LAMBDA_ROOT.glob("*/handler.py"))
             raise ValueError(
@@ -168,12 +173,12 @@ class EventFunction(Construct):
                 f"(there are: {', '.join(folders)})"
             )
         available = sorted(path.name for path in SHARED_MODULES.glob("*.py"))
-        for name in shared_modules:
+        for module in shared_modules:
             # A plain file name of etl/, never a path: the modules are copied over the handler's
             # folder, so "../lambda/x/handler.py" would replace the function's own handler.
-            if name not in available or name == RUNTIME_LIBRARY or (code / name).exists():
+            if module not in available or module == RUNTIME_LIBRARY or (code / module).exists():
                 raise ValueError(
-                    f"shared module {name!r} of {handler_folder}: expected a file name of {SHARED_MODULES} "
+                    f"shared module {module!r} of {handler_folder}: expected a file name of {SHARED_MODULES} "
                     f"other than {RUNTIME_LIBRARY} (always shipped) and the function's own files; "
                     f"available: {', '.join(n for n in available if n != RUNTIME_LIBRARY)}"
                 )
@@ -187,6 +192,7 @@ class EventFunction(Construct):
         modules = [SHARED_MODULES / name for name in (RUNTIME_LIBRARY, *shared_modules)]
         super().__init__(scope, construct_id)
         key, vpc = defaults.key, defaults.vpc
+        self.name = f"{defaults.name_prefix}-{short_name}"
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -310,6 +316,7 @@ class EventFunction(Construct):
             self.function.metric_errors(period=Duration.minutes(5), statistic="Sum").create_alarm(
                 self,
                 "ErrorsAlarm",
+                alarm_name=f"{self.name}-errors",
                 alarm_description=f"{description}: the function failed (see its logs); "
                 "events are retried, then sent to its DLQ." + runbook("function-errors"),
                 threshold=1,
@@ -322,6 +329,7 @@ class EventFunction(Construct):
             ).create_alarm(
                 self,
                 "DeadLetterAlarm",
+                alarm_name=f"{self.name}-dead-letters",
                 alarm_description=f"{description}: events gave up after retries and wait in the DLQ for a replay."
                 + runbook("dead-letter-queue"),
                 threshold=1,
@@ -330,6 +338,7 @@ class EventFunction(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         ]
+        self.alarm_names = [f"{self.name}-errors", f"{self.name}-dead-letters"]
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)

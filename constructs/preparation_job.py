@@ -42,8 +42,11 @@ class PreparationJob(Construct):
         data: SecureBucket,
         raw_prefix: str,
         prepared_prefix: str,
+        name: str,
     ) -> None:
+        """``name`` is the job's: the operators' dashboard and the failure rule find it by name."""
         super().__init__(scope, construct_id)
+        self.name = name
         stack = Stack.of(self)
         script = assets.Asset(self, "Script", path=str(ETL_DIR / "prepare.py"))
         # Glue puts each --extra-py-files object on the path under its object name, and an asset's
@@ -75,6 +78,7 @@ class PreparationJob(Construct):
         self.job = glue.CfnJob(
             self,
             "Job",
+            name=name,
             description="Prepares raw/<dataset>/ into SageMaker-ready prepared/<dataset>/<run-id>/",
             role=self.role.role_arn,
             glue_version=GLUE_VERSION,

@@ -234,6 +234,8 @@ class RealtimeEndpoint(Construct):
             "Disk": (metric("DiskUtilization", "/aws/sagemaker/Endpoints", "Average"), 85, 5, "disk above 85%"),
         }
         alarms = {}
+        # By name, as the dashboard lists them: the alarms exist only while a model is live.
+        self.alarm_names = [f"{self.endpoint_name}-{name.lower()}" for name in specs]
         for name, (source, threshold, periods, description) in specs.items():
             alarm = cloudwatch.Alarm(
                 self,

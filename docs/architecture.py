@@ -115,10 +115,11 @@ STACKS = (
     ),
     Box(
         "Monitoring",
-        "planned",
+        "built",
         (
-            "alarms · dashboard",
-            "→ SNS operator topic",
+            "dashboard: every alarm · Glue runs, failures · model jobs, gate",
+            "  endpoints · functions, queues, DLQs · runbook: docs/runbook.md",
+            "monthly budget on the stage tag → SNS operator topic",
         ),
         340,
         420,

@@ -270,6 +270,42 @@ def runbook(anchor: str) -> str:
     return f" Runbook: {RUNBOOK}#{anchor}"
 
 
+# The platform's own CloudWatch metrics (the stage's dashboard and alarms read them), per stage and
+# dataset. A function writes them into its log in CloudWatch's embedded metric format: no API call,
+# no VPC endpoint, CloudWatch Logs extracts them.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+METRICS_NAMESPACE = "MLPlatform"
+METRIC_DIMENSIONS = ("Stage", "Dataset")
+
+
+def metric_record(stage: str, dataset: str, values: Mapping[str, tuple[float, str]], now: datetime) -> str:
+    """One embedded-metric-format log line: ``values`` maps a metric name to its value and unit
+    (a CloudWatch unit: ``Count``, ``Seconds``, ...), all under the stage's and dataset's dimensions."""
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(now.timestamp() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [list(METRIC_DIMENSIONS)],
+                        "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
+                    }
+                ],
+            },
+            "Stage": stage,
+            "Dataset": dataset,
+            **{name: value for name, (value, _) in values.items()},
+        }
+    )
+
+
+def put_metrics(stage: str, dataset: str, values: Mapping[str, tuple[float, str]], now: datetime) -> None:
+    """Writes the metrics to the function's log as one line of their own (standard output, so that
+    Lambda's JSON log format leaves the line as it is)."""
+    print(metric_record(stage, dataset, values, now), flush=True)
+
+
 def ignored(log: logging.Logger, reason: str, **context: Any) -> dict[str, str]:
     """The answer to an event a function does not act on, logged with the reason (the answer
     is the log record's ``outcome`` field too)."""

@@ -26,6 +26,7 @@ NOT_NEEDED = {
     "AWS::CloudTrail::Trail": "records S3 data events for auditors; nothing on the chain reads the trail",
     "AWS::SageMaker::Domain": "the data scientists' Studio workspace; nothing on the data's path runs in it",
     "AWS::SageMaker::UserProfile": "a person's Studio profile; nothing on the data's path runs in it",
+    "AWS::Budgets::Budget": "tells the operators' topic about the bill; the twin has no bill",
     "Custom::S3AutoDeleteObjects": "empties a bucket when its stack is deleted; the twin never deletes a stack",
     "Custom::VpcRestrictDefaultSG": "removes the default security group's rules at deploy time; the twin carries "
     "no network traffic",
@@ -45,6 +46,8 @@ def declare(deployment: Deployment, kind: str, logical_id: str, properties: dict
         user = properties["UserProfileName"]
         arn = deployment.arn("sagemaker", f"user-profile/{properties['DomainId']}/{user}")
         return Physical(user, {"UserProfileArn": arn})
+    if kind == "AWS::Budgets::Budget":
+        return Physical(properties["Budget"].get("BudgetName", name), {})
     if kind == "AWS::CloudTrail::Trail":
         trail = properties.get("TrailName", name)
         return Physical(trail, {"Arn": deployment.arn("cloudtrail", f"trail/{trail}")})
@@ -357,6 +360,13 @@ def alarm(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
 
 
 UPDATERS["AWS::CloudWatch::Alarm"] = lambda d, lid, p, old: alarm(d, lid, {**p, "AlarmName": old.ref})
+
+
+@adapter("AWS::CloudWatch::Dashboard")
+def dashboard(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
+    name = p.get("DashboardName") or d.name(logical_id, 255)
+    d.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=p["DashboardBody"])
+    return Physical(name)
 
 
 # --- EC2 -----------------------------------------------------------------------------------------------

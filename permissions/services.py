@@ -32,6 +32,7 @@ DOCS = {
     "events-role": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-identity-based.html",
     "events-dlq": "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html#eb-dlq-perms",
     "alarm-sns": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html",
+    "budget-sns": "https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html",
     "s3-logging": "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html#grant-log-delivery-permissions-general",
     "trail-s3": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html",
     "trail-kms": "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html",
@@ -280,6 +281,31 @@ class Rules:
                     aws__SourceAccount=self.account,
                 )
                 self._message_key("cloudwatch.amazonaws.com", "sns", topic, why)
+
+    def budgets(self) -> None:
+        """AWS Budgets publishing a budget's notifications to its SNS subscribers. The twin has no
+        bill, so no notification is ever sent there: the requests are derived from the budget."""
+        for _, _, p, physical in self.resources("AWS::Budgets::Budget"):
+            # The budget's ARN, as the Service Authorization Reference gives it (no region).
+            budget = f"arn:aws:budgets::{self.account}:budget/{physical.ref}"
+            topics = {
+                subscriber["Address"]
+                for notification in p.get("NotificationsWithSubscribers", [])
+                for subscriber in notification.get("Subscribers", [])
+                if subscriber.get("SubscriptionType") == "SNS"
+            }
+            for topic in sorted(topics):
+                why = f"budget {physical.ref} notifies {topic.rsplit(':', 1)[-1]}"
+                self.ask(
+                    "budgets.amazonaws.com",
+                    "sns:Publish",
+                    topic,
+                    why,
+                    "budget-sns",
+                    aws__SourceArn=budget,
+                    aws__SourceAccount=self.account,
+                )
+                self._message_key("budgets.amazonaws.com", "sns", topic, why)
 
     # --- S3, CloudTrail, CloudWatch Logs and VPC flow logs using the key and the buckets ---
 
@@ -883,6 +909,7 @@ def derive(
         rules.event_source_mappings,
         rules.rules,
         rules.alarms,
+        rules.budgets,
         rules.buckets,
         rules.trails,
         rules.log_groups,

@@ -27,6 +27,8 @@ TRAIL_PREFIX = "cloudtrail"
 # The services that publish to the operators' topic (alarms, EventBridge rules): the topic's policy
 # and the key it is encrypted with both let them in.
 TOPIC_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+# AWS Budgets publishes the stage budget's notifications (stacks/monitoring.py) to the same topic.
+BUDGETS = "budgets.amazonaws.com"
 
 
 class DataStack(Stack):
@@ -108,6 +110,19 @@ class DataStack(Stack):
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
         )
+        # https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html
+        self.alarm_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="BudgetsOfThisAccountPublish",
+                principals=[iam.ServicePrincipal(BUDGETS)],
+                actions=["sns:Publish"],
+                resources=[self.alarm_topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{self.partition}:budgets::{self.account}:*"},
+                },
+            )
+        )
 
     def _allow_services_to_use_key(self) -> None:
         """Key policy: the account administers the key (CDK's default statement, needed so IAM
@@ -153,7 +168,7 @@ class DataStack(Stack):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AlarmsAndRulesPublishToEncryptedTopic",
-                principals=[iam.ServicePrincipal(service) for service in TOPIC_PUBLISHERS],
+                principals=[iam.ServicePrincipal(service) for service in (*TOPIC_PUBLISHERS, BUDGETS)],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": account}},

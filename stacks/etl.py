@@ -73,6 +73,7 @@ class EtlStack(Stack):
             data=data,
             raw_prefix=RAW_PREFIX,
             prepared_prefix=PREPARED_PREFIX,
+            name=f"{config.resource_prefix}-prepare",
         )
 
         self.start_etl = EventFunction(

@@ -47,6 +47,7 @@ class Foundation:
             reserved_concurrency=config.functions.reserved_concurrency or None,  # 0: none reserved
             retry_attempts=config.functions.retry_attempts,
             retain_logs=config.retains_data,
+            name_prefix=config.resource_prefix,
         )
         return cls(
             config=config,

@@ -112,6 +112,7 @@ class HostingStack(Stack):
             },
             defaults=functions,
             quiet_period=ROLLOUT_BUFFER,
+            name=f"deploy-model-{dataset}",
         )
         function = self.deploy_model.function
         function.add_to_role_policy(

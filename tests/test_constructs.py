@@ -134,6 +134,7 @@ def _defaults(stack: cdk.Stack, *, retain_logs: bool = False) -> FunctionDefault
         reserved_concurrency=3,
         retry_attempts=1,
         retain_logs=retain_logs,
+        name_prefix="test",
     )
 
 

@@ -43,6 +43,7 @@ PINNED = {
     },
     # deploy_model's queue, which holds approvals through a rollout (added with it, never moved)
     "hosting-bank-marketing": {"Endpoint", *FUNCTION_IDS["DeployModel"], "DeployModelQueue03388A95"},
+    "monitoring": set(),  # a dashboard and a budget: nothing that holds data
 }
 STUDIO = {"dev": {"Domain", "Useralice", "Userbob"}, "prod": {"Domain"}}
 

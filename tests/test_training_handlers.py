@@ -1334,3 +1334,25 @@ def test_a_scheduled_event_without_a_time_is_ignored_with_the_reason(register_mo
     del event["time"]
     result = register_model.handler(event, None)
     assert result["status"] == "ignored" and "time" in result["reason"]
+
+
+def _metrics(captured: str) -> list[dict]:
+    """The embedded-metric-format records a handler wrote to its log (standard output)."""
+    return [json.loads(line) for line in captured.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_the_dashboard_hears_of_each_model_job_and_each_verdict(register_model, aws, capsys):
+    finished_job(aws, "car-run-8", "car-evaluation", {"test": {"accuracy": 0.91, "macro_f1": 0.8}})
+    register_model.handler(state_change("car-run-8", "Completed"), None)
+    job, verdict = _metrics(capsys.readouterr().out)
+    assert (job["Stage"], job["Dataset"], job["TrainingJobs"], job["TrainingJobsFailed"]) == (
+        "dev",
+        "car-evaluation",
+        1.0,
+        0.0,
+    )
+    assert verdict["ModelsRejected"] == 1 and "ModelsPassed" not in verdict
+    finished_job(aws, "car-run-9", "car-evaluation", {"test": {}})
+    register_model.handler(state_change("car-run-9", "Failed"), None)
+    [failed] = _metrics(capsys.readouterr().out)
+    assert failed["TrainingJobsFailed"] == 1.0

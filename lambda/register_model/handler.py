@@ -46,7 +46,7 @@ import os
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -171,6 +171,8 @@ def register_model(event: Any, sagemaker, s3, sns, settings: Settings) -> dict[s
     if tags.get(runtime.STAGE_TAG) != settings.stage or dataset is None or dataset not in settings.specs:
         return runtime.ignored(LOG, f"{name} is not a job of this platform stage")
     evaluates = tags.get(runtime.EVALUATES_TAG)
+    if change.kind != "transform" and not evaluates:  # a model's own job (not an evaluation step) ended
+        _job_metrics(settings, dataset, status, _seconds(described, change.kind))
     if change.kind == "transform" and not evaluates:
         return runtime.ignored(LOG, f"{name} is a batch transform job, not a scoring step of an evaluation")
     if status != "Completed":
@@ -364,6 +366,9 @@ def _register(
         CustomerMetadataProperties={k: v[:256] for k, v in metadata.items() if v},
         ClientToken=hashlib.sha256(name.encode()).hexdigest()[:32],
     )["ModelPackageArn"]
+    runtime.put_metrics(
+        settings.stage, dataset, {"ModelsPassed" if verdict.approved else "ModelsRejected": (1, "Count")}, _now()
+    )
     if not verdict.approved:
         sns.publish(
             TopicArn=settings.topic_arn,
@@ -530,6 +535,7 @@ def autopilot_endings(sagemaker, s3, sns, settings: Settings, now: datetime) -> 
             job = sagemaker.describe_auto_ml_job_v2(AutoMLJobName=name)
             if job.get("RoleArn") != settings.execution_role_arn:
                 continue
+            _job_metrics(settings, dataset, status, _seconds(job, "automl"))
             if status != "Completed":
                 reasons = [job.get("FailureReason") or "no reason given"]
                 reasons += [r.get("PartialFailureMessage", "") for r in job.get("PartialFailureReasons") or []]
@@ -574,6 +580,32 @@ def _label(verdict: Verdict, settings: Settings) -> str:
     if not verdict.approved:
         return "Rejected"
     return "Approved" if settings.pass_status == "Approved" else "Passed the gate, awaiting approval"
+
+
+# The start and end of a job, as each kind's Describe answer names them (botocore's models).
+_TIMES = {
+    "training": ("TrainingStartTime", "TrainingEndTime"),
+    "tuning": ("CreationTime", "HyperParameterTuningEndTime"),
+    "automl": ("CreationTime", "EndTime"),
+}
+
+
+def _seconds(described: Mapping[str, Any], kind: str) -> float | None:
+    start, end = (described.get(field) for field in _TIMES[kind])
+    return (end - start).total_seconds() if isinstance(start, datetime) and isinstance(end, datetime) else None
+
+
+def _job_metrics(settings: Settings, dataset: str, status: str, seconds: float | None) -> None:
+    """The dashboard's count of the dataset's model jobs (training, tuning, AutoML) that ended, of
+    those that did not complete, and how long each ran."""
+    values = {"TrainingJobs": (1.0, "Count"), "TrainingJobsFailed": (float(status != "Completed"), "Count")}
+    if seconds is not None:
+        values["TrainingSeconds"] = (seconds, "Seconds")
+    runtime.put_metrics(settings.stage, dataset, values, _now())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _notify_failure(sns, settings: Settings, kind: str, name: str, status: str, reason: str) -> dict[str, Any]:
