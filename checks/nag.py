@@ -33,19 +33,22 @@ class NagFinding:
     level: str
 
 
+def _pack_and_stack(report: Path) -> tuple[str, str]:
+    """``<pack>--<stack>-NagReport.json``, as cdk-nag names a report."""
+    pack, _, stack = report.name.removesuffix("-NagReport.json").partition("--")
+    return pack, stack
+
+
 def reports(outdir: Path) -> set[tuple[str, str]]:
     """(pack, stack) of every report in the assembly. A pack reports the rules that apply to a
     stack; a stack none of whose resources any rule of the pack checks has an empty report."""
-    return {
-        tuple(path.name.removesuffix("-NagReport.json").split("--", 1))  # type: ignore[misc]
-        for path in Path(outdir).glob("*-NagReport.json")
-    }
+    return {_pack_and_stack(path) for path in Path(outdir).glob("*-NagReport.json")}
 
 
 def read_reports(outdir: Path) -> list[NagFinding]:
     findings = []
     for path in sorted(Path(outdir).glob("*-NagReport.json")):
-        pack, _, stack = path.name.removesuffix("-NagReport.json").partition("--")
+        pack, stack = _pack_and_stack(path)
         for line in json.loads(path.read_text(encoding="utf-8"))["lines"]:
             findings.append(
                 NagFinding(

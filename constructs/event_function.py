@@ -312,11 +312,13 @@ class EventFunction(Construct):
             self.queue = self._queue(quiet_period, key, timeout_seconds, defaults.retry_attempts, concurrency)
 
         notify = actions.SnsAction(defaults.alarm_topic)
+        errors, dead_letters = f"{self.name}-errors", f"{self.name}-dead-letters"
+        self.alarm_names = [errors, dead_letters]
         self.alarms = [
             self.function.metric_errors(period=Duration.minutes(5), statistic="Sum").create_alarm(
                 self,
                 "ErrorsAlarm",
-                alarm_name=f"{self.name}-errors",
+                alarm_name=errors,
                 alarm_description=f"{description}: the function failed (see its logs); "
                 "events are retried, then sent to its DLQ." + runbook("function-errors"),
                 threshold=1,
@@ -329,7 +331,7 @@ class EventFunction(Construct):
             ).create_alarm(
                 self,
                 "DeadLetterAlarm",
-                alarm_name=f"{self.name}-dead-letters",
+                alarm_name=dead_letters,
                 alarm_description=f"{description}: events gave up after retries and wait in the DLQ for a replay."
                 + runbook("dead-letter-queue"),
                 threshold=1,
@@ -338,7 +340,6 @@ class EventFunction(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         ]
-        self.alarm_names = [f"{self.name}-errors", f"{self.name}-dead-letters"]
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
             alarm.add_ok_action(notify)

@@ -43,6 +43,26 @@ MAX_NAME = 63  # SageMaker's limit on a model's name
 MAX_VERSION_DIGITS = 6  # room kept for the package's version in the model's name
 
 
+# SageMaker's metrics of an endpoint: its invocations', and its instances' (utilisation).
+# https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
+INVOCATION_METRICS, INSTANCE_METRICS = "AWS/SageMaker", "/aws/sagemaker/Endpoints"
+
+
+def endpoint_metric(
+    endpoint_name: str, name: str, statistic: str, namespace: str = INVOCATION_METRICS, label: str | None = None
+) -> cloudwatch.Metric:
+    """One of the endpoint's metrics, per minute, for the platform's one variant: what its alarms
+    watch and the operators' dashboard shows."""
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": VARIANT},
+        statistic=statistic,
+        period=Duration.minutes(1),
+        label=label,
+    )
+
+
 def model_name(endpoint_name: str, model_package: str) -> str:
     """``<endpoint>-<package version>``: the platform's prefix, which data scientists may not use
     for their models or run transform jobs with (constructs/data_scientist_roles.py), and a new
@@ -182,16 +202,8 @@ class RealtimeEndpoint(Construct):
     }
 
     def _alarms(self, hosting, alarm_topic: sns.ITopic) -> dict[str, cloudwatch.Alarm]:
-        dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
-
-        def metric(name: str, namespace: str = "AWS/SageMaker", statistic: str = "Sum") -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=namespace,
-                metric_name=name,
-                dimensions_map=dimensions,
-                statistic=statistic,
-                period=Duration.minutes(1),
-            )
+        def metric(name: str, namespace: str = INVOCATION_METRICS, statistic: str = "Sum") -> cloudwatch.Metric:
+            return endpoint_metric(self.endpoint_name, name, statistic, namespace)
 
         invocations = metric("Invocations")
         specs: dict[str, tuple[cloudwatch.IMetric, int, int, str]] = {
@@ -225,22 +237,23 @@ class RealtimeEndpoint(Construct):
             ),
             # Endpoint CPU is summed over an instance's cores (0..100 x vCPUs).
             "CPU": (
-                metric("CPUUtilization", "/aws/sagemaker/Endpoints", "Average"),
+                metric("CPUUtilization", INSTANCE_METRICS, "Average"),
                 80 * vcpus(hosting.instance_type),
                 5,
                 "CPU above 80% of the instance's cores",
             ),
-            "Memory": (metric("MemoryUtilization", "/aws/sagemaker/Endpoints", "Average"), 85, 5, "memory above 85%"),
-            "Disk": (metric("DiskUtilization", "/aws/sagemaker/Endpoints", "Average"), 85, 5, "disk above 85%"),
+            "Memory": (metric("MemoryUtilization", INSTANCE_METRICS, "Average"), 85, 5, "memory above 85%"),
+            "Disk": (metric("DiskUtilization", INSTANCE_METRICS, "Average"), 85, 5, "disk above 85%"),
         }
         alarms = {}
         # By name, as the dashboard lists them: the alarms exist only while a model is live.
-        self.alarm_names = [f"{self.endpoint_name}-{name.lower()}" for name in specs]
+        names = {name: f"{self.endpoint_name}-{name.lower()}" for name in specs}
+        self.alarm_names = list(names.values())
         for name, (source, threshold, periods, description) in specs.items():
             alarm = cloudwatch.Alarm(
                 self,
                 f"{name}Alarm",
-                alarm_name=f"{self.endpoint_name}-{name.lower()}",
+                alarm_name=names[name],
                 alarm_description=f"{self.endpoint_name}: {description}." + runbook(self.RUNBOOK_SECTIONS[name]),
                 metric=source,
                 threshold=threshold,

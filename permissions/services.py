@@ -271,16 +271,14 @@ class Rules:
                 if ":sns:" not in topic:
                     continue
                 why = f"alarm {physical.ref} notifies {topic.rsplit(':', 1)[-1]}"
-                self.ask(
-                    "cloudwatch.amazonaws.com",
-                    "sns:Publish",
-                    topic,
-                    why,
-                    "alarm-sns",
-                    aws__SourceArn=alarm,
-                    aws__SourceAccount=self.account,
-                )
-                self._message_key("cloudwatch.amazonaws.com", "sns", topic, why)
+                self._publishes("cloudwatch.amazonaws.com", alarm, topic, why, "alarm-sns")
+
+    def _publishes(self, service: str, source: str, topic: str, why: str, doc: str) -> None:
+        """A service principal's sns:Publish to ``topic`` on behalf of ``source`` (sent as
+        aws:SourceArn, with this account as aws:SourceAccount), and the KMS requests SNS makes for
+        it when the topic is encrypted."""
+        self.ask(service, "sns:Publish", topic, why, doc, aws__SourceArn=source, aws__SourceAccount=self.account)
+        self._message_key(service, "sns", topic, why)
 
     def budgets(self) -> None:
         """AWS Budgets publishing a budget's notifications to its SNS subscribers. The twin has no
@@ -296,16 +294,7 @@ class Rules:
             }
             for topic in sorted(topics):
                 why = f"budget {physical.ref} notifies {topic.rsplit(':', 1)[-1]}"
-                self.ask(
-                    "budgets.amazonaws.com",
-                    "sns:Publish",
-                    topic,
-                    why,
-                    "budget-sns",
-                    aws__SourceArn=budget,
-                    aws__SourceAccount=self.account,
-                )
-                self._message_key("budgets.amazonaws.com", "sns", topic, why)
+                self._publishes("budgets.amazonaws.com", budget, topic, why, "budget-sns")
 
     # --- S3, CloudTrail, CloudWatch Logs and VPC flow logs using the key and the buckets ---
 

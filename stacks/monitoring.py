@@ -24,7 +24,7 @@ from aws_cdk import aws_sns as sns
 from cdk_monitoring_constructs import CustomMetricGroup, DefaultDashboardFactory, MonitoringFacade
 from constructs import Construct
 from constructs.event_function import EventFunction
-from constructs.realtime_endpoint import VARIANT
+from constructs.realtime_endpoint import INSTANCE_METRICS, INVOCATION_METRICS, endpoint_metric
 
 from config import StageConfig
 from etl.platform_runtime import METRICS_NAMESPACE, STAGE_TAG
@@ -229,21 +229,12 @@ _TRAINING_GROUPS = (
 
 
 def _endpoint_groups(endpoint: str) -> list[CustomMetricGroup]:
-    dimensions = {"EndpointName": endpoint, "VariantName": VARIANT}
-
-    def metric(name: str, statistic: str, label: str, namespace: str = "AWS/SageMaker") -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=namespace,
-            metric_name=name,
-            dimensions_map=dimensions,
-            statistic=statistic,
-            period=Duration.minutes(1),
-            label=label,
-        )
+    def metric(name: str, statistic: str, label: str, namespace: str = INVOCATION_METRICS) -> cloudwatch.Metric:
+        return endpoint_metric(endpoint, name, statistic, namespace, label)
 
     invocations = metric("Invocations", "Sum", "invocations")
     per_instance = metric("InvocationsPerInstance", "Sum", "per instance")
-    instances = metric("CPUUtilization", "SampleCount", "instances", "/aws/sagemaker/Endpoints")
+    instances = metric("CPUUtilization", "SampleCount", "instances", INSTANCE_METRICS)
     return [
         CustomMetricGroup(
             title="Invocations and errors (per minute)",
@@ -264,7 +255,7 @@ def _endpoint_groups(endpoint: str) -> list[CustomMetricGroup]:
         CustomMetricGroup(
             title="Utilisation (%; CPU is summed over an instance's cores)",
             metrics=[
-                metric(name, "Average", label, "/aws/sagemaker/Endpoints")
+                metric(name, "Average", label, INSTANCE_METRICS)
                 for name, label in (
                     ("CPUUtilization", "CPU"),
                     ("MemoryUtilization", "memory"),
