@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import csv
 import gc
+import json
 import shutil
 import sys
 import tempfile
@@ -308,6 +309,20 @@ def running_twin(assembly: Path, state: Path, **options: Any) -> Iterator[Any]:
         yield twin
     finally:
         twin.stop()
+
+
+def publish_training(twin: Any, dataset: str, training: dict[str, Any]) -> None:
+    """The spec of ``dataset`` the twin's functions read now has ``training`` as its training
+    section: a team changing a published spec, as the deployer."""
+    from local.trace import acting_as
+
+    function = next(f for f in twin.functions if f.logical_id.startswith("RegisterModelFunction"))
+    bucket, _, key = json.loads(function.variables["DATASET_SPECS"])[dataset].removeprefix("s3://").partition("/")
+    with acting_as("deployer"):
+        s3 = twin.client("s3")
+        spec = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        spec["training"] = training
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(spec).encode())
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from local.scenario import Scenario
 from local.trace import acting_as
-from tests.conftest import RAW_FILES, running_twin
+from tests.conftest import RAW_FILES, publish_training, running_twin
 
 DATASET = "bank-marketing"
 
@@ -32,18 +32,16 @@ def twin(dev, spark, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(twin):
-    function = next(f for f in twin.functions if f.logical_id.startswith("RegisterModelFunction"))
-    bucket, _, key = json.loads(function.variables["DATASET_SPECS"])[DATASET].removeprefix("s3://").partition("/")
-    with acting_as("deployer"):
-        s3 = twin.client("s3")
-        spec = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        spec["training"] = {
+    publish_training(
+        twin,
+        DATASET,
+        {
             "algorithm": "autopilot",
             "objective_metric": "auc",
             "minimum": 0.8,
             "autopilot": {"max_candidates": 2, "max_job_minutes": 60},
-        }
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(spec).encode())
+        },
+    )
     scenario = Scenario(twin, DATASET, RAW_FILES[DATASET])
     scenario.execute()
     return scenario.run

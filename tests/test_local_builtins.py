@@ -19,7 +19,7 @@ import pytest
 from local.platform import Twin
 from local.scenario import Scenario
 from local.trace import acting_as
-from tests.conftest import RAW_FILES, running_twin
+from tests.conftest import RAW_FILES, publish_training, running_twin
 
 DATASET = "bank-marketing"
 BUILT_INS = ("linear-learner", "knn")
@@ -36,19 +36,14 @@ def twin(dev, spark, tmp_path_factory):
 def _publish(twin: Twin, algorithm: str) -> None:
     """The deployed spec of bank marketing now trains ``algorithm``; a new model replaces the approved
     one whatever its score (tolerance 1), so each run ends on the endpoint."""
-    function = next(f for f in twin.functions if f.logical_id.startswith("RegisterModelFunction"))
-    bucket, _, key = json.loads(function.variables["DATASET_SPECS"])[DATASET].removeprefix("s3://").partition("/")
-    with acting_as("deployer"):
-        s3 = twin.client("s3")
-        spec = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        spec["training"] = {
-            "algorithm": algorithm,
-            "objective_metric": "auc",
-            "minimum": 0.5,
-            "tolerance": 1.0,
-            "threshold_criterion": "f1",
-        }
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(spec).encode())
+    training = {
+        "algorithm": algorithm,
+        "objective_metric": "auc",
+        "minimum": 0.5,
+        "tolerance": 1.0,
+        "threshold_criterion": "f1",
+    }
+    publish_training(twin, DATASET, training)
 
 
 @pytest.fixture(scope="module")

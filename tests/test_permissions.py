@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from local.assembly import load
-from local.platform import Twin
 from local.scenario import Scenario
 from permissions.proof import Proof
 from permissions.recorded import as_deployed
-from tests.conftest import RAW_FILES, TEST_ACCOUNT
+from tests.conftest import RAW_FILES, TEST_ACCOUNT, running_twin
 from tests.handler_calls import INVOCATIONS
 
 DATASET = "bank-marketing"
@@ -24,12 +22,8 @@ DATASET = "bank-marketing"
 
 @pytest.fixture(scope="module")
 def prod_twin(prod, spark, tmp_path_factory):
-    twin = Twin(load(prod.outdir), tmp_path_factory.mktemp("prod-twin"))
-    twin.start()
-    try:
+    with running_twin(prod.outdir, tmp_path_factory.mktemp("prod-twin")) as twin:
         yield twin
-    finally:
-        twin.stop()
 
 
 @pytest.fixture(scope="module")
