@@ -30,6 +30,10 @@ What it does, in order:
    clipped or encoded; missing: an empty field), with a header in ``autopilot/train/`` and
    ``autopilot/validation/``, and without one, in the order of ``validation/`` and ``test/``
    line by line, in ``autopilot/scoring/validation/`` and ``autopilot/scoring/test/``.
+   Always ``baseline/``: the training split's records as an endpoint receives them, the features
+   only, in the file's order, each value as the raw file writes it (not normalised), comma
+   separated without a header; Model Monitor's baseline job reads it, so that the endpoint's
+   captured requests are compared with what the model was trained on, in the same form.
 
 Every problem with the spec or the data is raised as a SpecError naming dataset, column and
 problem, before anything is written.
@@ -67,6 +71,7 @@ _NAME_ESCAPES = str.maketrans({"%": "%25", "[": "%5B", "]": "%5D", "<": "%3C"})
 # header) and the folder a batch transform scores (no header, in the prepared file's row order).
 AUTOPILOT_TRAINING = {"train": "autopilot/train", "validation": "autopilot/validation"}
 AUTOPILOT_SCORING = {"validation": "autopilot/scoring/validation", "test": "autopilot/scoring/test"}
+BASELINE = "baseline"  # the training split's raw records, for Model Monitor's baseline job
 
 
 # --- storage: local paths and s3:// URIs --------------------------------------------------------
@@ -488,7 +493,8 @@ def with_split(frame, spec: DatasetSpec, seed: int):
 
     data_columns = [spec.target.column, *(f.name for f in spec.features)]
     keyed = frame.withColumn(_KEY, F.xxhash64(F.lit(seed), *[_col(c) for c in data_columns]))
-    order = [F.col(_KEY), *[_col(c) for c in data_columns]]  # the row itself breaks hash ties
+    # The row itself breaks hash ties, then its values as read (rows that normalise alike).
+    order = [F.col(_KEY), *[_col(c) for c in data_columns], *[F.col(c) for c in frame.columns if c.startswith(_RAW)]]
     if spec.target.problem == "regression":
         window, whole = Window.orderBy(*order), Window.partitionBy()
     else:
@@ -644,6 +650,27 @@ def write_autopilot(view, output_uri: str) -> None:
         )
 
 
+def raw_feature_columns(file_columns: list[str], spec: DatasetSpec) -> list[str]:
+    """The ``__raw_<i>`` columns of the features, in the file's order: a features-only request's
+    layout (``training_jobs/schema_encoder.py``)."""
+    features = {f.name for f in spec.features}
+    return [f"{_RAW}{i}" for i, name in enumerate(file_columns) if name in features]
+
+
+def write_baseline(train, raw_features: list[str], output_uri: str) -> None:
+    """The training split's records, before outliers are dropped (a request is never dropped), as
+    an endpoint receives them: one comma-separated file, no header, values as read."""
+    (
+        train.select(*raw_features)
+        .coalesce(1)
+        .write.mode("overwrite")
+        .option("header", "false")
+        .option("escape", '"')
+        .option("emptyValue", "")
+        .csv(join(output_uri, BASELINE))
+    )
+
+
 def autopilot_layout(spec: DatasetSpec) -> dict[str, Any]:
     """Where :func:`write_autopilot` writes and the columns of its files, for schema.json."""
     return {
@@ -682,11 +709,14 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
     check_ordinals(spec, seen)
 
     columns = [_col(c) for c in [spec.target.column, *(f.name for f in spec.features)]]
-    split = with_split(labelled.select(*columns).withColumn(_LABEL, _label_expression(spec, classes)), spec, seed)
+    raw_features = raw_feature_columns(raw.columns[:-3], spec)
+    split = with_split(
+        labelled.select(*columns, *raw_features).withColumn(_LABEL, _label_expression(spec, classes)), spec, seed
+    )
     split = split.cache()
     fitted = fit(split.where(F.col(_SPLIT) == "train"), spec)
     kept = split.where((F.col(_SPLIT) != "train") | outlier_filter(fitted))
-    prepared = transform(kept, fitted).cache()
+    prepared = transform(kept.drop(*raw_features), fitted).cache()
 
     balance: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     for row in prepared.groupBy(_SPLIT, _TARGET).count().collect():
@@ -707,6 +737,7 @@ def prepare(spark, input_uri: str, spec: DatasetSpec, output_uri: str, seed: int
         files = spec.training.instance_count if name == "train" else 1
         part = prepared.where(F.col(_SPLIT) == name).repartitionByRange(files, _KEY).sortWithinPartitions(_KEY)
         part.select(*names).write.mode("overwrite").option("header", "false").csv(join(output_uri, name))
+    write_baseline(split.where(F.col(_SPLIT) == "train"), raw_features, output_uri)
     autopilot = spec.training.algorithm == "autopilot"
     if autopilot:
         write_autopilot(autopilot_view(kept, spec, classes), output_uri)

@@ -90,6 +90,26 @@ def test_schema_round_trips_every_raw_record_into_its_training_row(prepared, nam
     assert written == expected
 
 
+@pytest.mark.parametrize("name", DATASETS)
+def test_baseline_is_the_training_split_as_an_endpoint_receives_it(prepared, name):
+    """baseline/ holds the training split's records before any is dropped as an outlier: each one
+    a line of the raw file (the features in the file's order, as written), which the schema
+    encodes into a training row; comma separated, no header."""
+    data = prepared[name]
+    encoder = SchemaEncoder(data.schema, invalid_numbers="impute")
+    columns = [c for c in data.schema["raw"]["columns"] if c in data.schema["input_columns"]]
+    lines = file_lines(data.output / "baseline")
+    train = data.report["splits"]["train"]["rows"]
+    assert len(lines) == train + data.report["outliers_dropped"]
+    raw = Counter(tuple(record[c] for c in columns) for record in raw_records(data))
+    baseline = Counter(map(tuple, lines))
+    assert not baseline - raw, "a baseline line that is not a record of the raw file"
+    encoded = Counter(rounded(encoder.encode(dict(zip(columns, line, strict=True)))) for line in lines)
+    trained = Counter(rounded(row[1:]) for row in split_rows(data.output, "train"))
+    assert not trained - encoded, "a training row whose record is not in the baseline"
+    assert lines[0] != columns  # no header
+
+
 def _normalised(spec, column, value):
     """The value as the job reads it (None: missing)."""
     if value is None:
