@@ -154,11 +154,11 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             functions=functions,
             preparation_job=etl.preparation.name,
             failure_rules={"preparation job": etl.preparation.failure_rule, "crawler": etl.catalogue.failure_rule},
-            endpoints=[stack.endpoint_name for stack in hosting],
+            endpoints={stack.endpoint_name: stack.dataset for stack in hosting},
             datasets=sorted(specs),
             alarm_names=[
                 *(name for function in functions for name in function.alarm_names),
-                *(name for stack in hosting for name in stack.serving.alarm_names),
+                *(name for stack in hosting for name in stack.alarm_names),
             ],
         ),
         description="ML platform: the operators' dashboard and the stage's budget",

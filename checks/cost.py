@@ -161,6 +161,7 @@ PRICES: dict[str, dict[str, Price]] = {
             f"{_NOT_FOUND}; third-party tables in public code disagree (ml.t2.medium at $0.056 and $0.065 an hour), "
             "so none is used",
         ),
+        "sagemaker_processing_hour": _unknown("instance-hour (processing)", _SAGEMAKER, _NOT_FOUND),
         "sagemaker_storage_gb_month": _unknown("GB-month (ML storage volume)", _SAGEMAKER, _NOT_FOUND),
     },
     "eu-west-1": {
@@ -187,6 +188,7 @@ PRICES: dict[str, dict[str, Price]] = {
         "s3_storage_gb_month": _unknown("GB-month (S3 Standard)", _S3, _IDLE_ZERO),
         "sqs_requests": _unknown("million requests", _SQS, _NOT_FOUND),
         "sagemaker_hosting_hour": _unknown("instance-hour", _SAGEMAKER, _NOT_FOUND),
+        "sagemaker_processing_hour": _unknown("instance-hour (processing)", _SAGEMAKER, _NOT_FOUND),
         "sagemaker_storage_gb_month": _unknown("GB-month (ML storage volume)", _SAGEMAKER, _NOT_FOUND),
     },
 }
@@ -383,6 +385,7 @@ NO_CHARGE: dict[str, str] = {
     "AWS::Glue::Connection": "Glue configuration",
     "AWS::SageMaker::Model": "SageMaker configuration (compute bills on the endpoint)",
     "AWS::SageMaker::EndpointConfig": "SageMaker configuration (compute bills on the endpoint)",
+    "AWS::SageMaker::DataQualityJobDefinition": "SageMaker configuration (its runs bill on the schedule)",
     "AWS::SageMaker::ModelPackageGroup": "model registry",
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": "SageMaker configuration",
     "AWS::ApplicationAutoScaling::ScalableTarget": "Application Auto Scaling (its alarms are counted on the policy)",
@@ -589,6 +592,27 @@ def _line(
             unit="instance-hours",
             price=price(region, "sagemaker_hosting_hour"),
             note=note,
+        )
+    if kind == "AWS::SageMaker::MonitoringSchedule":
+        config = properties.get("MonitoringScheduleConfig", {})
+        schedule = config.get("ScheduleConfig", {}).get("ScheduleExpression")
+        runs = runs_per_month(schedule) if isinstance(schedule, str) else None
+        [job] = [
+            r.get("Properties", {})
+            for r in resources.values()
+            if r.get("Type") == f"AWS::SageMaker::{config.get('MonitoringType')}JobDefinition"
+        ] or [{}]
+        cluster = job.get("JobResources", {}).get("ClusterConfig", {})
+        seconds = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        instances = cluster.get("InstanceCount")
+        quantity = None if None in (runs, seconds, instances) else round(runs * instances * seconds / 3600, 1)
+        return new(
+            what=f"Model Monitor schedule on `{schedule}` ({instances} x {cluster.get('InstanceType')})",
+            quantity=quantity,
+            unit="processing instance-hours (at most)",
+            price=price(region, "sagemaker_processing_hour"),
+            note=f"{runs or 0:.1f} runs a month, each billed per second and stopped after {seconds} s at most "
+            "(a run over an hour's captures takes minutes); the analyzer's volume per GB-month while it runs",
         )
     if kind == "AWS::SageMaker::NotebookInstance":
         volume = properties.get("VolumeSizeInGB", 5)

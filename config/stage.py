@@ -264,8 +264,36 @@ class NotificationsConfig(_Section):
     emails: tuple[EmailAddress, ...] = ()
 
 
+# The schedules Model Monitor takes: hourly, every N hours from an hour, or daily at an hour.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-schedule-expression.html
+MONITORING_SCHEDULE = re.compile(r"^cron\(0 (\*|(\d|1\d|2[0-3])(/([1-9]|1\d|2[0-4]))?) \? \* \* \*\)$")
+
+
 class MonitoringConfig(_Section):
-    """What the operators watch beyond the alarms: the stage's budget."""
+    """What the operators watch beyond the alarms: the served models' data, and the stage's budget."""
+
+    # Model Monitor compares each served dataset's captured requests with its live model's
+    # baseline on this schedule, on a processing instance of this type (hosting.capture_sampling_percentage
+    # must be above 0: the schedule reads what the endpoint captures).
+    data_quality: bool = True
+    schedule: str = "cron(0 * ? * * *)"
+    instance_type: str = Field(default="ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    volume_size_gb: int = Field(default=20, ge=1, le=16384)
+    # A monitoring run stops after this long (at most an hour: runs of an hourly schedule must not overlap).
+    max_runtime_minutes: int = Field(default=30, ge=1, le=60)
+    # Drift with labelled data newer than the live model's starts a preparation run, at most one per
+    # dataset in this many hours (counting every run of the dataset's).
+    retrain_min_hours: int = Field(default=24, ge=1, le=24 * 90)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not MONITORING_SCHEDULE.match(value):
+            raise ValueError(
+                "a Model Monitor schedule: hourly 'cron(0 * ? * * *)', every N hours 'cron(0 H/N ? * * *)' "
+                "or daily 'cron(0 H ? * * *)'"
+            )
+        return value
 
     # The stage's monthly cost budget (AWS Budgets, USD), counting what carries the stage tag. Budgets
     # sees a tag only once it is an active cost allocation tag (Billing console; see the README).
@@ -346,6 +374,13 @@ class StageConfig(_Section):
                     list(self.network.interface_endpoints),
                     f"{who} in a VPC without internet {verb} {', '.join(needed)}; add {', '.join(missing)}{otherwise}",
                 )
+        if self.monitoring.data_quality and self.hosting.datasets and self.hosting.capture_sampling_percentage == 0:
+            _fail(
+                self.name,
+                "monitoring.data_quality",
+                True,
+                "false while hosting.capture_sampling_percentage is 0 (Model Monitor reads what the endpoint captures)",
+            )
         if (self.account is None) != (self.region is None):
             absent = "region" if self.region is None else "account"
             _fail(self.name, absent, None, "account and region are set together, or neither")

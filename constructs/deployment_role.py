@@ -19,11 +19,22 @@ AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 class DeploymentRole(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, endpoint_name: str, execution_role: iam.IRole, key: kms.IKey
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        execution_role: iam.IRole,
+        key: kms.IKey,
+        monitoring_role: iam.IRole | None = None,
     ) -> None:
+        """``monitoring_role``: what the endpoint's data-quality jobs run as, where the stage
+        monitors it (the stack's schedule and job definition, constructs/model_monitor.py)."""
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name
         self.role = self._role(execution_role, key)
+        if monitoring_role is not None:
+            self._monitoring(monitoring_role)
 
     def _role(self, execution_role: iam.IRole, key: kms.IKey) -> iam.Role:
         stack = Stack.of(self)
@@ -155,3 +166,39 @@ class DeploymentRole(Construct):
             },
         )
         return role
+
+    def _monitoring(self, monitoring_role: iam.IRole) -> None:
+        """Create, replace and delete the live model's data-quality job definition (named by
+        CloudFormation) and its schedule (named by the endpoint), tag them, and pass their role;
+        the handlers' actions as the types' schemas list them."""
+        stack = Stack.of(self)
+        definitions = "data-quality-job-definition/*"
+        schedule = f"monitoring-schedule/{self.endpoint_name}-data-quality"
+        arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateDataQualityJobDefinition",
+                    "sagemaker:DescribeDataQualityJobDefinition",
+                    "sagemaker:DeleteDataQualityJobDefinition",
+                    "sagemaker:CreateMonitoringSchedule",
+                    "sagemaker:DescribeMonitoringSchedule",
+                    "sagemaker:UpdateMonitoringSchedule",
+                    "sagemaker:DeleteMonitoringSchedule",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[f"{arn}:{definitions}", f"{arn}:{schedule}"],
+            )
+        )
+        grant_pass_role(monitoring_role, self.role, "sagemaker.amazonaws.com")
+        acknowledge_wildcards(
+            self.role.node.find_child("DefaultPolicy"),
+            {
+                "CloudFormation names the data-quality job definition (a new one for each baseline: every "
+                "property of the type is replaced on change).": [
+                    "Resource::" + nag_arn(stack, "sagemaker", definitions)
+                ]
+            },
+        )

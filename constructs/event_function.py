@@ -296,17 +296,12 @@ class EventFunction(Construct):
             )
 
         self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
+        self.rules = [self.rule]
         self.queue: sqs.Queue | None = None
         self.event_source_mapping: lambda_.EventSourceMapping | None = None
+        self._retry_attempts = defaults.retry_attempts
         if quiet_period is None:
-            self.rule.add_target(
-                targets.LambdaFunction(
-                    self.function,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=defaults.retry_attempts,
-                    max_event_age=MAX_EVENT_AGE,
-                )
-            )
+            self.rule.add_target(self._target())
         else:
             concurrency = defaults.reserved_concurrency if reserved_concurrency is None else reserved_concurrency
             self.queue = self._queue(quiet_period, key, timeout_seconds, defaults.retry_attempts, concurrency)
@@ -347,6 +342,25 @@ class EventFunction(Construct):
             if queue is not None:
                 queue.apply_removal_policy(RemovalPolicy.RETAIN if defaults.retain_logs else RemovalPolicy.DESTROY)
 
+    def _target(self) -> events.IRuleTarget:
+        """How a rule hands its events over: to the queue, or to the function asynchronously."""
+        if self.queue is not None:
+            return _ToQueue(self.queue, self.dead_letter_queue, self._retry_attempts)
+        return targets.LambdaFunction(
+            self.function,
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=self._retry_attempts,
+            max_event_age=MAX_EVENT_AGE,
+        )
+
+    def also_on(self, construct_id: str, *, description: str, event_pattern: events.EventPattern) -> events.Rule:
+        """A second rule into the same function (through its queue, if it has one), for events
+        one pattern cannot hold beside the first's (their detail fields differ)."""
+        rule = events.Rule(self, construct_id, description=description, event_pattern=event_pattern)
+        rule.add_target(self._target())
+        self.rules.append(rule)
+        return rule
+
     def _queue(
         self, quiet: QuietPeriod, key: kms.IKey, timeout_seconds: int, retry_attempts: int, concurrency: int | None
     ) -> sqs.Queue:
@@ -365,7 +379,8 @@ class EventFunction(Construct):
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=quiet.max_receives, queue=self.dead_letter_queue),
         )
-        self.rule.add_target(_ToQueue(queue, self.dead_letter_queue, retry_attempts))
+        self.queue = queue
+        self.rule.add_target(self._target())
         # Lambda polls the queue with the function's role; the role's statement for the platform
         # key through SQS (above) covers decrypting what it receives.
         # https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions

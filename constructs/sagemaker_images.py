@@ -59,7 +59,9 @@ class SageMakerImages(Construct):
             accounts, repository = registries(image)
             for region, account in accounts.items():
                 domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-                uri = f"{account}.dkr.ecr.{region}.{domain}/{repository}:{image.version}"
+                # An image the SDK's table gives without versions (Model Monitor's analyzer) has no tag.
+                tag = f":{image.version}" if image.version else ""
+                uri = f"{account}.dkr.ecr.{region}.{domain}/{repository}{tag}"
                 mapping.setdefault(region, {})[_key(name)] = uri
             self._tags[name] = image.version
         self.mapping = CfnMapping(self, "Mapping", mapping=mapping, lazy=True)

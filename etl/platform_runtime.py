@@ -559,6 +559,19 @@ def answer_queued(
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
+# --- Model Monitor ---------------------------------------------------------------------------------
+# Where Model Monitor's analyzer reads and writes in its container: the SageMaker Python SDK's
+# DefaultModelMonitor uses these paths for baselining and monitoring alike.
+MONITOR_BASELINE_INPUT = "/opt/ml/processing/input/baseline_dataset_input"
+MONITOR_ENDPOINT_INPUT = "/opt/ml/processing/input/endpoint"
+MONITOR_OUTPUT = "/opt/ml/processing/output"
+MONITOR_OUTPUT_NAME = "monitoring_output"
+# A model's baseline job is <endpoint>-baseline-<package version>: the hosting stack's rules and
+# deploy_model's rights match the prefix.
+BASELINE_JOB = "-baseline-"
+DRIFT_METRIC = "DriftedFeatures"  # check_drift: the features with a violation in a monitoring run
+
+
 # --- the model registry -------------------------------------------------------------------------------
 
 

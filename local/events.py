@@ -452,6 +452,15 @@ sagemaker_model_package_state_change = SageMakerStateChange(
     "SageMaker Model Package State Change", "ModelPackageArn", ("ModelPackageStatus",), tags_always=False
 )
 
+# "Processing job state change" (the sample is a failed job): the detail is DescribeProcessingJob's
+# view, without Tags.
+sagemaker_processing_job_state_change = SageMakerStateChange(
+    "SageMaker Processing Job State Change",
+    "ProcessingJobArn",
+    ("ProcessingJobName", "ProcessingJobStatus"),
+    tags_always=False,
+)
+
 
 # --- EventBridge's own --------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from local import autopilot, events, standins
+from local import autopilot, events, monitor, standins
 from local.container import run as run_entry_point
 from local.functions import load_module
 from local.trace import acting_as
@@ -107,6 +107,10 @@ class Jobs:
             name = params["TransformJobName"]
             self._backend().transform_jobs[name].transform_job_status = "InProgress"
             twin.schedule(f"transform job {name}", lambda: self.run_transform(name, dict(params)))
+        elif service == "sagemaker" and operation == "CreateProcessingJob":
+            name = params["ProcessingJobName"]
+            self._backend().processing_jobs[name].processing_job_status = "InProgress"  # moto: Completed at once
+            twin.schedule(f"processing job {name}", lambda: self.run_processing(name, dict(params)))
         elif service == "sagemaker" and operation in ("CreateModelPackage", "UpdateModelPackage"):
             arn = parsed["ModelPackageArn"]
             twin.schedule(f"model package {arn}", lambda: self._package_event(arn))
@@ -794,6 +798,80 @@ class Jobs:
         ]
         return bucket, keys, prefix[: prefix.rfind("/") + 1]
 
+    # --- processing: Model Monitor's analyzer ---
+
+    def run_processing(self, name: str, request: Mapping[str, Any]) -> None:
+        """A processing job of Model Monitor's analyzer, played by ``local.monitor``: a baseline
+        job (``dataset_source`` holds a headerless CSV dataset) writes statistics.json and
+        constraints.json; a monitoring run (``baseline_constraints`` given) writes
+        constraint_violations.json and statistics.json. S3 is read and written as the job's role,
+        outputs under the job's KMS key. Any other image fails the job by name."""
+        twin = self.twin
+        job = self._backend().processing_jobs[name]
+        twin.trace.add("job", service="sagemaker", job_type="processing", job=name, status="InProgress")
+        try:
+            written = self._analyze(request)
+            status, reason = "Completed", ""
+        except JobFailed as error:
+            status, reason, written = "Failed", str(error), []
+        except Exception as error:  # the twin's own failure shows as the job's, with the trace
+            status, reason, written = "Failed", f"InternalServerError: {error}", []
+            twin.trace.add("job-log", service="sagemaker", job=name, traceback=traceback.format_exc(limit=8))
+        job.processing_job_status = status
+        if reason:
+            job.failure_reason = reason
+        job.processing_end_time = job.last_modified_time = _now()
+        twin.trace.add(
+            "job", service="sagemaker", job_type="processing", job=name, status=status, outputs=written,
+            failure=reason or None,
+        )  # fmt: skip
+        with acting_as("twin"):
+            description = twin.client("sagemaker").describe_processing_job(ProcessingJobName=name)
+        self._emit(events.sagemaker_processing_job_state_change(description, account=twin.account, region=twin.region))
+
+    def _analyze(self, request: Mapping[str, Any]) -> list[str]:
+        image = request["AppSpecification"]["ImageUri"]
+        if monitor.ANALYZER_REPOSITORY not in image:
+            raise JobFailed(f"ClientError: the twin runs Model Monitor's analyzer only, not {image}")
+        environment = request.get("Environment", {})
+        sources = [i["S3Input"] for i in request.get("ProcessingInputs", []) if "S3Input" in i]
+        inputs = {source["LocalPath"]: source["S3Uri"] for source in sources}
+        [output] = request["ProcessingOutputConfig"]["Outputs"]
+        key = request["ProcessingOutputConfig"].get("KmsKeyId")
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key} if key else {}
+        with acting_as(request["RoleArn"]):
+            s3 = self.twin.client("s3")
+            dataset = environment.get("dataset_source", "")
+            if dataset not in inputs:
+                raise JobFailed(f"ClientError: dataset_source {dataset!r} is no input's LocalPath")
+            texts = _texts(s3, inputs[dataset])
+            if "baseline_constraints" in environment:
+                rows = monitor.captured_rows(texts)
+                baseline = {
+                    name: json.loads(_texts(s3, inputs[environment[f"baseline_{name}"]])[0])
+                    for name in ("statistics", "constraints")
+                }
+                statistics, _ = monitor.baseline(rows)
+                files = {
+                    "constraint_violations.json": {
+                        "violations": monitor.violations(rows, baseline["statistics"], baseline["constraints"])
+                    },
+                    "statistics.json": statistics,
+                }
+            else:
+                rows = monitor.read_rows(texts)
+                if not rows:
+                    raise JobFailed(f"ClientError: no records under {inputs[dataset]}")
+                statistics, constraints = monitor.baseline(rows)
+                files = {"statistics.json": statistics, "constraints.json": constraints}
+            bucket, prefix = split_uri(output["S3Output"]["S3Uri"].rstrip("/") + "/")
+            written = []
+            for file, document in files.items():
+                body = json.dumps(document, indent=2).encode()
+                s3.put_object(Bucket=bucket, Key=prefix + file, Body=body, **encryption)
+                written.append(f"s3://{bucket}/{prefix}{file}")
+        return written
+
     # --- the registry ---
 
     def _package_event(self, arn: str) -> None:
@@ -801,6 +879,18 @@ class Jobs:
         with acting_as("twin"):
             description = twin.client("sagemaker").describe_model_package(ModelPackageName=arn)
         self._emit(events.sagemaker_model_package_state_change(description, account=twin.account, region=twin.region))
+
+
+def _texts(s3, uri: str) -> list[str]:
+    """The text of every object under an S3 prefix (or of the one object ``uri`` names), in key order."""
+    bucket, prefix = split_uri(uri)
+    keys = sorted(
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if not item["Key"].endswith("/")
+    )
+    return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8") for key in keys]
 
 
 def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:

@@ -22,6 +22,7 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,14 @@ BOOTSTRAP_VERSION = "30"
 OBJECT_CREATED = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
 
 
+@dataclass
+class Monitoring:
+    """Model Monitor's job definitions and schedules the stacks created, by name (not in moto)."""
+
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class Twin:
     def __init__(
         self,
@@ -68,6 +77,7 @@ class Twin:
         self._random = random.Random(shuffle_seed) if shuffle_seed is not None else None
         self.trace = Trace()
         self.functions = Functions(self)
+        self.monitoring = Monitoring()
         self.bus = Bus(self)
         self.cloudformation = CloudFormation(self)
         self.jobs = Jobs(self)
@@ -271,6 +281,24 @@ class Twin:
 
     def _before_call(self, params: dict[str, Any], model, context: dict[str, Any], **_: Any) -> None:
         context["twin"] = {"params": dict(params), "principal": PRINCIPAL.get()}
+        if model.service_model.service_name == "sagemaker" and model.name == "UpdateModelPackage":
+            package = self._model_package(params.get("ModelPackageArn", ""))
+            context["twin"]["metadata"] = dict(package.customer_metadata_properties or {}) if package else None
+
+    def _model_package(self, arn: str):
+        backend = self.sagemaker_backend()
+        return backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+
+    def _keep_metadata(self, params: Mapping[str, Any], before: dict[str, str]) -> None:
+        """UpdateModelPackage adds the CustomerMetadataProperties it names and removes those of
+        CustomerMetadataPropertiesToRemove; the others stay
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html).
+        moto replaces them all with the request's: the twin puts the rest back."""
+        package = self._model_package(params["ModelPackageArn"])
+        kept = {**before, **params.get("CustomerMetadataProperties", {})}
+        for key in params.get("CustomerMetadataPropertiesToRemove", []):
+            kept.pop(key, None)
+        package.customer_metadata_properties = kept or None
 
     def _answer(self, model, context: dict[str, Any], **_: Any):
         """Requests the twin answers instead of moto (stacks it deployed, endpoints it hosts)."""
@@ -339,6 +367,8 @@ class Twin:
         )
         if error:
             return
+        if call.get("metadata") is not None:
+            self._keep_metadata(params, call["metadata"])
         if service == "s3" and operation in OBJECT_CREATED and params["Bucket"] in self.s3_events:
             self._object_created(params["Bucket"], params["Key"], operation, parsed, call["principal"])
         self.jobs.after_call(service, operation, params, parsed)

@@ -57,6 +57,7 @@ def declare(deployment: Deployment, kind: str, logical_id: str, properties: dict
 # Changed properties of these types update the resource in place; any other type is replaced.
 UPDATED_IN_PLACE = {
     "AWS::SageMaker::Endpoint",
+    "AWS::SageMaker::MonitoringSchedule",
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
     "AWS::CloudWatch::Alarm",
@@ -653,6 +654,37 @@ DELETERS["AWS::SageMaker::Model"] = lambda d, p, old: d.client("sagemaker").dele
 )
 DELETERS["AWS::SageMaker::EndpointConfig"] = lambda d, p, old: d.client("sagemaker").delete_endpoint_config(
     EndpointConfigName=old.attributes["EndpointConfigName"]
+)
+
+
+# Model Monitor: neither type is in moto. The twin keeps them (``Twin.monitoring``) and runs a
+# schedule's execution when asked (``Jobs.run_monitoring``), as the service would at its hour.
+
+
+@adapter("AWS::SageMaker::DataQualityJobDefinition")
+def data_quality_job_definition(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
+    name = p.get("JobDefinitionName") or d.name(logical_id, 63)
+    arn = d.arn("sagemaker", f"data-quality-job-definition/{name}")
+    d.twin.monitoring.definitions[name] = p
+    return Physical(arn, {"JobDefinitionArn": arn})
+
+
+DELETERS["AWS::SageMaker::DataQualityJobDefinition"] = lambda d, p, old: d.twin.monitoring.definitions.pop(
+    old.ref.rsplit("/", 1)[-1], None
+)
+
+
+@adapter("AWS::SageMaker::MonitoringSchedule")
+def monitoring_schedule(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
+    name = p["MonitoringScheduleName"]
+    arn = d.arn("sagemaker", f"monitoring-schedule/{name}")
+    d.twin.monitoring.schedules[name] = p
+    return Physical(arn, {"MonitoringScheduleArn": arn})
+
+
+UPDATERS["AWS::SageMaker::MonitoringSchedule"] = lambda d, lid, p, old: monitoring_schedule(d, lid, p)
+DELETERS["AWS::SageMaker::MonitoringSchedule"] = lambda d, p, old: d.twin.monitoring.schedules.pop(
+    old.ref.rsplit("/", 1)[-1], None
 )
 
 

@@ -144,6 +144,7 @@ _READERS = (
     "StartTrainingRole",
     "DataScientistRole",
     "JobRole",
+    "MonitoringRole",
 )
 UNUSED: dict[tuple[str, str], str] = {
     **{
@@ -160,6 +161,7 @@ UNUSED: dict[tuple[str, str], str] = {
             "RegisterModelRole",
             "DataScientistRole",
             "JobRole",
+            "MonitoringRole",
         )
     },
     ("PreparationJobRole", "s3:DeleteObject"): (
@@ -200,7 +202,7 @@ UNUSED: dict[tuple[str, str], str] = {
             "not derive that request yet "
             "(https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html)"
         )
-        for role in ("StartTrainingRole", "StartBatchTransformRole", "RegisterModelRole")
+        for role in ("StartTrainingRole", "StartBatchTransformRole", "RegisterModelRole", "DeployModelRole")
     },
     **{
         ("RegisterModelRole", a): (
@@ -239,6 +241,19 @@ UNUSED: dict[tuple[str, str], str] = {
             "sagemaker:UpdateEndpoint",
         )
     },
+    **{
+        ("DeploymentRole", a): (
+            "the next approved model's roll-out brings a new baseline: CloudFormation replaces the data-quality "
+            "job definition (its delete handler removes the old one) and updates the schedule; "
+            "tests/test_local_builtins.py rolls a second model out and proves it"
+        )
+        for a in ("sagemaker:DeleteDataQualityJobDefinition", "sagemaker:UpdateMonitoringSchedule")
+    },
+    ("DeploymentRole", "sagemaker:DeleteMonitoringSchedule"): (
+        "a model rolled out without a baseline (its baseline job failed) after one with a baseline: the "
+        "Monitored condition turns false and CloudFormation deletes the schedule; the chain does not fail a "
+        "baseline job"
+    ),
     ("DeploymentRole", "sagemaker:DescribeModelPackage"): (
         "not derived by any rule; kept on judgement: CreateModel from a ModelPackageName reads the package "
         "with the caller's permissions (the registry's cross-account pages grant consumers this action)"
@@ -281,7 +296,12 @@ _NO_SCHEDULE = (lambda p: not p.get("ScheduledActions"), "scheduled actions; the
 _NO_TAGS = (lambda p: not p.get("Tags"), "tags; the resource has none")
 _NO_ROLE = (lambda p: not p.get("RoleARN"), "a role of the caller's choice; the target uses the service-linked role")
 _NO_EXECUTION_ROLE = (lambda p: not p.get("ExecutionRoleArn"), "an execution role; the configuration has none")
+_NO_INLINE_DEFINITION = (
+    lambda p: "MonitoringJobDefinition" not in p.get("MonitoringScheduleConfig", {}),
+    "the role of an inline job definition; the schedule names a job definition, whose own creation passes its role",
+)
 HANDLER_PERMISSIONS_NOT_USED: dict[tuple[str, str], tuple[Callable[[Mapping[str, Any]], bool], str]] = {
+    ("AWS::SageMaker::MonitoringSchedule", "iam:PassRole"): _NO_INLINE_DEFINITION,
     ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:PassRole"): _NO_ROLE,
     ("AWS::SageMaker::EndpointConfig", "iam:PassRole"): _NO_EXECUTION_ROLE,
     ("AWS::ApplicationAutoScaling::ScalableTarget", "lambda:GetProvisionedConcurrencyConfig"): _NOT_LAMBDA,

@@ -22,7 +22,15 @@ PREPARED_PREFIX = "prepared/"
 BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 CAPTURE_PREFIX = "capture/"
-DATA_PREFIXES = (RAW_PREFIX, PREPARED_PREFIX, BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, CAPTURE_PREFIX)
+MONITORING_PREFIX = "monitoring/"  # Model Monitor's baselines and reports, per dataset
+DATA_PREFIXES = (
+    RAW_PREFIX,
+    PREPARED_PREFIX,
+    BATCH_INPUT_PREFIX,
+    BATCH_OUTPUT_PREFIX,
+    CAPTURE_PREFIX,
+    MONITORING_PREFIX,
+)
 TRAIL_PREFIX = "cloudtrail"
 # The services that publish to the operators' topic (alarms, EventBridge rules): the topic's policy
 # and the key it is encrypted with both let them in.

@@ -7,6 +7,13 @@ empty (a new platform, no approved model yet) every billable resource sits behin
 stack's deployment role, when a package of the dataset's group becomes Approved; SageMaker then
 moves traffic blue/green (a canary first) and rolls back by itself if the 5XX or latency alarms
 fire.
+
+With ``monitoring.data_quality`` (the default), an approval first computes the model's baseline:
+``deploy_model`` starts Model Monitor's analyzer on the prepared run's ``baseline/`` and, when
+that job ends, sets ``ModelPackageArn`` and ``BaselineUri`` in one update, so the data-quality
+schedule (``constructs/model_monitor.py``, behind the ``Monitored`` condition) always compares
+traffic with the live model's own training data. A baseline that fails rolls the model out
+unmonitored (``BaselineUri`` empty) and the operators' topic hears of it.
 """
 
 from __future__ import annotations
@@ -19,14 +26,22 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
 from constructs.event_function import EventFunction, QuietPeriod
+from constructs.model_monitor import DataQualityMonitor, MonitoringRole
 from constructs.nag_acknowledgements import acknowledge_wildcards, nag_arn
 from constructs.pass_role import grant_pass_role
 from constructs.realtime_endpoint import RealtimeEndpoint
+from constructs.sagemaker_images import Image, SageMakerImages
+from constructs.topic_target import notify
 
-from stacks.data import CAPTURE_PREFIX
+from config import ConfigError
+from etl.platform_runtime import BASELINE_JOB, STAGE_TAG, runbook
+from stacks.data import CAPTURE_PREFIX, MONITORING_PREFIX, PREPARED_PREFIX
 from stacks.foundation import Foundation
 
 PARAMETER = "ModelPackageArn"
+BASELINE_PARAMETER = "BaselineUri"
+ANALYZER = Image("model-monitor", "")  # Model Monitor's analyzer, from the SDK's table (no versions)
+MAX_JOB_NAME, MAX_VERSION_DIGITS = 63, 6  # a processing job's name; a package version's room in it
 # Approvals wait on deploy_model's queue while a rollout runs: a message that finds the stack busy
 # comes back after the queue's visibility timeout (6 x the function's 30 s), up to 40 times, so
 # for two hours, beyond the longest rollout (the blue/green update's one-hour execution timeout,
@@ -46,6 +61,11 @@ class OnlyWhen:
             node.cfn_options.condition = self.condition
 
 
+def field(name: str) -> str:
+    """A field of a SageMaker event's detail, in a rule's message."""
+    return events.EventField.from_path(f"$.detail.{name}")
+
+
 class HostingStack(Stack):
     def __init__(
         self,
@@ -61,6 +81,7 @@ class HostingStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         config, key, functions = foundation.config, foundation.key, foundation.functions
+        self.dataset = dataset
         self.endpoint_name = f"{config.resource_prefix}-{dataset}"
         self.package = CfnParameter(
             self,
@@ -91,9 +112,29 @@ class HostingStack(Stack):
         )
         Aspects.of(self.serving).add(OnlyWhen(self.has_model))
         self.endpoint, self.alarms = self.serving.endpoint, self.serving.alarms
+        self.alarm_names = list(self.serving.alarm_names)
+
+        self.baselines_prefix = f"{MONITORING_PREFIX}{dataset}/baselines/"
+        self.monitoring_role = MonitoringRole(
+            self,
+            "MonitoringRole",
+            data=foundation.data,
+            key=key,
+            dataset=dataset,
+            prepared_prefix=PREPARED_PREFIX,
+            capture_prefix=CAPTURE_PREFIX,
+            monitoring_prefix=MONITORING_PREFIX,
+        ).role
+        self.analyzer_image = SageMakerImages(self, "MonitorImages", images={"analyzer": ANALYZER}).uri("analyzer")
+        self.monitor: DataQualityMonitor | None = None
 
         self.deployment_role = DeploymentRole(
-            self, "DeploymentRole", endpoint_name=self.endpoint_name, execution_role=execution_role, key=key
+            self,
+            "DeploymentRole",
+            endpoint_name=self.endpoint_name,
+            execution_role=execution_role,
+            key=key,
+            monitoring_role=self.monitoring_role if config.monitoring.data_quality else None,
         ).role
         self.deploy_model = EventFunction(
             self,
@@ -109,6 +150,7 @@ class HostingStack(Stack):
                 "STACK_NAME": Aws.STACK_NAME,
                 "MODEL_PACKAGE_GROUP": model_package_group,
                 "CLOUDFORMATION_ROLE_ARN": self.deployment_role.role_arn,
+                **self._baseline_environment(foundation, dataset, security_group),
             },
             defaults=functions,
             quiet_period=ROLLOUT_BUFFER,
@@ -148,12 +190,137 @@ class HostingStack(Stack):
                 resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"],
             )
         )
-        acknowledge_wildcards(
-            function.role.node.find_child("DefaultPolicy"),  # type: ignore[union-attr]
-            {
-                "deploy_model lists the versions of its own model package group (one package per "
-                "version, numbered by SageMaker) to find the newest approved one.": [
-                    f"Resource::{nag_arn(self, 'sagemaker', packages)}"
-                ]
-            },
+        reasons = {
+            "deploy_model lists the versions of its own model package group (one package per "
+            "version, numbered by SageMaker) to find the newest approved one, and reads the one it "
+            "baselines.": [f"Resource::{nag_arn(self, 'sagemaker', packages)}"]
+        }
+        if config.monitoring.data_quality:
+            reasons |= self._baseline_rights(foundation, dataset, packages)
+        acknowledge_wildcards(function.role.node.find_child("DefaultPolicy"), reasons)  # type: ignore[arg-type]
+        if config.monitoring.data_quality:
+            self._data_quality(foundation, dataset, security_group)
+
+    def _baseline_environment(
+        self, foundation: Foundation, dataset: str, security_group: ec2.ISecurityGroup
+    ) -> dict[str, str]:
+        """What deploy_model starts a baseline job with (lambda/deploy_model/handler.py Baseline)."""
+        config = foundation.config
+        return {
+            "DATA_QUALITY": "true" if config.monitoring.data_quality else "false",
+            "DATASET": dataset,
+            "ENDPOINT_NAME": self.endpoint_name,
+            "DATA_BUCKET": foundation.data.bucket.bucket_name,
+            "PREPARED_PREFIX": PREPARED_PREFIX,
+            "BASELINES_PREFIX": self.baselines_prefix,
+            "ANALYZER_IMAGE": self.analyzer_image,
+            "MONITOR_INSTANCE_TYPE": config.monitoring.instance_type,
+            "MONITOR_VOLUME_GB": str(config.monitoring.volume_size_gb),
+            "MONITOR_MAX_RUNTIME_SECONDS": str(config.monitoring.max_runtime_minutes * 60),
+            "ROLE_ARN": self.monitoring_role.role_arn,
+            "KMS_KEY_ARN": foundation.key.key_arn,
+            "SUBNETS": self.to_json_string(foundation.subnet_ids),
+            "SECURITY_GROUPS": self.to_json_string([security_group.security_group_id]),
+            "STAGE": config.name,
+        }
+
+    def _baseline_rights(self, foundation: Foundation, dataset: str, packages: str) -> dict[str, list[str]]:
+        """deploy_model starts and reads its dataset's baseline jobs (tagged with the stage, as the
+        monitoring role), reads the approved package's run; its nag reasons."""
+        function = self.deploy_model.function
+        jobs = f"processing-job/{self.endpoint_name}{BASELINE_JOB}*"
+        job_arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{jobs}"
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                resources=[job_arn],
+                conditions={"StringEquals": {f"aws:RequestTag/{STAGE_TAG}": foundation.config.name}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeProcessingJob"], resources=[job_arn])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"],
+            )
+        )
+        grant_pass_role(self.monitoring_role, function, "sagemaker.amazonaws.com")
+        return {
+            "Baseline jobs are named <endpoint>-baseline-<package version> at run time; creating "
+            "one is limited to requests tagged with this stage.": [f"Resource::{nag_arn(self, 'sagemaker', jobs)}"]
+        }
+
+    def _data_quality(self, foundation: Foundation, dataset: str, security_group: ec2.ISecurityGroup) -> None:
+        """The ``BaselineUri`` parameter, the ``Monitored`` condition and, behind it, the schedule and
+        the drift alarm; the rule that tells the operators when a baseline job fails; and what
+        deploy_model hears of a baseline job's end."""
+        config, bucket = foundation.config, foundation.data.bucket
+        longest = len(self.endpoint_name) + len(BASELINE_JOB) + MAX_VERSION_DIGITS
+        if longest > MAX_JOB_NAME:
+            raise ConfigError(
+                f"endpoint {self.endpoint_name!r} is too long a name for its baseline jobs "
+                f"(<endpoint>{BASELINE_JOB}<version>, at most {MAX_JOB_NAME} characters): shorten the stage "
+                "prefix or the dataset's name, or set monitoring.data_quality = false"
+            )
+        self.baseline = CfnParameter(
+            self,
+            BASELINE_PARAMETER,
+            type="String",
+            default="",
+            description=f"The live model's Model Monitor baseline, s3://.../{self.baselines_prefix}<job>/ "
+            "(set by deploy_model with ModelPackageArn; empty: not monitored)",
+            allowed_pattern=r"^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+/$",
+        )
+        monitored = CfnCondition(
+            self,
+            "Monitored",
+            expression=Fn.condition_and(
+                self.has_model, Fn.condition_not(Fn.condition_equals(self.baseline.value_as_string, ""))
+            ),
+        )
+        self.monitor = DataQualityMonitor(
+            self,
+            "DataQuality",
+            endpoint=self.endpoint,
+            dataset=dataset,
+            stage=config.name,
+            baseline_uri=self.baseline.value_as_string,
+            reports_uri=f"s3://{bucket.bucket_name}/{MONITORING_PREFIX}{dataset}/reports",
+            image_uri=self.analyzer_image,
+            role=self.monitoring_role,
+            key=foundation.key,
+            subnet_ids=foundation.subnet_ids,
+            security_group=security_group,
+            monitoring=config.monitoring,
+            alarm_topic=foundation.functions.alarm_topic,
+        )
+        Aspects.of(self.monitor).add(OnlyWhen(monitored))
+        self.alarm_names.append(self.monitor.alarm_name)
+        baseline_jobs = {
+            "ProcessingJobName": [{"prefix": f"{self.endpoint_name}{BASELINE_JOB}"}],
+        }
+        self.deploy_model.also_on(
+            "BaselineRule",
+            description=f"deploy_model: a baseline job of {self.endpoint_name} ended",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={**baseline_jobs, "ProcessingJobStatus": ["Completed", "Failed", "Stopped"]},
+            ),
+        )
+        self.baseline_failed = notify(
+            self,
+            "BaselineFailedRule",
+            topic=foundation.functions.alarm_topic,
+            description=f"A Model Monitor baseline job of {self.endpoint_name} failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={**baseline_jobs, "ProcessingJobStatus": ["Failed", "Stopped"]},
+            ),
+            message=f"ML platform ({config.name}): the baseline job {field('ProcessingJobName')} of "
+            f"{self.endpoint_name} ended {field('ProcessingJobStatus')}: {field('FailureReason')}. The approved "
+            "model goes live without data-quality monitoring." + runbook("baseline-failed"),
         )

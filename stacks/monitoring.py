@@ -24,6 +24,7 @@ from aws_cdk import aws_sns as sns
 from cdk_monitoring_constructs import CustomMetricGroup, DefaultDashboardFactory, MonitoringFacade
 from constructs import Construct
 from constructs.event_function import EventFunction
+from constructs.model_monitor import drift_metric
 from constructs.realtime_endpoint import INSTANCE_METRICS, INVOCATION_METRICS, endpoint_metric
 
 from config import StageConfig
@@ -39,7 +40,7 @@ class Watched:
     functions: Sequence[EventFunction]
     preparation_job: str  # the Glue job's name
     failure_rules: Mapping[str, events.IRule]  # what failed -> its Glue failure rule (a match: one failure)
-    endpoints: Sequence[str]  # the served datasets' endpoint names
+    endpoints: Mapping[str, str]  # the served datasets' endpoint names, each with its dataset
     datasets: Sequence[str]  # every dataset with a spec
     alarm_names: Sequence[str]  # every alarm of the stage, by name
 
@@ -131,12 +132,15 @@ class MonitoringStack(Stack):
             ],
         )
 
-        for endpoint in watched.endpoints:
+        for endpoint, dataset in watched.endpoints.items():
             facade.add_medium_header(f"Endpoint {endpoint}")
+            groups = _endpoint_groups(endpoint)
+            if config.monitoring.data_quality:
+                drifted = drift_metric(config.name, dataset).with_(label=f"{dataset}: features that drifted")
+                title = "Model Monitor: features unlike the training data, per run"
+                groups.append(CustomMetricGroup(title=title, metrics=[drifted]))
             facade.monitor_custom(
-                human_readable_name=f"Endpoint {endpoint}",
-                alarm_friendly_name=endpoint,
-                metric_groups=_endpoint_groups(endpoint),
+                human_readable_name=f"Endpoint {endpoint}", alarm_friendly_name=endpoint, metric_groups=groups
             )
 
         facade.add_medium_header("Functions, their queues and dead-letter queues")

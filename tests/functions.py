@@ -99,6 +99,20 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         "STACK_NAME": "MlPlatform-dev-Hosting-bank-marketing",
         "MODEL_PACKAGE_GROUP": f"{GROUP_PREFIX}-bank-marketing",
         "CLOUDFORMATION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/hosting-deployment",
+        # Off here: tests/test_deploy_model.py proves the rollout itself; the baseline's leg, on by
+        # default in the stages, is tests/test_deploy_model_baseline.py's.
+        "DATA_QUALITY": "false",
+        "DATASET": "bank-marketing",
+        "ENDPOINT_NAME": f"{GROUP_PREFIX}-bank-marketing",
+        "DATA_BUCKET": DATA_BUCKET,
+        "PREPARED_PREFIX": "prepared/",
+        "BASELINES_PREFIX": "monitoring/bank-marketing/baselines/",
+        "ANALYZER_IMAGE": "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer",
+        "MONITOR_INSTANCE_TYPE": "ml.m5.xlarge",
+        "MONITOR_VOLUME_GB": "20",
+        "MONITOR_MAX_RUNTIME_SECONDS": "1800",
+        **_PLACEMENT,
+        "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/monitoring",
     },
 }
 

@@ -84,8 +84,8 @@ def test_register_model_refuses_a_pass_status_it_does_not_know(monkeypatch):
 
 
 def test_a_test_cannot_set_a_variable_the_stack_does_not(monkeypatch):
-    with pytest.raises(KeyError, match="deploy_model's stack sets no variable DATA_BUCKET"):
-        environment("deploy_model", DATA_BUCKET="x")
+    with pytest.raises(KeyError, match="deploy_model's stack sets no variable JOB_NAME"):
+        environment("deploy_model", JOB_NAME="x")
 
 
 def test_no_function_reserves_concurrency_unless_the_stage_says_so(stage):

@@ -12,7 +12,7 @@ from moto.events.models import EventPattern
 
 from app import build_app
 from config import ConfigError
-from tests.helpers import logical_id, properties, resources
+from tests.helpers import actions, logical_id, properties, resources
 
 BILLABLE = (
     "AWS::SageMaker::Model",
@@ -21,6 +21,8 @@ BILLABLE = (
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
     "AWS::CloudWatch::Alarm",
+    "AWS::SageMaker::DataQualityJobDefinition",
+    "AWS::SageMaker::MonitoringSchedule",
 )
 
 
@@ -41,10 +43,12 @@ def test_the_package_parameter_is_empty_until_a_model_is_approved(stage):
 
 
 def test_without_a_package_nothing_billable_is_created(stage):
+    """Behind HasModel, or behind Monitored, which holds only with a model (and a baseline)."""
     template = hosting(stage).to_json()
+    assert {"Condition": "HasModel"} in template["Conditions"]["Monitored"]["Fn::And"]
     for name, resource in template["Resources"].items():
         if resource["Type"] in BILLABLE and "DeployModel" not in name:
-            assert resource.get("Condition") == "HasModel", name
+            assert resource.get("Condition") in ("HasModel", "Monitored"), name
 
 
 def test_model_comes_from_the_package_isolated_in_the_vpc(stage):
@@ -119,8 +123,8 @@ def test_operators_hear_every_endpoint_alarm(stage):
 
 def test_deploy_model_fires_on_approved_packages_of_its_group_only(stage):
     template = hosting(stage)
-    rule = one(template, "AWS::Events::Rule")["Properties"]
-    pattern = EventPattern.load(json.dumps(rule["EventPattern"]))
+    rule = resources(template, "AWS::Events::Rule")[logical_id(template, "AWS::Events::Rule", "DeployModelRule")]
+    pattern = EventPattern.load(json.dumps(rule["Properties"]["EventPattern"]))
     group = f"{stage.config.stack_prefix.lower()}-bank-marketing"
     event = {
         "source": "aws.sagemaker",
@@ -156,6 +160,7 @@ def test_deploy_model_may_only_update_its_own_stack_and_pass_the_deployment_role
             "Resource": {"Ref": "AWS::StackId"},
         },
     ]
+    monitoring = logical_id(template, "AWS::IAM::Role", "MonitoringRole")
     passes = [s for s in statements if s["Action"] == "iam:PassRole"]
     assert passes == [
         {
@@ -163,16 +168,30 @@ def test_deploy_model_may_only_update_its_own_stack_and_pass_the_deployment_role
             "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [role, "Arn"]},
-        }
+        },
+        # the baseline jobs' role, to SageMaker only
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [monitoring, "Arn"]},
+        },
     ]
-    # SageMaker itself only read: the versions of its own group (the newest approved goes live)
-    sagemaker = [
-        s
-        for s in statements
-        if any(a.startswith("sagemaker:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
-    ]
-    assert [s["Action"] for s in sagemaker] == ["sagemaker:ListModelPackages"]
-    assert f":model-package/mlplatform-{stage.config.name}-bank-marketing/*" in json.dumps(sagemaker[0]["Resource"])
+    # SageMaker: read the versions of its own group (the newest approved goes live); start and read
+    # the endpoint's baseline jobs, tagged with the stage.
+    sagemaker = {frozenset(actions(s)): s for s in statements if any(a.startswith("sagemaker:") for a in actions(s))}
+    read, create, describe = (
+        frozenset({"sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"}),
+        frozenset({"sagemaker:CreateProcessingJob", "sagemaker:AddTags"}),
+        frozenset({"sagemaker:DescribeProcessingJob"}),
+    )
+    assert set(sagemaker) == {read, create, describe}
+    assert f":model-package/mlplatform-{stage.config.name}-bank-marketing/*" in json.dumps(sagemaker[read]["Resource"])
+    jobs = f":processing-job/mlplatform-{stage.config.name}-bank-marketing-baseline-*"
+    assert jobs in json.dumps(sagemaker[create]["Resource"])
+    assert jobs in json.dumps(sagemaker[describe]["Resource"])
+    create = sagemaker[create]
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/ml-platform:stage": stage.config.name}}
 
 
 def test_instance_sizes_give_their_vcpus():
