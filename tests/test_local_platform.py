@@ -14,7 +14,7 @@ import json
 import pytest
 
 from local.platform import Twin
-from local.scenario import Scenario, raw_records
+from local.scenario import Scenario, dataset_spec, raw_records
 from local.trace import acting_as
 from tests.conftest import RAW_FILES, running_twin
 
@@ -151,6 +151,31 @@ def test_the_endpoint_serves_the_approved_package_from_its_own_model_archive(twi
         )
     probability, label = answer["Body"].read().decode().strip().split(",")
     assert 0.0 <= float(probability) <= 1.0 and label in ("yes", "no")
+
+
+def test_the_model_goes_live_with_its_baseline_and_the_schedule_compares_against_it(twin, chain):
+    """The approval started the package's baseline job on its run's baseline/; its end set both
+    parameters in one update, and the stack then created the schedule on the baseline."""
+    [package] = _packages(twin, DATASET)
+    stack = twin.stack(f"Hosting-{DATASET}")
+    job = f"{chain.outputs['endpoint']}-baseline-{package['ModelPackageVersion']}"
+    described = twin.client("sagemaker").describe_processing_job(ProcessingJobName=job)
+    assert described["ProcessingJobStatus"] == "Completed"
+    [source] = described["ProcessingInputs"]
+    assert source["S3Input"]["S3Uri"] == chain.outputs["prepared"].rstrip("/") + "/baseline/"
+    baseline = stack.parameters["BaselineUri"]
+    assert baseline == described["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] + "/"
+    bucket, prefix = baseline.removeprefix("s3://").split("/", 1)
+    constraints = json.loads(
+        twin.client("s3").get_object(Bucket=bucket, Key=prefix + "constraints.json")["Body"].read()
+    )
+    assert len(constraints["features"]) == len(dataset_spec(twin, DATASET)["features"])
+    updates = [e for e in twin.trace.entries if e["kind"] == "stack" and e["stack"] == stack.name]
+    assert [e["status"] for e in updates].count("UPDATE_COMPLETE") == 1  # model and baseline together
+    [schedule] = twin.monitoring.schedules.values()
+    assert schedule["EndpointName"] == chain.outputs["endpoint"]
+    [definition] = twin.monitoring.definitions.values()
+    assert definition["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == baseline + "constraints.json"
 
 
 def test_a_bad_record_is_a_model_error_with_the_containers_message(twin, chain):
