@@ -281,9 +281,6 @@ class MonitoringConfig(_Section):
     volume_size_gb: int = Field(default=20, ge=1, le=16384)
     # A monitoring run stops after this long (at most an hour: runs of an hourly schedule must not overlap).
     max_runtime_minutes: int = Field(default=30, ge=1, le=60)
-    # Drift with labelled data newer than the live model's starts a preparation run, at most one per
-    # dataset in this many hours (counting every run of the dataset's).
-    retrain_min_hours: int = Field(default=24, ge=1, le=24 * 90)
 
     @field_validator("schedule")
     @classmethod

@@ -569,7 +569,6 @@ MONITOR_OUTPUT_NAME = "monitoring_output"
 # A model's baseline job is <endpoint>-baseline-<package version>: the hosting stack's rules and
 # deploy_model's rights match the prefix.
 BASELINE_JOB = "-baseline-"
-DRIFT_METRIC = "DriftedFeatures"  # check_drift: the features with a violation in a monitoring run
 
 
 # --- the model registry -------------------------------------------------------------------------------

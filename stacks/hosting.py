@@ -18,8 +18,20 @@ unmonitored (``BaselineUri`` empty) and the operators' topic hears of it.
 
 from __future__ import annotations
 
+from typing import cast
+
 import jsii
-from aws_cdk import Aspects, Aws, CfnCondition, CfnParameter, CfnResource, Fn, IAspect, Stack
+from aws_cdk import (
+    Aspects,
+    Aws,
+    CfnCondition,
+    CfnParameter,
+    CfnResource,
+    Fn,
+    IAspect,
+    ICfnConditionExpression,
+    Stack,
+)
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -197,7 +209,7 @@ class HostingStack(Stack):
         }
         if config.monitoring.data_quality:
             reasons |= self._baseline_rights(foundation, dataset, packages)
-        acknowledge_wildcards(function.role.node.find_child("DefaultPolicy"), reasons)  # type: ignore[arg-type]
+        acknowledge_wildcards(function.role.node.find_child("DefaultPolicy"), reasons)  # type: ignore[union-attr]
         if config.monitoring.data_quality:
             self._data_quality(foundation, dataset, security_group)
 
@@ -253,8 +265,8 @@ class HostingStack(Stack):
         }
 
     def _data_quality(self, foundation: Foundation, dataset: str, security_group: ec2.ISecurityGroup) -> None:
-        """The ``BaselineUri`` parameter, the ``Monitored`` condition and, behind it, the schedule and
-        the drift alarm; the rule that tells the operators when a baseline job fails; and what
+        """The ``BaselineUri`` parameter, the ``Monitored`` condition and, behind it, the job definition
+        and the schedule; the rule that tells the operators when a baseline job fails; and what
         deploy_model hears of a baseline job's end."""
         config, bucket = foundation.config, foundation.data.bucket
         longest = len(self.endpoint_name) + len(BASELINE_JOB) + MAX_VERSION_DIGITS
@@ -277,15 +289,15 @@ class HostingStack(Stack):
             self,
             "Monitored",
             expression=Fn.condition_and(
-                self.has_model, Fn.condition_not(Fn.condition_equals(self.baseline.value_as_string, ""))
+                # a CfnCondition is a condition expression (jsii's interface, not in its typing)
+                cast(ICfnConditionExpression, self.has_model),
+                Fn.condition_not(Fn.condition_equals(self.baseline.value_as_string, "")),
             ),
         )
         self.monitor = DataQualityMonitor(
             self,
             "DataQuality",
             endpoint=self.endpoint,
-            dataset=dataset,
-            stage=config.name,
             baseline_uri=self.baseline.value_as_string,
             reports_uri=f"s3://{bucket.bucket_name}/{MONITORING_PREFIX}{dataset}/reports",
             image_uri=self.analyzer_image,
@@ -294,10 +306,8 @@ class HostingStack(Stack):
             subnet_ids=foundation.subnet_ids,
             security_group=security_group,
             monitoring=config.monitoring,
-            alarm_topic=foundation.functions.alarm_topic,
         )
         Aspects.of(self.monitor).add(OnlyWhen(monitored))
-        self.alarm_names.append(self.monitor.alarm_name)
         baseline_jobs = {
             "ProcessingJobName": [{"prefix": f"{self.endpoint_name}{BASELINE_JOB}"}],
         }

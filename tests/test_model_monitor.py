@@ -101,23 +101,6 @@ def test_the_analyzer_image_comes_from_the_sdks_table_without_a_tag(stage):
         assert hosting(stage).to_json()["Mappings"][mapping][region][key] == expected
 
 
-def test_the_drift_alarm_watches_check_drifts_metric_and_tells_the_operators(stage):
-    template = hosting(stage)
-    alarms = resources(template, "AWS::CloudWatch::Alarm")
-    drift = alarms[logical_id(template, "AWS::CloudWatch::Alarm", "DriftAlarm")]
-    assert drift["Condition"] == "Monitored"
-    alarm = drift["Properties"]
-    assert alarm["AlarmName"] == f"mlplatform-{stage.config.name}-bank-marketing-drift"
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("MLPlatform", "DriftedFeatures")
-    assert alarm["Dimensions"] == [
-        {"Name": "Dataset", "Value": "bank-marketing"},
-        {"Name": "Stage", "Value": stage.config.name},
-    ]
-    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert "OperatorTopic" in json.dumps(alarm["AlarmActions"])
-    assert "docs/runbook.md#drift" in alarm["AlarmDescription"]
-
-
 def baseline_event(status: str, name: str) -> dict:
     return {
         "source": "aws.sagemaker",

@@ -152,6 +152,7 @@ NOT_IN_THE_CHECKOUT = {
     "train/",
     "validation/",
     "test/",
+    "baseline/",
     "schema.json",
     "report.json",
     "evaluation.json",
