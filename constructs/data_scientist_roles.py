@@ -26,7 +26,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
-from constructs.execution_role import LOGS_REASON, METRICS_REASON, VPC_REASON, grant_job_keys, grant_job_telemetry
+from constructs.execution_role import grant_job_keys, grant_job_telemetry, job_role_reasons
 from constructs.logical_ids import logical_id
 from constructs.pass_role import grant_pass_role
 from constructs.secure_bucket import SecureBucket
@@ -102,10 +102,7 @@ class DataScientistRoles(Construct):
                     *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in self._reads],
                     f"Resource::<{data_id}.Arn>/{self._sandbox_prefix}*",
                 ],
-                LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
-                f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
-                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
-                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
+                **job_role_reasons(stack),
             },
         )
         return role

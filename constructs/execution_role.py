@@ -77,6 +77,17 @@ def grant_job_telemetry(role: iam.Role) -> None:
     role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
 
 
+def job_role_reasons(stack: Stack) -> dict[str, list[str]]:
+    """Why a SageMaker job role's wildcards are there: grant_job_keys, grant_job_telemetry and
+    SecureBucket's read grant, which every such role carries."""
+    return {
+        LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
+        f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
+        nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
+        nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
+    }
+
+
 class SageMakerExecutionRole(Construct):
     def __init__(
         self,
@@ -136,9 +147,6 @@ class SageMakerExecutionRole(Construct):
                     *[f"Resource::<{data_id}.Arn>/{prefix}*" for prefix in (*reads, *writes)],
                     f"Resource::<{artifacts_id}.Arn>/training/*",
                 ],
-                LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
-                f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
-                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
-                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
+                **job_role_reasons(stack),
             },
         )

@@ -27,13 +27,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
-from constructs.execution_role import (
-    LOGS_REASON,
-    METRICS_REASON,
-    VPC_REASON,
-    grant_job_keys,
-    grant_job_telemetry,
-)
+from constructs.execution_role import grant_job_keys, grant_job_telemetry, job_role_reasons
 from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
 
@@ -66,6 +60,7 @@ class MonitoringRole(Construct):
             assumed_by=service_trust.sagemaker(self),
             description=f"Model Monitor's baseline and monitoring jobs of {dataset}",
         )
+        folders = [f"{prefix}{dataset}/*" for prefix in (prepared_prefix, capture_prefix, monitoring_prefix)]
         reads = (f"{prepared_prefix}{dataset}/*/baseline/*", f"{capture_prefix}{dataset}/*")
         bucket = data.bucket
         for pattern in (*reads, f"{monitoring_prefix}{dataset}/*"):
@@ -76,15 +71,7 @@ class MonitoringRole(Construct):
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={
-                    "StringLike": {
-                        "s3:prefix": [
-                            f"{prepared_prefix}{dataset}/*",
-                            f"{capture_prefix}{dataset}/*",
-                            f"{monitoring_prefix}{dataset}/*",
-                        ]
-                    }
-                },
+                conditions={"StringLike": {"s3:prefix": folders}},
             )
         )
         grant_job_keys(role, key)
@@ -99,10 +86,7 @@ class MonitoringRole(Construct):
                     *[f"Resource::<{bucket_id}.Arn>/{pattern}" for pattern in reads],
                     f"Resource::<{bucket_id}.Arn>/{monitoring_prefix}{dataset}/*",
                 ],
-                LOGS_REASON: ["Resource::" + nag.nag_arn(stack, "logs", "log-group:/aws/sagemaker/*")],
-                f"{METRICS_REASON} {VPC_REASON}": ["Resource::*"],
-                nag.KMS_DATA_KEY_REASON: nag.KMS_GRANT_ACTIONS,
-                nag.S3_ACTIONS_REASON: nag.S3_GRANT_ACTIONS,
+                **job_role_reasons(stack),
             },
         )
 

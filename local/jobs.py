@@ -790,13 +790,7 @@ class Jobs:
         if kind != "S3Prefix":
             raise JobFailed(f"ClientError: the twin runs S3Prefix and ManifestFile transform inputs, not {kind}")
         bucket, prefix = split_uri(source["S3Uri"])
-        keys = [
-            item["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-            if not item["Key"].endswith("/")
-        ]
-        return bucket, keys, prefix[: prefix.rfind("/") + 1]
+        return bucket, _keys(s3, bucket, prefix), prefix[: prefix.rfind("/") + 1]
 
     # --- processing: Model Monitor's analyzer ---
 
@@ -881,16 +875,20 @@ class Jobs:
         self._emit(events.sagemaker_model_package_state_change(description, account=twin.account, region=twin.region))
 
 
-def _texts(s3, uri: str) -> list[str]:
-    """The text of every object under an S3 prefix (or of the one object ``uri`` names), in key order."""
-    bucket, prefix = split_uri(uri)
-    keys = sorted(
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    """The keys of the objects under ``prefix`` (folder markers left out), in key order (S3's)."""
+    return [
         item["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", [])
         if not item["Key"].endswith("/")
-    )
-    return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8") for key in keys]
+    ]
+
+
+def _texts(s3, uri: str) -> list[str]:
+    """The text of every object under an S3 prefix (or of the one object ``uri`` names), in key order."""
+    bucket, prefix = split_uri(uri)
+    return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8") for key in _keys(s3, bucket, prefix)]
 
 
 def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:

@@ -181,7 +181,7 @@ def deploy_model(event: Any, cloudformation, sagemaker, settings: Settings) -> d
     if job["ProcessingJobStatus"] not in runtime.ENDED:
         LOG.info("the baseline job %s of %s is %s", name, package, job["ProcessingJobStatus"])
         return {"status": "baselining", "model_package": package, "job": name}
-    return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)})
+    return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)}, stack)
 
 
 def baseline_job_name(endpoint_name: str, package: str) -> str:
@@ -307,11 +307,13 @@ def baseline_ended(event: Any, cloudformation, sagemaker, settings: Settings) ->
     return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)})
 
 
-def roll_out(cloudformation, settings: Settings, wanted: Mapping[str, str]) -> dict[str, Any]:
+def roll_out(
+    cloudformation, settings: Settings, wanted: Mapping[str, str], stack: Stack | None = None
+) -> dict[str, Any]:
     """The hosting stack updated with the ``wanted`` parameters (the others as they are), unless it
-    has them already or is busy (``settle``)."""
+    has them already or is busy (``settle``); ``stack`` as the caller has just described it, if so."""
     package = wanted[PARAMETER]
-    stack = describe(cloudformation, settings.stack_name)
+    stack = stack or describe(cloudformation, settings.stack_name)
     settled = settle(stack, wanted, settings.stack_name)
     if settled is not None:
         return settled
