@@ -138,13 +138,17 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             execution_role=training.execution_role,
             security_group=training.security_group,
             model_package_group=training.registry.group_name(dataset),
+            preparation=etl.runs,
             description=f"ML platform: the {dataset} endpoint, rolled forward on approved models",
             **common,
         )
+        # check_drift starts the preparation job by name: the job is there first.
+        stacks[f"hosting-{dataset}"].add_stack_dependency(etl, "check_drift starts the preparation job")
 
     hosting = [stack for stack in stacks.values() if isinstance(stack, HostingStack)]
     functions = [etl.start_etl, training.start_training, training.register_model, training.start_batch_transform]
     functions += [stack.deploy_model for stack in hosting]
+    functions += [stack.check_drift for stack in hosting if stack.check_drift is not None]
     stacks["monitoring"] = MonitoringStack(
         app,
         f"{prefix}-Monitoring",

@@ -281,6 +281,9 @@ class MonitoringConfig(_Section):
     volume_size_gb: int = Field(default=20, ge=1, le=16384)
     # A monitoring run stops after this long (at most an hour: runs of an hourly schedule must not overlap).
     max_runtime_minutes: int = Field(default=30, ge=1, le=60)
+    # Drift with new labelled data under raw/<dataset>/ starts a preparation run (check_drift), at
+    # most one per dataset in this many hours (0: no limit but the claim of each snapshot's run).
+    retrain_min_hours: int = Field(default=24, ge=0, le=24 * 90)
 
     @field_validator("schedule")
     @classmethod

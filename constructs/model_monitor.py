@@ -8,23 +8,27 @@ split as the endpoint receives it) and written under ``monitoring/<dataset>/base
 the hosting stack's ``BaselineUri`` parameter names it, set in the same update that makes the
 model live, so the schedule always compares traffic with the live model's own training data.
 Each run writes its report (``constraint_violations.json``, ``statistics.json``) under
-``monitoring/<dataset>/reports/``. Nothing reads the reports yet: the function that will turn them
-into a metric, an alarm and a message naming the drifted features is the next part of issue 15.
+``monitoring/<dataset>/reports/``; ``check_drift`` (``lambda/check_drift``) reads the violations,
+publishes the ``DriftedFeatures`` metric this construct's alarm watches, and names the features on
+the operators' topic.
 
 Jobs run in the VPC with network isolation, inter-container encryption and the platform key for
 volumes and outputs. The analyzer publishes no metrics of its own (``publish_cloudwatch_metrics``
-Disabled): its namespace and dimensions differ between AWS's pages; the platform will publish the
+Disabled): its namespace and dimensions differ between AWS's pages, so the platform publishes the
 one metric its alarm needs from the reports itself.
 https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-quality.html
 """
 
 from __future__ import annotations
 
-from aws_cdk import Fn, Stack
+from aws_cdk import Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
 from constructs.execution_role import grant_job_keys, grant_job_telemetry, job_role_reasons
@@ -32,7 +36,14 @@ from constructs.logical_ids import logical_id
 from constructs.secure_bucket import SecureBucket
 
 from config import MonitoringConfig
-from etl.platform_runtime import MONITOR_ENDPOINT_INPUT, MONITOR_OUTPUT
+from etl.platform_runtime import (
+    DRIFT_METRIC,
+    METRIC_DIMENSIONS,
+    METRICS_NAMESPACE,
+    MONITOR_ENDPOINT_INPUT,
+    MONITOR_OUTPUT,
+    runbook,
+)
 
 
 class MonitoringRole(Construct):
@@ -92,8 +103,8 @@ class MonitoringRole(Construct):
 
 
 class DataQualityMonitor(Construct):
-    """The live model's data-quality job definition and schedule (created by the hosting stack
-    only while a model with a baseline is live)."""
+    """The live model's data-quality job definition, schedule and drift alarm (created by the
+    hosting stack only while a model with a baseline is live)."""
 
     def __init__(
         self,
@@ -101,6 +112,8 @@ class DataQualityMonitor(Construct):
         construct_id: str,
         *,
         endpoint: sagemaker.CfnEndpoint,
+        dataset: str,
+        stage: str,
         baseline_uri: str,
         reports_uri: str,
         image_uri: str,
@@ -109,6 +122,7 @@ class DataQualityMonitor(Construct):
         subnet_ids: list[str],
         security_group: ec2.ISecurityGroup,
         monitoring: MonitoringConfig,
+        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         endpoint_name = endpoint.endpoint_name or ""
@@ -183,3 +197,34 @@ class DataQualityMonitor(Construct):
                 ),
             ),
         )
+        self.alarm_name = f"{endpoint_name}-drift"
+        # A report arrives once per run (hourly at most): between runs the alarm keeps the last
+        # report's verdict (missing data ignored) instead of returning to OK an hour after drift.
+        self.alarm = cloudwatch.Alarm(
+            self,
+            "DriftAlarm",
+            alarm_name=self.alarm_name,
+            alarm_description=f"{endpoint_name}: Model Monitor found requests unlike the live model's training "
+            "data; check_drift names the features on the operators' topic." + runbook("drift"),
+            metric=drift_metric(stage, dataset),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
+        notify = actions.SnsAction(alarm_topic)
+        self.alarm.add_alarm_action(notify)
+        self.alarm.add_ok_action(notify)
+
+
+def drift_metric(stage: str, dataset: str) -> cloudwatch.Metric:
+    """The features of ``dataset`` that drifted in a monitoring run (check_drift's embedded-metric
+    record, one per report), the most per hour: what the drift alarm and the dashboard show."""
+    stage_dimension, dataset_dimension = METRIC_DIMENSIONS
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=DRIFT_METRIC,
+        dimensions_map={stage_dimension: stage, dataset_dimension: dataset},
+        statistic="Maximum",
+        period=Duration.hours(1),
+    )

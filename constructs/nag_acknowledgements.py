@@ -44,7 +44,7 @@ def acknowledge_grant_policy(role: IConstruct) -> None:
 
 # Why the platform's grants use wildcards, for AwsSolutions-IAM5 acknowledgements of grants.
 KMS_DATA_KEY_REASON = (
-    "kms:GenerateDataKey* (the data-key operations S3, SQS and SageMaker use with the one platform "
+    "kms:GenerateDataKey* (the data-key operations S3, SNS, SQS and SageMaker use with the one platform "
     "key); the resource is that key's ARN, not a wildcard."
 )
 S3_ACTIONS_REASON = (

@@ -32,10 +32,12 @@ import logging
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
+
+LOGGER = logging.getLogger(__name__)
 
 # --- tags ------------------------------------------------------------------------------------------
 
@@ -276,6 +278,7 @@ def runbook(anchor: str) -> str:
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 METRICS_NAMESPACE = "MLPlatform"
 METRIC_DIMENSIONS = ("Stage", "Dataset")
+DRIFT_METRIC = "DriftedFeatures"  # check_drift: the features with a violation in a monitoring run
 
 
 def metric_record(stage: str, dataset: str, values: Mapping[str, tuple[float, str]], now: datetime) -> str:
@@ -674,3 +677,220 @@ class JobPlacement:
     def vpc_config(self) -> dict[str, list[str]]:
         """SageMaker's ``VpcConfig`` for a job or model."""
         return {"SecurityGroupIds": self.security_groups, "Subnets": self.subnets}
+
+
+# --- preparation runs ---------------------------------------------------------------------------------
+# A dataset's preparation run prepares raw/<dataset>/ as it is at the run's start (its snapshot) into
+# prepared/<dataset>/<run-id>/. start_etl starts one when uploads go quiet, check_drift when drift
+# meets new data; both start it through :func:`start_run`, so a snapshot is prepared once.
+RUN_RECORD = "_RUN.json"
+# S3's answers to a PutObject with If-None-Match: * that does not write, by code
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html; botocore's model lists neither):
+CLAIM_TAKEN = "PreconditionFailed"  # 412: the key exists, another delivery holds the claim
+CLAIM_CONFLICT = "ConditionalRequestConflict"  # 409: a conflicting write to the key was in flight; retry
+# GetObject of a key that does not exist, for a caller that may list the prefix (without
+# s3:ListBucket there, S3 answers AccessDenied instead):
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+NO_SUCH_KEY = "NoSuchKey"
+RUN_TIME = "%Y%m%dT%H%M%SZ"  # a run id's first part: its snapshot's newest LastModified, UTC
+
+
+class RunStarting(RuntimeError):
+    """Another caller is claiming or starting the same run right now; retry later."""
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """The preparation job and where it reads and writes (``stacks/etl.py`` sets these on start_etl,
+    ``stacks/hosting.py`` on check_drift): a claim whose job never started is taken over after
+    ``claim_timeout_seconds``."""
+
+    job_name: str = setting("JOB_NAME")
+    data_bucket: str = setting("DATA_BUCKET")
+    raw_prefix: str = setting("RAW_PREFIX")
+    prepared_prefix: str = setting("PREPARED_PREFIX")
+    seed: int = setting("SEED", "integer")
+    claim_timeout_seconds: int = setting("CLAIM_TIMEOUT_SECONDS", "integer")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An object of raw/<dataset>/ as ListObjectsV2 answers it."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+    def record(self) -> dict[str, Any]:
+        return {"key": self.key, "etag": self.etag, "size": self.size, "last_modified": self.last_modified.isoformat()}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The data objects of raw/<dataset>/ at one moment (folder markers and empty objects left
+    out, as the events of such objects are ignored), in key order."""
+
+    dataset: str
+    objects: tuple[Listed, ...]
+
+    def get(self, key: str) -> Listed | None:
+        return next((o for o in self.objects if o.key == key), None)
+
+    @property
+    def newest(self) -> datetime:
+        return max(o.last_modified for o in self.objects).astimezone(UTC)
+
+    @property
+    def run_id(self) -> str:
+        """``<newest LastModified>-<digest of the objects>``: the same for the same snapshot."""
+        identity = "\n".join(f"{o.key}\t{o.etag}\t{o.size}\t{o.last_modified.isoformat()}" for o in self.objects)
+        return f"{self.newest:{RUN_TIME}}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
+
+
+def run_time(run_id: str) -> datetime | None:
+    """When the newest file of a run's snapshot was written (the run id's first part), or None
+    for an id of another form."""
+    try:
+        return datetime.strptime(run_id.partition("-")[0], RUN_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run of one snapshot: its id, the job's arguments and where its claim is written."""
+
+    dataset: str
+    run_id: str
+    arguments: Mapping[str, str]
+    record_key: str
+
+
+def snapshot(s3: Any, preparation: Preparation, dataset: str) -> Snapshot:
+    objects = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=preparation.data_bucket, Prefix=f"{preparation.raw_prefix}{dataset}/"):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/") or item["Size"] == 0:
+                continue
+            objects.append(Listed(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"]))
+    return Snapshot(dataset, tuple(sorted(objects, key=lambda o: o.key)))
+
+
+def plan(snap: Snapshot, preparation: Preparation, spec_uri: str) -> Plan:
+    run_id = snap.run_id
+    output = f"{preparation.prepared_prefix}{snap.dataset}/{run_id}/"
+    return Plan(
+        dataset=snap.dataset,
+        run_id=run_id,
+        record_key=output + RUN_RECORD,
+        arguments={
+            "--input": f"s3://{preparation.data_bucket}/{preparation.raw_prefix}{snap.dataset}/",
+            "--spec": spec_uri,
+            "--output": f"s3://{preparation.data_bucket}/{output}",
+            "--seed": str(preparation.seed),
+        },
+    )
+
+
+def start_run(
+    glue: Any, s3: Any, preparation: Preparation, step: Plan, record: Mapping[str, Any], now: datetime
+) -> dict[str, str]:
+    """The run of ``step`` claimed and started, or found started: ``{"status": "started" or
+    "duplicate", "dataset", "run_id", "job_run_id"}``. ``record`` (who asks, and why) is written
+    with the claim.
+
+    At-least-once: the run is claimed by writing prepared/<dataset>/<run-id>/_RUN.json with
+    If-None-Match: * (an atomic create in S3); only the claimant starts the job. A caller that
+    finds the claim does nothing; one that finds it while the claimant is still starting, or whose
+    claim S3 could not decide (409), gets :class:`RunStarting`, to retry once the claim records the
+    job run. A claim whose job never started (its caller died in between) is taken over after
+    ``claim_timeout_seconds``."""
+    claim = {
+        **record,
+        "dataset": step.dataset,
+        "run_id": step.run_id,
+        "arguments": dict(step.arguments),
+        "claimed_at": now.isoformat(),
+    }
+    try:
+        _put_record(s3, preparation, step.record_key, claim, IfNoneMatch="*")
+    except ClientError as error:
+        code = error_code(error)
+        if code == CLAIM_CONFLICT:  # the claim is undecided: S3 asks for the write to be retried
+            raise RunStarting(f"the claim of run {step.run_id} met a conflicting write; retrying later") from error
+        if code != CLAIM_TAKEN:
+            raise
+        return _already_claimed(glue, s3, preparation, step, now)
+    return _start(glue, s3, preparation, step, claim)
+
+
+def run_claimed(s3: Any, preparation: Preparation, step: Plan) -> dict[str, Any] | None:
+    """The claim of ``step``'s run, or None when nobody has claimed it."""
+    try:
+        body = s3.get_object(Bucket=preparation.data_bucket, Key=step.record_key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) == NO_SUCH_KEY:
+            return None
+        raise
+    return json.loads(body)
+
+
+def _start(glue: Any, s3: Any, preparation: Preparation, step: Plan, claim: Mapping[str, Any]) -> dict[str, str]:
+    job_run_id = glue.start_job_run(JobName=preparation.job_name, Arguments=dict(step.arguments))["JobRunId"]
+    _put_record(s3, preparation, step.record_key, {**claim, "job_run_id": job_run_id})
+    return {"status": "started", "dataset": step.dataset, "run_id": step.run_id, "job_run_id": job_run_id}
+
+
+def _put_record(s3: Any, preparation: Preparation, key: str, record: Mapping[str, Any], **conditions: str) -> None:
+    s3.put_object(Bucket=preparation.data_bucket, Key=key, Body=json.dumps(record).encode(), **conditions)
+
+
+def _already_claimed(glue: Any, s3: Any, preparation: Preparation, step: Plan, now: datetime) -> dict[str, str]:
+    record = run_claimed(s3, preparation, step) or {}
+    job_run_id = record.get("job_run_id") or _find_run(glue, preparation.job_name, step.arguments["--output"])
+    if job_run_id:
+        if not record.get("job_run_id"):  # the claimant started the job but did not record it
+            _put_record(s3, preparation, step.record_key, record | {"job_run_id": job_run_id})
+        return {"status": "duplicate", "dataset": step.dataset, "run_id": step.run_id, "job_run_id": job_run_id}
+    claimed_at = record.get("claimed_at")
+    age = (now - datetime.fromisoformat(claimed_at)).total_seconds() if claimed_at else 0.0
+    if age < preparation.claim_timeout_seconds:
+        raise RunStarting(f"run {step.run_id} was claimed {age:.0f} s ago and is not started yet; retrying later")
+    LOGGER.warning("claim of run %s is %.0f s old and never started; taking it over", step.run_id, age)
+    return _start(glue, s3, preparation, step, record | {"claimed_at": now.isoformat(), "taken_over": True})
+
+
+def _find_run(glue: Any, job_name: str, output: str, pages: int = 5) -> str | None:
+    """A run of the job already writing to ``output`` (recent runs only)."""
+    kwargs: dict[str, Any] = {"JobName": job_name, "MaxResults": 200}
+    for _ in range(pages):
+        response = glue.get_job_runs(**kwargs)
+        for run in response.get("JobRuns", []):
+            if run.get("Arguments", {}).get("--output") == output:
+                return run["Id"]
+        if not response.get("NextToken"):
+            return None
+        kwargs["NextToken"] = response["NextToken"]
+    return None
+
+
+def recent_runs(
+    glue: Any, preparation: Preparation, dataset: str, since: datetime, pages: int = 5
+) -> list[dict[str, Any]]:
+    """The preparation job's runs of ``dataset`` (its raw/ folder as input) started at ``since`` or
+    later, newest first as Glue lists them."""
+    source = f"s3://{preparation.data_bucket}/{preparation.raw_prefix}{dataset}/"
+    kwargs: dict[str, Any] = {"JobName": preparation.job_name, "MaxResults": 200}
+    found = []
+    for _ in range(pages):
+        response = glue.get_job_runs(**kwargs)
+        for run in response.get("JobRuns", []):
+            started = run.get("StartedOn")
+            if run.get("Arguments", {}).get("--input") == source and started is not None and started >= since:
+                found.append(run)
+        if not response.get("NextToken"):
+            break
+        kwargs["NextToken"] = response["NextToken"]
+    return found

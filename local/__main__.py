@@ -130,11 +130,17 @@ def _summary(report: dict, state: Path) -> None:
         return
     prediction = report["prediction"]
     chain = sum(step["seconds"] for step in report["steps"] if step["name"] != "deploy")
-    print(f"{report['dataset']}: upload to prediction and batch output in {chain:.1f} s ({report['seconds']} s in all)")
+    what = "upload to prediction, batch output and drift"
+    print(f"{report['dataset']}: {what} in {chain:.1f} s ({report['seconds']} s in all)")
     print(f"  model package   {report['gate']}")
     print(f"  prediction      {json.dumps(_rounded({k: v for k, v in prediction.items() if k != 'record'}))}")
     print(f"  batch output    {report['batch_output_rows']} rows in {report['outputs']['batch_output']}")
     print(f"  prepared data   {report['outputs']['prepared']}")
+    drift = report.get("drift") or {}
+    if drift:
+        retraining = drift["retraining"]
+        print(f"  drift           {len(drift['features'])} features told to the operators; {retraining['detail']}")
+        print(f"  retrained       {drift['live']} live")
     print(f"  report          {state / 'report.json'}; trace {state / 'trace.json'}")
 
 

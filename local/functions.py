@@ -248,13 +248,15 @@ class LocalFunction:
         saved_level = root.level
         root.addHandler(capture)
         root.setLevel(level)
+        output = io.StringIO()  # what the handler prints: its log's plain lines (embedded metrics among them)
         try:
-            with environment(self.runtime_environment()), acting_as(self.role_arn):
+            with environment(self.runtime_environment()), acting_as(self.role_arn), contextlib.redirect_stdout(output):
                 return getattr(module, self._function)(json.loads(json.dumps(event)), context)
         finally:
             root.removeHandler(capture)
             root.setLevel(saved_level)
             self.last_logs = capture.records
+            self.twin.cloudwatch.log(self.name, output.getvalue())
 
 
 class Functions:

@@ -18,17 +18,30 @@ request's ``Accept`` reaches the last container only; a container before it is a
 (``*/*``) and answers in its default type, which is what Autopilot's pipelines rely on when they
 set ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` on their first container. A refusal by any container
 is the model's refusal.
+
+An endpoint whose configuration enables data capture writes each sampled request and answer as
+SageMaker documents it (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html):
+one JSON line per request, ``captureData.endpointInput``/``endpointOutput`` with the observed
+content type, the mode and the data (``CSV`` or ``JSON`` encoded where the configuration's
+``CaptureContentTypeHeader`` names the type, ``BASE64`` otherwise), and ``eventMetadata``
+(``eventId``, ``inferenceTime``), under ``<destination>/<endpoint>/<variant>/<yyyy>/<mm>/<dd>/<hh>/``,
+as the model's execution role, under the configuration's KMS key. The twin writes one object per
+request (SageMaker batches them) and samples by counting (every request at 100 percent).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
+import json
 import re
 import shutil
 import tarfile
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,10 +127,58 @@ class Pipeline:
             container.stop()
 
 
+@dataclass
+class Capture:
+    """An endpoint's data capture, as its configuration's ``DataCaptureConfig`` sets it."""
+
+    destination: str
+    variant: str
+    role: str
+    percentage: int
+    key: str | None
+    modes: frozenset[str]
+    csv_types: tuple[str, ...]
+    json_types: tuple[str, ...]
+    _owed: int = field(default=0)
+
+    @classmethod
+    def of(cls, config: dict[str, Any], variant: str, role: str) -> Capture | None:
+        capture = config.get("DataCaptureConfig") or {}
+        if not capture.get("EnableCapture", True) or not capture:
+            return None
+        header = capture.get("CaptureContentTypeHeader") or {}
+        return cls(
+            destination=capture["DestinationS3Uri"].rstrip("/"),
+            variant=variant,
+            role=role,
+            percentage=int(capture.get("InitialSamplingPercentage", 0)),
+            key=capture.get("KmsKeyId"),
+            modes=frozenset(o["CaptureMode"] for o in capture.get("CaptureOptions", [])),
+            csv_types=tuple(header.get("CsvContentTypes", [])),
+            json_types=tuple(header.get("JsonContentTypes", [])),
+        )
+
+    def sampled(self) -> bool:
+        self._owed += self.percentage
+        if self._owed >= 100:
+            self._owed -= 100
+            return True
+        return False
+
+    def encoded(self, mode: str, content_type: str, data: bytes) -> dict[str, str]:
+        media = content_type.split(";")[0].strip()
+        if media in self.csv_types or media in self.json_types:
+            text, encoding = data.decode("utf-8"), "CSV" if media in self.csv_types else "JSON"
+        else:
+            text, encoding = base64.b64encode(data).decode(), "BASE64"
+        return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
+
+
 class Hosting:
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
         self.endpoints: dict[str, Container | Pipeline] = {}
+        self.captures: dict[str, Capture] = {}
         self._server_module = None
 
     def hosts(self, endpoint: str) -> bool:
@@ -240,6 +301,11 @@ class Hosting:
         container = self.container_for_model(variants[0]["ModelName"], f"endpoint-{endpoint}-{config_name}")
         old = self.endpoints.pop(endpoint, None)
         self.endpoints[endpoint] = container
+        capture = Capture.of(config, variants[0]["VariantName"], container.role)
+        if capture is None:
+            self.captures.pop(endpoint, None)
+        else:
+            self.captures[endpoint] = capture
         if old is not None:
             old.stop()
         self._set_status(endpoint, "InService")
@@ -273,11 +339,43 @@ class Hosting:
                 "InvokeEndpoint",
             )
         data = text.encode("utf-8")
+        capture = self.captures.get(params["EndpointName"])
+        if capture is not None and capture.sampled():
+            self._capture(
+                params["EndpointName"], capture, params.get("ContentType", "application/json"), body, media, data
+            )
         return {
             "Body": StreamingBody(io.BytesIO(data), len(data)),
             "ContentType": media,  # what the container answered in (InvokeEndpoint passes it on)
             "InvokedProductionVariant": "AllTraffic",
         }
+
+    def _capture(
+        self, endpoint: str, capture: Capture, content_type: str, body: bytes | str, media: str, answer: bytes
+    ) -> None:
+        """One captured request, written as the model's role (SageMaker writes with it)."""
+        now = datetime.now(UTC)
+        request = body.encode() if isinstance(body, str) else body
+        data: dict[str, Any] = {}
+        if "Input" in capture.modes:
+            data["endpointInput"] = capture.encoded("INPUT", content_type, request)
+        if "Output" in capture.modes:
+            data["endpointOutput"] = capture.encoded("OUTPUT", media, answer)
+        event_id = str(uuid.uuid4())
+        record = {
+            "captureData": data,
+            "eventMetadata": {"eventId": event_id, "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "eventVersion": "0",
+        }
+        bucket, prefix = split_uri(f"{capture.destination}/{endpoint}/{capture.variant}/{now:%Y/%m/%d/%H}/")
+        encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": capture.key} if capture.key else {}
+        with acting_as(capture.role):
+            self.twin.client("s3").put_object(
+                Bucket=bucket,
+                Key=f"{prefix}{now:%M-%S-%f}-{event_id}.jsonl",
+                Body=json.dumps(record) + "\n",
+                **encryption,
+            )
 
     def stop(self) -> None:
         for container in self.endpoints.values():

@@ -823,6 +823,83 @@ class Jobs:
             description = twin.client("sagemaker").describe_processing_job(ProcessingJobName=name)
         self._emit(events.sagemaker_processing_job_state_change(description, account=twin.account, region=twin.region))
 
+    def run_monitoring(self, schedule_name: str, hour: dt.datetime | None = None) -> str:
+        """The execution of a data-quality schedule for one hour of captured traffic (the hour that
+        holds ``hour``, now by default: what the run at the next hour's start analyzes), as Model
+        Monitor starts it: a processing job of the definition's image, as its role, in its network,
+        on the endpoint's capture of that hour and the baseline's constraints and statistics, its
+        report under ``<output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/``. The environment and
+        paths are those the SageMaker Python SDK documents for the analyzer
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-containers.html).
+        Returns the job's name; it runs when the twin is next idle."""
+        twin = self.twin
+        schedule = twin.monitoring.schedules[schedule_name]
+        config = schedule["MonitoringScheduleConfig"]
+        definition = twin.monitoring.definitions[config["MonitoringJobDefinitionName"]]
+        endpoint_input = definition["DataQualityJobInput"]["EndpointInput"]
+        endpoint = endpoint_input["EndpointName"]
+        capture = twin.hosting.captures.get(endpoint)
+        if capture is None:
+            raise JobFailed(f"ClientError: endpoint {endpoint} captures no data for {schedule_name}")
+        start = (hour or _now()).replace(minute=0, second=0, microsecond=0)
+        baseline = definition.get("DataQualityBaselineConfig", {})
+        constraints = baseline["ConstraintsResource"]["S3Uri"]
+        statistics = baseline["StatisticsResource"]["S3Uri"]
+        [output] = definition["DataQualityJobOutputConfig"]["MonitoringOutputs"]
+        resources = definition["JobResources"]["ClusterConfig"]
+        network = definition.get("NetworkConfig", {})
+        name = f"model-monitoring-{start:%Y%m%d%H}00-{uuid.uuid4().hex[:24]}"
+        folder = f"{start:%Y/%m/%d/%H}"
+
+        def source(uri: str, local: str) -> dict[str, Any]:
+            s3_input = {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix", "S3InputMode": "File"}
+            return {"InputName": local.rsplit("/", 1)[-1], "S3Input": s3_input}
+
+        request = {
+            "ProcessingJobName": name,
+            "ProcessingInputs": [
+                source(f"{capture.destination}/{endpoint}/{capture.variant}/{folder}", endpoint_input["LocalPath"]),
+                source(constraints, "/opt/ml/processing/baseline/constraints"),
+                source(statistics, "/opt/ml/processing/baseline/stats"),
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "result",
+                        "S3Output": {
+                            "S3Uri": f"{output['S3Output']['S3Uri'].rstrip('/')}/{endpoint}/{schedule_name}/{folder}",
+                            "LocalPath": output["S3Output"]["LocalPath"],
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+                **({"KmsKeyId": k} if (k := definition["DataQualityJobOutputConfig"].get("KmsKeyId")) else {}),
+            },
+            "ProcessingResources": {"ClusterConfig": resources},
+            "StoppingCondition": definition.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}),
+            "AppSpecification": {"ImageUri": definition["DataQualityAppSpecification"]["ImageUri"]},
+            "Environment": {
+                **definition["DataQualityAppSpecification"].get("Environment", {}),
+                "dataset_format": json.dumps(
+                    {"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}}
+                ),
+                "dataset_source": endpoint_input["LocalPath"],
+                "output_path": output["S3Output"]["LocalPath"],
+                "baseline_constraints": "/opt/ml/processing/baseline/constraints/constraints.json",
+                "baseline_statistics": "/opt/ml/processing/baseline/stats/statistics.json",
+                "sagemaker_endpoint_name": endpoint,
+                "sagemaker_monitoring_schedule_name": schedule_name,
+                "start_time": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+                "end_time": f"{start + dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+            },
+            "RoleArn": definition["RoleArn"],
+            **({"NetworkConfig": network} if network else {}),
+        }
+        with acting_as("sagemaker.amazonaws.com"):  # Model Monitor starts the execution, not a role of ours
+            self.twin.client("sagemaker").create_processing_job(**request)
+        twin.trace.add("monitoring", schedule=schedule_name, endpoint=endpoint, job=name, hour=folder)
+        return name  # the job runs as every processing job does, once the twin is idle
+
     def _analyze(self, request: Mapping[str, Any]) -> list[str]:
         image = request["AppSpecification"]["ImageUri"]
         if monitor.ANALYZER_REPOSITORY not in image:
@@ -841,10 +918,13 @@ class Jobs:
             texts = _texts(s3, inputs[dataset])
             if "baseline_constraints" in environment:
                 rows = monitor.captured_rows(texts)
-                baseline = {
-                    name: json.loads(_texts(s3, inputs[environment[f"baseline_{name}"]])[0])
-                    for name in ("statistics", "constraints")
-                }
+                baseline = {}
+                for name in ("statistics", "constraints"):
+                    path = environment[f"baseline_{name}"]  # a file inside an input's LocalPath
+                    folder = path if path in inputs else path.rsplit("/", 1)[0]
+                    if folder not in inputs:
+                        raise JobFailed(f"ClientError: baseline_{name} {path!r} is in no input")
+                    baseline[name] = json.loads(_texts(s3, inputs[folder])[0])
                 statistics, _ = monitor.baseline(rows)
                 files = {
                     "constraint_violations.json": {

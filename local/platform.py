@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from local import events
 from local.assembly import Assembly, FileAsset
 from local.bus import Bus
+from local.cloudwatch import CloudWatch
 from local.functions import Functions, unload_modules
 from local.hosting import Hosting
 from local.jobs import Jobs
@@ -83,6 +84,7 @@ class Twin:
         self.jobs = Jobs(self)
         self.hosting = Hosting(self)
         self.queues = Queues(self)
+        self.cloudwatch = CloudWatch(self)
         self.s3_events: set[str] = set()  # buckets with EventBridge notifications on
         self._pending: deque[tuple[str, Callable[[], None]]] = deque()
         # The twin's clock (seconds since it started): it moves only when nothing is pending, to

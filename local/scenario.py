@@ -1,5 +1,7 @@
 """The chain, run on the twin: a dataset uploaded under ``raw/`` to a prediction from the
-endpoint, and a batch file through ``batch-input/`` to ``batch-output/``.
+endpoint, a batch file through ``batch-input/`` to ``batch-output/``, and, where the stage
+monitors data quality, drift: drifted traffic and new labelled data, the schedule's run, the
+operators told which features drifted, and the retrained model live.
 
 Each step is timed and judged from what the twin recorded (the job's state, the package's
 status, the stack's status), never from what the functions returned about themselves.
@@ -22,6 +24,7 @@ from local.platform import Twin
 from local.trace import acting_as
 
 BATCH_ROWS = 20
+DRIFTED_REQUESTS = 50  # requests of drifted traffic: enough for every distribution check
 USER = "data-scientist"  # who uploads: a person of the account, outside the platform's roles
 
 
@@ -45,6 +48,7 @@ class Run:
     gate: str | None = None
     prediction: Any = None
     batch_output_rows: int | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -58,14 +62,24 @@ class Run:
             "gate": self.gate,
             "prediction": self.prediction,
             "batch_output_rows": self.batch_output_rows,
+            "drift": self.drift,
             "outputs": self.outputs,
             "failures": self.failures,
         }
 
 
 class Scenario:
-    def __init__(self, twin: Twin, dataset: str, data: Path, progress: Callable[[Step], None] | None = None) -> None:
+    def __init__(
+        self,
+        twin: Twin,
+        dataset: str,
+        data: Path,
+        progress: Callable[[Step], None] | None = None,
+        *,
+        with_drift: bool = True,
+    ) -> None:
         self.twin = twin
+        self.with_drift = with_drift
         self.dataset = dataset
         self.data = data
         self.run = Run(dataset)
@@ -121,6 +135,8 @@ class Scenario:
             self.step("roll out", self.roll_out)
             self.step("predict", self.predict)
             self.step("batch transform", self.batch)
+            if self.with_drift:
+                self.step("drift", self.drift)
         except ScenarioError:
             pass
         return self.run
@@ -222,6 +238,25 @@ class Scenario:
         self.settle()
         return f"{arn} approved by {USER}"
 
+    def _approve_newest(self, live: str | None) -> None:
+        """The retrained model approved by a person where the stage asks for it, as the first one was."""
+        sagemaker = self.twin.client("sagemaker")
+        group = live.rsplit("/", 2)[-2] if live else None
+        if group is None:
+            return
+        with acting_as("twin"):
+            newest = sagemaker.list_model_packages(
+                ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+            )["ModelPackageSummaryList"]
+        if newest and newest[0]["ModelApprovalStatus"] == "PendingManualApproval":
+            with acting_as(USER):
+                sagemaker.update_model_package(
+                    ModelPackageArn=newest[0]["ModelPackageArn"],
+                    ModelApprovalStatus="Approved",
+                    ApprovalDescription="retrained after drift; approved by a person on the local platform",
+                )
+            self.settle()
+
     def roll_out(self) -> str:
         try:
             stack = self.twin.stack(f"Hosting-{self.dataset}")
@@ -284,6 +319,59 @@ class Scenario:
             raise ScenarioError(f"{len(records)} records in, {self.run.batch_output_rows} rows out")
         return f"{output}: {self.run.batch_output_rows} rows"
 
+    def drift(self) -> str:
+        """Where the stage monitors data quality: new labelled data lands under raw/ (the same
+        rows with every numeric feature moved, so that they differ from what the live model saw),
+        the endpoint takes drifted requests, and the schedule runs on that hour's capture. Judged
+        from the twin: the report, check_drift's message naming the features and the drift
+        alarm's, both on the operators' topic, and the new data's preparation run, which check_drift
+        starts (start_etl's own event for the upload, still in its quiet period, finds the run
+        claimed) and which goes through the chain to a new live model."""
+        twin, endpoint = self.twin, self.run.outputs["endpoint"]
+        schedules = [n for n, s in twin.monitoring.schedules.items() if s["EndpointName"] == endpoint]
+        if not schedules:
+            return f"{endpoint} has no data-quality schedule (monitoring.data_quality is off): nothing to watch"
+        since = len(twin.trace.entries)
+        live = twin.stack(f"Hosting-{self.dataset}").parameters.get("ModelPackageArn")
+        key = f"raw/{self.dataset}/drifted-{self.data.name}"
+        with acting_as(USER):
+            twin.client("s3").put_object(
+                Bucket=self.data_bucket, Key=key, Body=drifted_file(self.data, twin, self.dataset)
+            )
+        runtime = twin.client("sagemaker-runtime")
+        for record in self.records[:DRIFTED_REQUESTS]:
+            with acting_as(USER):
+                runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=moved(record))
+        job = twin.jobs.run_monitoring(schedules[0])
+        self.settle()
+        self._approve_newest(live)
+        later = twin.trace.entries[since:]
+        topic = twin.resource("Data", "OperatorTopic", "AWS::SNS::Topic")
+        told = [m for subject, m in twin.topic_messages(topic) if subject and "traffic drifted" in subject]
+        checks = [
+            e["result"] for e in later if e["kind"] == "invoke" and "CheckDrift" in e["function"] and e.get("result")
+        ]
+        # Each delivery of the report is read: the one that started the run last (later ones find it claimed).
+        checks.sort(key=lambda check: check.get("retraining", {}).get("status") == "started")
+        alarms = [
+            e for e in later if e["kind"] == "alarm" and e.get("state") == "ALARM" and e["alarm"].endswith("-drift")
+        ]
+        if not checks or checks[-1].get("status") != "drifted":
+            raise ScenarioError(f"the monitoring run {job} found no drift: {self._why_not('check_drift')}")
+        if not told or not alarms:
+            raise ScenarioError(f"the operators were not told: {len(told)} message(s), drift alarm {bool(alarms)}")
+        retraining = checks[-1]["retraining"]
+        self.run.drift = {"job": job, "features": checks[-1]["features"], "retraining": retraining, "message": told[-1]}
+        if retraining.get("status") != "started":
+            raise ScenarioError(f"no preparation run was started: {retraining['detail']}")
+        now_live = twin.stack(f"Hosting-{self.dataset}").parameters.get("ModelPackageArn")
+        if now_live == live:
+            raise ScenarioError(f"the retrained model is not live: {self._why_not('deploy_model')}")
+        self.run.drift["live"] = now_live
+        features = ", ".join(checks[-1]["features"])
+        retrained = f"run {retraining['run_id']} retrained: {now_live} live"
+        return f"{len(checks[-1]['features'])} features drifted ({features}); {retrained}"
+
     def _why_not(self, function: str) -> str:
         """What the trace says about the function that should have acted (``start_etl`` is the
         function whose construct is StartEtl)."""
@@ -326,3 +414,39 @@ def dataset_spec(twin: Twin, dataset: str) -> dict[str, Any]:
     bucket, key = split_uri(uri)
     with acting_as("twin"):
         return json.loads(twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def moved(value_line: str) -> str:
+    """A CSV record with every numeric value moved far from where the data had it (times three,
+    plus fifty; whole numbers stay whole), other values as they were."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([_moved(v) for v in next(csv.reader([value_line]))])
+    return out.getvalue()
+
+
+def _moved(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if number.is_integer() and "." not in value:
+        return str(int(number) * 3 + 50)
+    return f"{number * 3 + 50:.6g}"
+
+
+def drifted_file(data: Path, twin: Twin, dataset: str) -> bytes:
+    """The raw file with its features' numeric values moved (the target as it was): new labelled
+    data like the drifted traffic."""
+    spec = dataset_spec(twin, dataset)
+    layout = spec.get("csv", {})
+    delimiter = layout.get("delimiter", ",")
+    rows = [row for row in csv.reader(io.StringIO(data.read_text(encoding="utf-8")), delimiter=delimiter) if row]
+    header = [name.strip() for name in rows[0]] if layout.get("header", False) else list(layout["columns"])
+    features = {header.index(name) for name in spec["features"]}
+    body = rows[1:] if layout.get("header", False) else rows
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    if layout.get("header", False):
+        writer.writerow(rows[0])
+    writer.writerows([[_moved(v.strip()) if i in features else v for i, v in enumerate(row)] for row in body])
+    return out.getvalue().encode("utf-8")

@@ -145,6 +145,7 @@ _READERS = (
     "DataScientistRole",
     "JobRole",
     "MonitoringRole",
+    "CheckDriftRole",
 )
 UNUSED: dict[tuple[str, str], str] = {
     **{
@@ -162,6 +163,7 @@ UNUSED: dict[tuple[str, str], str] = {
             "DataScientistRole",
             "JobRole",
             "MonitoringRole",
+            "CheckDriftRole",
         )
     },
     ("PreparationJobRole", "s3:DeleteObject"): (

@@ -4,6 +4,8 @@ preparation job, and start_etl on S3 Object Created under raw/, after a quiet pe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -35,6 +37,28 @@ QUIET_PERIOD = QuietPeriod(
     # before its message gives up (one receive per visibility timeout, 6 x the function's 30 s).
     max_receives=8,
 )
+
+
+@dataclass(frozen=True)
+class PreparationRuns:
+    """How a function starts a dataset's preparation run as start_etl does: the variables of
+    ``platform_runtime.Preparation``. The job is named, not referenced, so that another stack's
+    function (check_drift) needs no export of this stack."""
+
+    job_name: str
+    data_bucket: str
+    seed: int
+
+    def environment(self, job: str | None = None) -> dict[str, str]:
+        """``job``: the job's name as a reference, where the function is in this stack."""
+        return {
+            "JOB_NAME": job or self.job_name,
+            "DATA_BUCKET": self.data_bucket,
+            "RAW_PREFIX": RAW_PREFIX,
+            "PREPARED_PREFIX": PREPARED_PREFIX,
+            "SEED": str(self.seed),
+            "CLAIM_TIMEOUT_SECONDS": str(CLAIM_TIMEOUT_SECONDS),
+        }
 
 
 class EtlStack(Stack):
@@ -76,6 +100,7 @@ class EtlStack(Stack):
             name=f"{config.resource_prefix}-prepare",
         )
 
+        self.runs = PreparationRuns(self.preparation.name, data.bucket.bucket_name, config.etl.seed)
         self.start_etl = EventFunction(
             self,
             "StartEtl",
@@ -83,15 +108,10 @@ class EtlStack(Stack):
             description="start_etl: new raw data starts the Glue preparation job",
             event_pattern=object_created(data.bucket, {"prefix": RAW_PREFIX}),
             environment={
-                "JOB_NAME": self.preparation.job.ref,
-                "DATA_BUCKET": data.bucket.bucket_name,
-                "RAW_PREFIX": RAW_PREFIX,
-                "PREPARED_PREFIX": PREPARED_PREFIX,
+                **self.runs.environment(job=self.preparation.job.ref),
                 "DATASET_SPECS": self.to_json_string(
                     {name: asset.s3_object_url for name, asset in self.preparation.spec_assets.items()}
                 ),
-                "SEED": str(config.etl.seed),
-                "CLAIM_TIMEOUT_SECONDS": str(CLAIM_TIMEOUT_SECONDS),
             },
             defaults=functions,
             quiet_period=QUIET_PERIOD,

@@ -13,7 +13,9 @@ With ``monitoring.data_quality`` (the default), an approval first computes the m
 that job ends, sets ``ModelPackageArn`` and ``BaselineUri`` in one update, so the data-quality
 schedule (``constructs/model_monitor.py``, behind the ``Monitored`` condition) always compares
 traffic with the live model's own training data. A baseline that fails rolls the model out
-unmonitored (``BaselineUri`` empty) and the operators' topic hears of it.
+unmonitored (``BaselineUri`` empty) and the operators' topic hears of it. Each monitoring run's
+report fires ``check_drift`` (in this stack): the drift metric and alarm, a message naming the
+drifted features, and a preparation run where new labelled data is there to retrain on.
 """
 
 from __future__ import annotations
@@ -35,11 +37,20 @@ from aws_cdk import (
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as assets
 from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
-from constructs.event_function import EventFunction, QuietPeriod
+from constructs.event_function import EventFunction, QuietPeriod, object_created
+from constructs.logical_ids import logical_id
 from constructs.model_monitor import DataQualityMonitor, MonitoringRole
-from constructs.nag_acknowledgements import acknowledge_wildcards, nag_arn
+from constructs.nag_acknowledgements import (
+    KMS_DATA_KEY_REASON,
+    KMS_GRANT_ACTIONS,
+    S3_ACTIONS_REASON,
+    S3_GRANT_ACTIONS,
+    acknowledge_wildcards,
+    nag_arn,
+)
 from constructs.pass_role import grant_pass_role
 from constructs.realtime_endpoint import RealtimeEndpoint
 from constructs.sagemaker_images import Image, SageMakerImages
@@ -47,7 +58,8 @@ from constructs.topic_target import notify
 
 from config import ConfigError
 from etl.platform_runtime import BASELINE_JOB, STAGE_TAG, runbook
-from stacks.data import CAPTURE_PREFIX, MONITORING_PREFIX, PREPARED_PREFIX
+from stacks.data import CAPTURE_PREFIX, MONITORING_PREFIX, PREPARED_PREFIX, RAW_PREFIX
+from stacks.etl import PreparationRuns
 from stacks.foundation import Foundation
 
 PARAMETER = "ModelPackageArn"
@@ -89,6 +101,7 @@ class HostingStack(Stack):
         execution_role: iam.IRole,
         security_group: ec2.ISecurityGroup,
         model_package_group: str,
+        preparation: PreparationRuns,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -139,6 +152,7 @@ class HostingStack(Stack):
         ).role
         self.analyzer_image = SageMakerImages(self, "MonitorImages", images={"analyzer": ANALYZER}).uri("analyzer")
         self.monitor: DataQualityMonitor | None = None
+        self.check_drift: EventFunction | None = None
 
         self.deployment_role = DeploymentRole(
             self,
@@ -212,6 +226,7 @@ class HostingStack(Stack):
         acknowledge_wildcards(function.role.node.find_child("DefaultPolicy"), reasons)  # type: ignore[union-attr]
         if config.monitoring.data_quality:
             self._data_quality(foundation, dataset, security_group)
+            self._check_drift(foundation, dataset, preparation, packages)
 
     def _baseline_environment(
         self, foundation: Foundation, dataset: str, security_group: ec2.ISecurityGroup
@@ -298,6 +313,8 @@ class HostingStack(Stack):
             self,
             "DataQuality",
             endpoint=self.endpoint,
+            dataset=dataset,
+            stage=config.name,
             baseline_uri=self.baseline.value_as_string,
             reports_uri=f"s3://{bucket.bucket_name}/{MONITORING_PREFIX}{dataset}/reports",
             image_uri=self.analyzer_image,
@@ -306,8 +323,10 @@ class HostingStack(Stack):
             subnet_ids=foundation.subnet_ids,
             security_group=security_group,
             monitoring=config.monitoring,
+            alarm_topic=foundation.functions.alarm_topic,
         )
         Aspects.of(self.monitor).add(OnlyWhen(monitored))
+        self.alarm_names.append(self.monitor.alarm_name)
         baseline_jobs = {
             "ProcessingJobName": [{"prefix": f"{self.endpoint_name}{BASELINE_JOB}"}],
         }
@@ -333,4 +352,79 @@ class HostingStack(Stack):
             message=f"ML platform ({config.name}): the baseline job {field('ProcessingJobName')} of "
             f"{self.endpoint_name} ended {field('ProcessingJobStatus')}: {field('FailureReason')}. The approved "
             "model goes live without data-quality monitoring." + runbook("baseline-failed"),
+        )
+
+    def _check_drift(self, foundation: Foundation, dataset: str, preparation: PreparationRuns, packages: str) -> None:
+        """check_drift on each monitoring run's report: it reads the report, the live model's
+        package and run (its schema), lists raw/<dataset>/, claims and starts a preparation run,
+        and tells the operators' topic."""
+        config, data = foundation.config, foundation.data
+        reports = f"{MONITORING_PREFIX}{dataset}/reports/"
+        # The same file as the Etl stack's asset of the spec (the same id, so the same name in the
+        # assembly): the same object in the assets bucket, and no export from the Etl stack.
+        spec = assets.Asset(self, f"Spec-{dataset}", path=str(foundation.specs[dataset]))
+        self.check_drift = EventFunction(
+            self,
+            "CheckDrift",
+            handler_folder="check_drift",
+            description=f"check_drift: Model Monitor reports on {self.endpoint_name} to the operators, and retraining",
+            # Model Monitor writes a run's report under <output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/.
+            event_pattern=object_created(data.bucket, {"wildcard": f"{reports}*/constraint_violations.json"}),
+            environment={
+                "STAGE": config.name,
+                "DATASET": dataset,
+                "ENDPOINT_NAME": self.endpoint_name,
+                "STACK_NAME": Aws.STACK_NAME,
+                "REPORTS_PREFIX": reports,
+                "TOPIC_ARN": foundation.functions.alarm_topic.topic_arn,
+                "SPEC_URI": spec.s3_object_url,
+                "RETRAIN_MIN_HOURS": str(config.monitoring.retrain_min_hours),
+                **preparation.environment(),
+            },
+            defaults=foundation.functions,
+            name=f"check-drift-{dataset}",
+        )
+        function = self.check_drift.function
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID])
+        )
+        arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[arn]))
+        job = f"arn:{self.partition}:glue:{self.region}:{self.account}:job/{preparation.job_name}"
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[job])
+        )
+        # Listing raw/<dataset>/ (the snapshot a run is named after) and prepared/<dataset>/: a
+        # run record or schema that is not there is then NoSuchKey, not AccessDenied
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{RAW_PREFIX}{dataset}/*", f"{PREPARED_PREFIX}{dataset}/*"]}},
+            )
+        )
+        runs = f"{PREPARED_PREFIX}{dataset}/*/"
+        data.grant_read(function, f"{reports}*")
+        data.grant_read(function, runs + "schema.json")
+        data.grant_read(function, runs + "_RUN.json")
+        data.grant_write(function, runs + "_RUN.json")  # claims, never deleted
+        foundation.functions.alarm_topic.grant_publish(function)
+        bucket_id = logical_id(data.bucket)
+        acknowledge_wildcards(
+            self.check_drift.role.node.find_child("DefaultPolicy"),
+            {
+                "check_drift reads its dataset's monitoring reports, whose keys Model Monitor makes per "
+                "run (endpoint, schedule, hour), and the live model's run's schema.json and run record "
+                "(the run id is read at run time from the package); it writes only run records.": [
+                    f"Resource::<{bucket_id}.Arn>/{reports}*",
+                    f"Resource::<{bucket_id}.Arn>/{runs}schema.json",
+                    f"Resource::<{bucket_id}.Arn>/{runs}_RUN.json",
+                ],
+                "check_drift reads the live package of its own model package group, named by version at run time.": [
+                    f"Resource::{nag_arn(self, 'sagemaker', packages)}"
+                ],
+                S3_ACTIONS_REASON: S3_GRANT_ACTIONS,
+                KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
+            },
         )

@@ -24,6 +24,7 @@ from aws_cdk import aws_sns as sns
 from cdk_monitoring_constructs import CustomMetricGroup, DefaultDashboardFactory, MonitoringFacade
 from constructs import Construct
 from constructs.event_function import EventFunction
+from constructs.model_monitor import drift_metric
 from constructs.realtime_endpoint import INSTANCE_METRICS, INVOCATION_METRICS, endpoint_metric
 
 from config import StageConfig
@@ -131,9 +132,13 @@ class MonitoringStack(Stack):
             ],
         )
 
-        for endpoint in watched.endpoints:
+        for endpoint, dataset in watched.endpoints.items():
             facade.add_medium_header(f"Endpoint {endpoint}")
             groups = _endpoint_groups(endpoint)
+            if config.monitoring.data_quality:
+                drifted = drift_metric(config.name, dataset).with_(label=f"{dataset}: features that drifted")
+                title = "Model Monitor: features unlike the training data, per run"
+                groups.append(CustomMetricGroup(title=title, metrics=[drifted]))
             facade.monitor_custom(
                 human_readable_name=f"Endpoint {endpoint}", alarm_friendly_name=endpoint, metric_groups=groups
             )

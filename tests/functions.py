@@ -114,6 +114,22 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         **_PLACEMENT,
         "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/monitoring",
     },
+    "check_drift": {
+        "STAGE": "dev",
+        "DATASET": "bank-marketing",
+        "ENDPOINT_NAME": f"{GROUP_PREFIX}-bank-marketing",
+        "STACK_NAME": "MlPlatform-dev-Hosting-bank-marketing",
+        "REPORTS_PREFIX": "monitoring/bank-marketing/reports/",
+        "TOPIC_ARN": TOPIC,
+        "SPEC_URI": "s3://cdk-assets/bank-marketing.json",
+        "RETRAIN_MIN_HOURS": "12",
+        "JOB_NAME": "prepare-job",
+        "DATA_BUCKET": DATA_BUCKET,
+        "RAW_PREFIX": "raw/",
+        "PREPARED_PREFIX": "prepared/",
+        "SEED": "42",
+        "CLAIM_TIMEOUT_SECONDS": "900",
+    },
 }
 
 

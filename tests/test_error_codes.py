@@ -21,8 +21,10 @@ RUNTIME_LIBRARY = ROOT / "etl" / "platform_runtime.py"
 # Every code a handler branches on, by the operation that answers it: (handler, service, operation, code).
 BRANCHED_ON = [
     ("deploy_model", "cloudformation", "UpdateStack", "ValidationError"),
-    ("start_etl", "s3", "PutObject", "PreconditionFailed"),
-    ("start_etl", "s3", "PutObject", "ConditionalRequestConflict"),
+    # the claim of a preparation run (start_etl and check_drift start runs through the library)
+    ("platform_runtime", "s3", "PutObject", "PreconditionFailed"),
+    ("platform_runtime", "s3", "PutObject", "ConditionalRequestConflict"),
+    ("platform_runtime", "s3", "GetObject", "NoSuchKey"),
     *(
         # the functions' runtime library decides for start_training and start_batch_transform
         ("platform_runtime", "sagemaker", operation, code)
@@ -41,8 +43,7 @@ BRANCHED_ON = [
 # The module constants each handler holds those codes in.
 CONSTANTS = {
     "deploy_model": ("UPDATE_REFUSED",),
-    "start_etl": ("CLAIM_TAKEN", "CLAIM_CONFLICT"),
-    "platform_runtime": ("NOT_FOUND", "NAME_TAKEN"),
+    "platform_runtime": ("NOT_FOUND", "NAME_TAKEN", "CLAIM_TAKEN", "CLAIM_CONFLICT", "NO_SUCH_KEY"),
 }
 # Codes AWS documents that botocore's models do not list.
 DOCUMENTED = {

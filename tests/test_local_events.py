@@ -216,17 +216,17 @@ def test_start_etl_reads_object_created(monkeypatch):
 
     # The quiet period's decision reads the event's time against the objects listed.
     def listed(key, seconds, etag="2f6a0f3c6d0bd9b1b2d0c4d3f8a5e6c1"):
-        return start_etl.Listed(f"raw/bank-marketing/{key}", etag, 10, T0 + timedelta(seconds=seconds))
+        return start_etl.runtime.Listed(f"raw/bank-marketing/{key}", etag, 10, T0 + timedelta(seconds=seconds))
 
-    alone = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 0),))
+    alone = start_etl.runtime.Snapshot("bank-marketing", (listed("bank-additional.csv", 0),))
     assert start_etl.superseded(first, alone) is None
-    later = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 0), listed("more.csv", 1)))
+    later = start_etl.runtime.Snapshot("bank-marketing", (listed("bank-additional.csv", 0), listed("more.csv", 1)))
     assert "raw/bank-marketing/more.csv arrived after" in start_etl.superseded(first, later)
-    overwritten = start_etl.Snapshot("bank-marketing", (listed("bank-additional.csv", 5, etag="other"),))
+    overwritten = start_etl.runtime.Snapshot("bank-marketing", (listed("bank-additional.csv", 5, etag="other"),))
     assert "was overwritten or deleted" in start_etl.superseded(first, overwritten)
     # The run is the snapshot's, whichever event looks at it.
     assert alone.run_id.startswith("20261112T093000Z-") and alone.run_id != later.run_id
-    assert start_etl.Snapshot("bank-marketing", alone.objects).run_id == alone.run_id
+    assert start_etl.runtime.Snapshot("bank-marketing", alone.objects).run_id == alone.run_id
 
 
 def test_start_training_reads_the_success_marker(monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -54,6 +55,13 @@ def _group(twin: Twin, dataset: str) -> str:
     )
 
 
+def _live(twin: Twin) -> dict:
+    """The package the hosting stack serves."""
+    with acting_as("twin"):
+        arn = twin.stack(f"Hosting-{DATASET}").parameters["ModelPackageArn"]
+        return twin.client("sagemaker").describe_model_package(ModelPackageName=arn)
+
+
 def _packages(twin: Twin, dataset: str) -> list[dict]:
     with acting_as("twin"):
         sagemaker = twin.client("sagemaker")
@@ -85,6 +93,7 @@ def test_bank_marketing_runs_from_upload_to_prediction_and_batch_output(chain):
         ("roll out", "ok"),
         ("predict", "ok"),
         ("batch transform", "ok"),
+        ("drift", "ok"),
     ], report["failures"]
     assert report["model_package_status"] == "Approved"
     assert report["gate"].startswith("Approved: test auc 0.9")
@@ -100,16 +109,18 @@ def test_the_preparation_job_writes_its_success_marker_last(twin, chain):
 
 
 def test_the_tuning_job_runs_every_training_job_and_its_best_is_registered(twin, chain):
-    [tuning] = [e for e in twin.trace.of("job", job_type="tuning") if e["status"] == "Completed"]
+    """One tuning job per prepared run (the upload's, and the retraining's after drift)."""
+    tunings = [e for e in twin.trace.of("job", job_type="tuning") if e["status"] == "Completed"]
     children = [e for e in twin.trace.of("job", job_type="training") if e["status"] == "Completed"]
-    assert len(children) == 12 and all(e["tuning"] for e in children)
-    best = max(children, key=lambda e: e["metrics"]["validation:auc"])
-    assert tuning["best"] == best["job"]
-    [package] = _packages(twin, DATASET)
-    assert package["CustomerMetadataProperties"]["training_job"] == best["job"]
+    assert len(tunings) == 2 and len(children) == 24 and all(e["tuning"] for e in children)
+    registered = {p["CustomerMetadataProperties"]["training_job"] for p in _packages(twin, DATASET)}
+    for tuning in tunings:
+        own = [e for e in children if e["tuning"].endswith(f"/{tuning['job']}")]
+        best = max(own, key=lambda e: e["metrics"]["validation:auc"])
+        assert len(own) == 12 and tuning["best"] == best["job"] and best["job"] in registered
     # The children's own state-change events reach register_model, which leaves them to the tuning job.
     ignored = [e for e in _invocations(twin, "RegisterModel") if (e.get("result") or {}).get("status") == "ignored"]
-    assert len(ignored) >= 12
+    assert len(ignored) >= 24
 
 
 def _outcomes(twin: Twin, fragment: str) -> list[dict]:
@@ -118,17 +129,19 @@ def _outcomes(twin: Twin, fragment: str) -> list[dict]:
 
 
 def test_every_event_delivered_twice_starts_one_run_one_tuning_job_and_one_package(twin, chain):
+    """Per snapshot of raw/: the upload's, and the drifted data's (which check_drift started; both
+    deliveries of its upload's event find it claimed)."""
     etl = [outcome["status"] for outcome in _outcomes(twin, "StartEtl")]
-    assert sorted(etl) == ["duplicate", "started"]
-    assert len(_successful(twin, "StartJobRun")) == 1
-    assert len(_successful(twin, "CreateHyperParameterTuningJob")) == 1
-    assert len(_successful(twin, "CreateModelPackage")) == 1
-    assert len(_packages(twin, DATASET)) == 1
-    assert len(_successful(twin, "UpdateStack")) == 1
+    assert sorted(etl) == ["duplicate", "duplicate", "duplicate", "started"]
+    assert len(_successful(twin, "StartJobRun")) == 2
+    assert len(_successful(twin, "CreateHyperParameterTuningJob")) == 2
+    assert len(_successful(twin, "CreateModelPackage")) == 2
+    assert len(_packages(twin, DATASET)) == 2
+    assert len(_successful(twin, "UpdateStack")) == 2
 
 
 def test_the_endpoint_serves_the_approved_package_from_its_own_model_archive(twin, chain):
-    [package] = _packages(twin, DATASET)
+    package = _live(twin)
     stack = twin.stack(f"Hosting-{DATASET}")
     assert stack.status == "UPDATE_COMPLETE"
     assert stack.parameters["ModelPackageArn"] == package["ModelPackageArn"]
@@ -155,14 +168,16 @@ def test_the_endpoint_serves_the_approved_package_from_its_own_model_archive(twi
 
 def test_the_model_goes_live_with_its_baseline_and_the_schedule_compares_against_it(twin, chain):
     """The approval started the package's baseline job on its run's baseline/; its end set both
-    parameters in one update, and the stack then created the schedule on the baseline."""
-    [package] = _packages(twin, DATASET)
+    parameters in one update, and the stack then created the schedule on the baseline (for each
+    model: the first, and the one retrained after drift)."""
+    package = _live(twin)
     stack = twin.stack(f"Hosting-{DATASET}")
     job = f"{chain.outputs['endpoint']}-baseline-{package['ModelPackageVersion']}"
     described = twin.client("sagemaker").describe_processing_job(ProcessingJobName=job)
     assert described["ProcessingJobStatus"] == "Completed"
     [source] = described["ProcessingInputs"]
-    assert source["S3Input"]["S3Uri"] == chain.outputs["prepared"].rstrip("/") + "/baseline/"
+    run = package["CustomerMetadataProperties"]["run_id"]
+    assert source["S3Input"]["S3Uri"] == f"s3://{_bucket(twin)}/prepared/{DATASET}/{run}/baseline/"
     baseline = stack.parameters["BaselineUri"]
     assert baseline == described["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] + "/"
     bucket, prefix = baseline.removeprefix("s3://").split("/", 1)
@@ -171,11 +186,66 @@ def test_the_model_goes_live_with_its_baseline_and_the_schedule_compares_against
     )
     assert len(constraints["features"]) == len(dataset_spec(twin, DATASET)["features"])
     updates = [e for e in twin.trace.entries if e["kind"] == "stack" and e["stack"] == stack.name]
-    assert [e["status"] for e in updates].count("UPDATE_COMPLETE") == 1  # model and baseline together
+    assert [e["status"] for e in updates].count("UPDATE_COMPLETE") == 2  # each model with its baseline
     [schedule] = twin.monitoring.schedules.values()
     assert schedule["EndpointName"] == chain.outputs["endpoint"]
     [definition] = twin.monitoring.definitions.values()
     assert definition["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == baseline + "constraints.json"
+
+
+def test_the_endpoint_captures_each_request_as_sagemaker_documents_it(twin, chain):
+    """JSON lines under capture/<dataset>/<endpoint>/AllTraffic/<yyyy>/<mm>/<dd>/<hh>/, written as
+    the model's role under the platform key."""
+    endpoint = chain.outputs["endpoint"]
+    bucket = _bucket(twin)
+    keys = [
+        item["Key"]
+        for item in twin.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"capture/{DATASET}/")["Contents"]
+    ]
+    layout = rf"capture/{DATASET}/{endpoint}/AllTraffic/\d{{4}}/\d\d/\d\d/\d\d/[^/]+\.jsonl"
+    assert keys and all(re.fullmatch(layout, key) for key in keys)
+    head = twin.client("s3").head_object(Bucket=bucket, Key=keys[0])
+    assert head["ServerSideEncryption"] == "aws:kms"
+    [record] = twin.client("s3").get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode().splitlines()
+    captured = json.loads(record)
+    assert captured["eventVersion"] == "0" and set(captured["eventMetadata"]) == {"eventId", "inferenceTime"}
+    request, answer = captured["captureData"]["endpointInput"], captured["captureData"]["endpointOutput"]
+    assert (request["mode"], request["encoding"], request["observedContentType"]) == ("INPUT", "CSV", "text/csv")
+    assert answer["mode"] == "OUTPUT" and answer["encoding"] in ("CSV", "JSON")
+    sagemaker = twin.client("sagemaker")
+    config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    [variant] = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    role = sagemaker.describe_model(ModelName=variant["ModelName"])["ExecutionRoleArn"]
+    puts = [c for c in twin.trace.calls() if c["operation"] == "PutObject" and c["error"] is None]
+    assert {c["principal"] for c in puts if c["params"]["Key"].startswith("capture/")} == {role}
+
+
+def test_drifted_traffic_reaches_the_operators_and_new_data_retrains(twin, chain):
+    """The schedule's run on drifted traffic: check_drift's message names the features, the drift
+    alarm tells the topic, and the new labelled data's run (started by check_drift; start_etl's
+    event for the same upload finds it claimed) puts a retrained model live with its own baseline."""
+    drift = chain.drift
+    assert {"age", "duration", "campaign"} <= set(drift["features"])
+    assert "- age: baseline_drift_check" in drift["message"] and "Runbook: docs/runbook.md#drift" in drift["message"]
+    alarms = [json.loads(m) for s, m in twin.topic_messages(_topic(twin)) if s and s.startswith('ALARM: "')]
+    [alarm] = [a for a in alarms if a["AlarmName"] == f"{chain.outputs['endpoint']}-drift"]
+    assert alarm["NewStateValue"] == "ALARM" and alarm["Trigger"]["MetricName"] == "DriftedFeatures"
+    retraining = drift["retraining"]
+    assert retraining["status"] == "started"
+    run_id = retraining["run_id"]
+    claim = json.loads(
+        twin.client("s3").get_object(Bucket=_bucket(twin), Key=f"prepared/{DATASET}/{run_id}/_RUN.json")["Body"].read()
+    )
+    assert claim["started_by"] == "check_drift" and claim["job_run_id"] == retraining["job_run_id"]
+    etl = [o for o in _outcomes(twin, "StartEtl") if o.get("run_id") == run_id]
+    assert etl and {o["status"] for o in etl} == {"duplicate"}
+    stack = twin.stack(f"Hosting-{DATASET}")
+    assert stack.parameters["ModelPackageArn"] == drift["live"] != chain.outputs["model_package"]
+    version = drift["live"].rsplit("/", 1)[-1]
+    assert stack.parameters["BaselineUri"].endswith(f"-baseline-{version}/")
+    [definition] = twin.monitoring.definitions.values()  # the first model's definition was replaced
+    statistics = definition["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"]
+    assert statistics == stack.parameters["BaselineUri"] + "statistics.json"
 
 
 def test_a_bad_record_is_a_model_error_with_the_containers_message(twin, chain):
@@ -576,14 +646,14 @@ def vpc_traffic(twin, chain_and_proof, dev):
 
 def test_the_principals_inside_the_vpc_are_the_functions_the_glue_job_and_the_jobs_execution_role(twin, vpc_traffic):
     _, _, _, principals = vpc_traffic
-    platform = ("StartEtl", "StartTraining", "RegisterModel", "StartBatchTransform", "DeployModel")
+    platform = ("StartEtl", "StartTraining", "RegisterModel", "StartBatchTransform", "DeployModel", "CheckDrift")
     inside = {f.logical_id for f in twin.functions if f.role_arn in principals}
     assert {name for name in platform if any(i.startswith(name) for i in inside)} == set(platform), inside
     # CDK's custom resource handlers (bucket emptying, default security group) run outside the VPC.
     assert all(i.startswith(platform) for i in inside), inside
     assert any(why.startswith("Glue job") for why in principals.values())
     # The tuning job's training jobs and the endpoint's model run in the VPC as the execution role.
-    [tuning] = _successful(twin, "CreateHyperParameterTuningJob")
+    tuning, *_ = _successful(twin, "CreateHyperParameterTuningJob")
     role = tuning["params"]["TrainingJobDefinition"]["RoleArn"]
     assert principals[role].endswith("(VpcConfig)")
 

@@ -15,6 +15,7 @@ FUNCTION_IDS = {  # each function's log group and dead-letter queue
     "RegisterModel": ("RegisterModelLogsLogGroupA2686DD4", "RegisterModelDeadLetterQueueFAC07E13"),
     "StartBatchTransform": ("StartBatchTransformLogsLogGroup7CD0905D", "StartBatchTransformDeadLetterQueue5AADA4BF"),
     "DeployModel": ("DeployModelLogsLogGroup28E04ACE", "DeployModelDeadLetterQueueC792C3F7"),
+    "CheckDrift": ("CheckDriftLogsLogGroupF9A0D199", "CheckDriftDeadLetterQueue3B4FDC61"),
 }
 GROUPS = [f"ModelPackageGroup{name}" for name in ("bankmarketing", "carevaluation", "vertebralcolumn", "winequality")]
 PINNED = {
@@ -42,7 +43,12 @@ PINNED = {
         *FUNCTION_IDS["StartBatchTransform"],
     },
     # deploy_model's queue, which holds approvals through a rollout (added with it, never moved)
-    "hosting-bank-marketing": {"Endpoint", *FUNCTION_IDS["DeployModel"], "DeployModelQueue03388A95"},
+    "hosting-bank-marketing": {
+        "Endpoint",
+        *FUNCTION_IDS["DeployModel"],
+        "DeployModelQueue03388A95",
+        *FUNCTION_IDS["CheckDrift"],
+    },
     "monitoring": set(),  # a dashboard and a budget: nothing that holds data
 }
 STUDIO = {"dev": {"Domain", "Useralice", "Userbob"}, "prod": {"Domain"}}

@@ -5,6 +5,7 @@ role's share); and what the configuration accepts."""
 from __future__ import annotations
 
 import json
+import re
 
 import aws_cdk as cdk
 import pytest
@@ -15,7 +16,9 @@ from constructs.sagemaker_images import registries
 from moto.events.models import EventPattern
 
 from config import ConfigError
+from local.matcher import matches
 from stacks.data import DataStack
+from stacks.etl import PreparationRuns
 from stacks.foundation import Foundation
 from stacks.hosting import ANALYZER, HostingStack
 from stacks.network import NetworkStack
@@ -101,6 +104,83 @@ def test_the_analyzer_image_comes_from_the_sdks_table_without_a_tag(stage):
         assert hosting(stage).to_json()["Mappings"][mapping][region][key] == expected
 
 
+def test_the_drift_alarm_watches_check_drifts_metric_and_tells_the_operators(stage):
+    template = hosting(stage)
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    drift = alarms[logical_id(template, "AWS::CloudWatch::Alarm", "DriftAlarm")]
+    assert drift["Condition"] == "Monitored"
+    alarm = drift["Properties"]
+    assert alarm["AlarmName"] == f"mlplatform-{stage.config.name}-bank-marketing-drift"
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("MLPlatform", "DriftedFeatures")
+    assert alarm["Dimensions"] == [
+        {"Name": "Dataset", "Value": "bank-marketing"},
+        {"Name": "Stage", "Value": stage.config.name},
+    ]
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # One report per run: between runs the alarm keeps the last run's verdict.
+    assert alarm["TreatMissingData"] == "ignore"
+    assert "OperatorTopic" in json.dumps(alarm["AlarmActions"]) and "OperatorTopic" in json.dumps(alarm["OKActions"])
+    assert "docs/runbook.md#drift" in alarm["AlarmDescription"]
+
+
+def check_drift_function(template: Template) -> dict:
+    return resources(template, "AWS::Lambda::Function")[logical_id(template, "AWS::Lambda::Function", "CheckDrift")]
+
+
+def test_check_drift_hears_every_report_of_its_dataset_and_no_other_object(stage):
+    template = hosting(stage)
+    [rule] = [r["Properties"] for name, r in resources(template, "AWS::Events::Rule").items() if "CheckDrift" in name]
+    pattern = rule["EventPattern"]
+    pattern["detail"]["bucket"]["name"] = ["data-bucket"]
+
+    def report(key: str) -> dict:
+        return {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "data-bucket"}, "object": {"key": key}},
+        }
+
+    # Model Monitor writes a run's report under <output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/.
+    run = "mlplatform-dev-bank-marketing/mlplatform-dev-bank-marketing-data-quality/2026/11/24/13"
+    assert matches(pattern, report(f"monitoring/bank-marketing/reports/{run}/constraint_violations.json"))
+    assert not matches(pattern, report(f"monitoring/bank-marketing/reports/{run}/statistics.json"))
+    assert not matches(pattern, report(f"monitoring/car-evaluation/reports/{run}/constraint_violations.json"))
+    assert not matches(pattern, report("monitoring/bank-marketing/baselines/x/constraint_violations.json"))
+
+
+def test_check_drift_starts_the_preparation_job_of_the_stage_by_name_and_reads_its_dataset_only(stage):
+    template = hosting(stage)
+    variables = check_drift_function(template)["Properties"]["Environment"]["Variables"]
+    prefix = f"mlplatform-{stage.config.name}"
+    assert variables["JOB_NAME"] == f"{prefix}-prepare"
+    assert variables["RETRAIN_MIN_HOURS"] == str(stage.config.monitoring.retrain_min_hours)
+    assert variables["REPORTS_PREFIX"] == "monitoring/bank-marketing/reports/"
+    # The spec is the same asset (the same object) as the one start_etl names for the dataset.
+    functions = resources(stage.templates["etl"], "AWS::Lambda::Function")
+    [start_etl] = [f for name, f in functions.items() if "StartEtl" in name]
+    specs = json.dumps(start_etl["Properties"]["Environment"]["Variables"]["DATASET_SPECS"])
+    asset = re.compile(r"[0-9a-f]{64}\.json")
+    [spec] = asset.findall(json.dumps(variables["SPEC_URI"]))
+    assert asset.findall(specs[specs.index("bank-marketing") :])[0] == spec
+    granted = statements(template, "CheckDriftRoleDefaultPolicy")
+    glue = [s for s in granted if "glue:StartJobRun" in actions(s)]
+    [job] = [json.dumps(s["Resource"]) for s in glue]  # a literal ARN where the stage names its account
+    assert job.endswith(f':job/{prefix}-prepare"]]}}') or job.endswith(f':job/{prefix}-prepare"'), job
+    listing = [s for s in granted if actions(s) == ["s3:ListBucket"]]
+    assert [s["Condition"] for s in listing] == [
+        {"StringLike": {"s3:prefix": ["raw/bank-marketing/*", "prepared/bank-marketing/*"]}}
+    ]
+    text = json.dumps(granted)
+    assert "sagemaker:DescribeModelPackage" in text and "cloudformation:DescribeStacks" in text
+    assert "sns:Publish" in text
+
+
+def test_retraining_is_rate_limited_per_stage(stage_config):
+    assert stage_config().monitoring.retrain_min_hours >= 0
+    with pytest.raises(ConfigError, match="retrain_min_hours"):
+        stage_config(monitoring={"retrain_min_hours": -1})
+
+
 def baseline_event(status: str, name: str) -> dict:
     return {
         "source": "aws.sagemaker",
@@ -181,6 +261,7 @@ def unmonitored(stage_config, lone_app) -> Template:
         execution_role=iam.Role(jobs, "Execution", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")),
         security_group=ec2.SecurityGroup(jobs, "Jobs", vpc=network.vpc),
         model_package_group="mlplatform-variant-bank-marketing",
+        preparation=PreparationRuns("mlplatform-variant-prepare", data.data_store.bucket.bucket_name, 42),
     )
     return Template.from_stack(stack)
 
@@ -190,7 +271,9 @@ def test_a_stage_without_data_quality_has_no_schedule_parameter_or_rules(stage_c
     as_json = template.to_json()
     assert "BaselineUri" not in as_json["Parameters"] and "Monitored" not in as_json["Conditions"]
     assert not resources(template, "AWS::SageMaker::MonitoringSchedule")
-    assert [r for r in resources(template, "AWS::Events::Rule") if "Baseline" in r] == []
+    assert [r for r in resources(template, "AWS::Events::Rule") if "Baseline" in r or "CheckDrift" in r] == []
+    assert [f for f in resources(template, "AWS::Lambda::Function") if f.startswith("CheckDrift")] == []
+    assert "-drift" not in json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
     variables = one(template, "AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
     assert variables["DATA_QUALITY"] == "false"
     assert "processing-job" not in json.dumps(statements(template, "DeployModelRoleDefaultPolicy"))

@@ -277,9 +277,16 @@ def test_one_bad_message_does_not_hold_back_the_others(module, aws, caplog):
     assert len(job_runs(glue)) == 1
 
 
+def run_plan(module, s3):
+    """The run of raw/bank-marketing/ as it is now, as the function plans it."""
+    runtime, settings = module.runtime, module.SETTINGS
+    snap = runtime.snapshot(s3, settings.preparation, "bank-marketing")
+    return runtime.plan(snap, settings.preparation, settings.specs["bank-marketing"])
+
+
 def claim(s3, module, claimed_at: datetime) -> str:
     """Leave a claim as a delivery would that died after claiming, before starting."""
-    plan = module.plan(module.snapshot(s3, module.SETTINGS, "bank-marketing"), module.SETTINGS)
+    plan = run_plan(module, s3)
     record = {"dataset": plan.dataset, "run_id": plan.run_id, "claimed_at": claimed_at.isoformat()}
     s3.put_object(Bucket=BUCKET, Key=plan.record_key, Body=json.dumps(record).encode())
     return plan.record_key
@@ -318,7 +325,7 @@ def test_a_run_started_but_not_recorded_is_found_and_not_started_again(module, a
     s3, glue = aws
     event = written(s3)
     key = claim(s3, module, claimed_at=datetime.now(UTC) - timedelta(seconds=5))
-    plan = module.plan(module.snapshot(s3, module.SETTINGS, "bank-marketing"), module.SETTINGS)
+    plan = run_plan(module, s3)
     started = glue.start_job_run(JobName=JOB, Arguments=dict(plan.arguments))["JobRunId"]
 
     with caplog.at_level("INFO"):
