@@ -267,3 +267,27 @@ def test_a_report_in_another_format_fails_loudly(aws, document, said):
     with pytest.raises(module.ReportUnreadable, match=said):
         run(module, report(s3, document))
     assert sent(queue) == []
+
+
+def test_a_report_larger_than_any_violations_report_is_refused_unread(aws):
+    module, s3, queue = aws
+    live(s3, "20261112T100000Z-0123456789")
+    event = report(s3, DRIFTED)
+    event["detail"]["object"]["size"] = module.MAX_REPORT_BYTES + 1
+    with pytest.raises(module.ReportUnreadable, match="more than a violations report holds"):
+        run(module, event)
+    assert sent(queue) == []
+
+
+def test_a_long_description_is_shortened_in_the_message(aws):
+    module, s3, queue = aws
+    s3.put_object(Bucket=DATA_BUCKET, Key=RAW, Body=b"age;job;duration;campaign;y\n41;admin.;10;1;no\n")
+    live(s3, raw_run_id(module, s3))
+    long = {
+        "violations": [
+            {"feature_name": "_c0", "constraint_check_type": "data_type_check", "description": "x" * 100_000}
+        ]
+    }
+    run(module, report(s3, long))
+    [text] = sent(queue)
+    assert "x" * (module.MAX_DESCRIPTION - 1) + "…" in text and len(text) < 2_000

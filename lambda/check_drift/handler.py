@@ -46,6 +46,8 @@ LOG = logging.getLogger(__name__)
 REPORT = "constraint_violations.json"
 PARAMETER = "ModelPackageArn"
 MAX_LISTED = 20  # features named in one message; the report has the rest
+MAX_DESCRIPTION = 300  # characters of a check's description in the message (SNS takes 256 KB at most)
+MAX_REPORT_BYTES = 10 * 1024 * 1024  # far above any report of a feature set; anything larger is refused unread
 SUBJECT_LIMIT = 100  # SNS's limit on a subject's length
 STARTED_BY = "check_drift"  # in the claims of the runs it starts: what the rate limit counts
 
@@ -223,12 +225,16 @@ def message(settings: Settings, live: Live, drifted: Sequence[Violation], report
     ]
     for feature in features[:MAX_LISTED]:
         checks = [v for v in drifted if v.feature == feature]
-        said = "; ".join(f"{v.check}: {v.description}".rstrip(": ") for v in checks)
+        said = "; ".join(f"{v.check}: {_short(v.description)}".rstrip(": ") for v in checks)
         lines.append(f"- {feature}: {said}")
     if len(features) > MAX_LISTED:
         lines.append(f"- and {len(features) - MAX_LISTED} more (see the report)")
     lines += ["", f"Report: {report_uri}", f"Retraining: {decision}.", "", runtime.runbook("drift").strip()]
     return "\n".join(lines)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
 
 
 def check_drift(event: Any, s3, cloudformation, sagemaker, glue, sns, settings: Settings, now: datetime) -> dict:
@@ -241,6 +247,10 @@ def check_drift(event: Any, s3, cloudformation, sagemaker, glue, sns, settings: 
         return runtime.ignored(LOG, f"{obj.uri} is not under s3://{preparation.data_bucket}/{settings.reports_prefix}")
     if obj.key.rpartition("/")[2] != REPORT:
         return runtime.ignored(LOG, f"{obj.uri} is not a {REPORT}")
+    if obj.size > MAX_REPORT_BYTES:
+        raise ReportUnreadable(
+            f"{obj.uri} is {obj.size} bytes, more than a violations report holds ({MAX_REPORT_BYTES})"
+        )
     try:
         violations = read_report(runtime.read_text(s3, obj.uri))
     except ReportUnreadable as error:
