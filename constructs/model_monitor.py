@@ -21,7 +21,7 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-quality.html
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Fn, Stack
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_ec2 as ec2
@@ -33,13 +33,12 @@ from constructs import Construct, service_trust
 from constructs import nag_acknowledgements as nag
 from constructs.execution_role import grant_job_keys, grant_job_telemetry, job_role_reasons
 from constructs.logical_ids import logical_id
+from constructs.platform_metrics import platform_metric
 from constructs.secure_bucket import SecureBucket
 
 from config import MonitoringConfig
 from etl.platform_runtime import (
     DRIFT_METRIC,
-    METRIC_DIMENSIONS,
-    METRICS_NAMESPACE,
     MONITOR_ENDPOINT_INPUT,
     MONITOR_OUTPUT,
     runbook,
@@ -220,11 +219,4 @@ class DataQualityMonitor(Construct):
 def drift_metric(stage: str, dataset: str) -> cloudwatch.Metric:
     """The features of ``dataset`` that drifted in a monitoring run (check_drift's embedded-metric
     record, one per report), the most per hour: what the drift alarm and the dashboard show."""
-    stage_dimension, dataset_dimension = METRIC_DIMENSIONS
-    return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
-        metric_name=DRIFT_METRIC,
-        dimensions_map={stage_dimension: stage, dataset_dimension: dataset},
-        statistic="Maximum",
-        period=Duration.hours(1),
-    )
+    return platform_metric(stage, dataset, DRIFT_METRIC, "Maximum")

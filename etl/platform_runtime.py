@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -115,6 +115,18 @@ def split_uri(uri: str) -> tuple[str, str]:
     if not bucket or not key:
         raise ValueError(f"an s3:// URI names a bucket and a key: {uri!r}")
     return bucket, key
+
+
+def read_json(s3: Any, bucket: str, key: str) -> Any:
+    """The JSON object at ``key``, or None when there is none (NoSuchKey: the caller may list
+    the prefix, see :data:`NO_SUCH_KEY`)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) == NO_SUCH_KEY:
+            return None
+        raise
+    return json.loads(body)
 
 
 def read_text(s3: Any, uri: str) -> str:
@@ -574,6 +586,16 @@ MONITOR_OUTPUT_NAME = "monitoring_output"
 BASELINE_JOB = "-baseline-"
 
 
+# --- CloudFormation ----------------------------------------------------------------------------------
+
+
+def stack_state(cloudformation: Any, name: str) -> tuple[str, dict[str, str]]:
+    """A stack's status and its parameters' values, as DescribeStacks answers now."""
+    [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    return stack["StackStatus"], parameters
+
+
 # --- the model registry -------------------------------------------------------------------------------
 
 
@@ -828,13 +850,7 @@ def start_run(
 
 def run_claimed(s3: Any, preparation: Preparation, step: Plan) -> dict[str, Any] | None:
     """The claim of ``step``'s run, or None when nobody has claimed it."""
-    try:
-        body = s3.get_object(Bucket=preparation.data_bucket, Key=step.record_key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) == NO_SUCH_KEY:
-            return None
-        raise
-    return json.loads(body)
+    return read_json(s3, preparation.data_bucket, step.record_key)
 
 
 def _start(glue: Any, s3: Any, preparation: Preparation, step: Plan, claim: Mapping[str, Any]) -> dict[str, str]:
@@ -862,35 +878,32 @@ def _already_claimed(glue: Any, s3: Any, preparation: Preparation, step: Plan, n
     return _start(glue, s3, preparation, step, record | {"claimed_at": now.isoformat(), "taken_over": True})
 
 
-def _find_run(glue: Any, job_name: str, output: str, pages: int = 5) -> str | None:
-    """A run of the job already writing to ``output`` (recent runs only)."""
+def _job_runs(glue: Any, job_name: str, pages: int = 5) -> Iterator[dict[str, Any]]:
+    """The job's runs as GetJobRuns lists them, ``pages`` pages of 200 at most (recent runs only)."""
     kwargs: dict[str, Any] = {"JobName": job_name, "MaxResults": 200}
     for _ in range(pages):
         response = glue.get_job_runs(**kwargs)
-        for run in response.get("JobRuns", []):
-            if run.get("Arguments", {}).get("--output") == output:
-                return run["Id"]
+        yield from response.get("JobRuns", [])
         if not response.get("NextToken"):
-            return None
+            return
         kwargs["NextToken"] = response["NextToken"]
-    return None
 
 
-def recent_runs(
-    glue: Any, preparation: Preparation, dataset: str, since: datetime, pages: int = 5
-) -> list[dict[str, Any]]:
+def _find_run(glue: Any, job_name: str, output: str) -> str | None:
+    """A run of the job already writing to ``output`` (recent runs only)."""
+    return next(
+        (run["Id"] for run in _job_runs(glue, job_name) if run.get("Arguments", {}).get("--output") == output), None
+    )
+
+
+def recent_runs(glue: Any, preparation: Preparation, dataset: str, since: datetime) -> list[dict[str, Any]]:
     """The preparation job's runs of ``dataset`` (its raw/ folder as input) started at ``since`` or
     later, newest first as Glue lists them."""
     source = f"s3://{preparation.data_bucket}/{preparation.raw_prefix}{dataset}/"
-    kwargs: dict[str, Any] = {"JobName": preparation.job_name, "MaxResults": 200}
-    found = []
-    for _ in range(pages):
-        response = glue.get_job_runs(**kwargs)
-        for run in response.get("JobRuns", []):
-            started = run.get("StartedOn")
-            if run.get("Arguments", {}).get("--input") == source and started is not None and started >= since:
-                found.append(run)
-        if not response.get("NextToken"):
-            break
-        kwargs["NextToken"] = response["NextToken"]
-    return found
+    return [
+        run
+        for run in _job_runs(glue, preparation.job_name)
+        if run.get("Arguments", {}).get("--input") == source
+        and run.get("StartedOn") is not None
+        and run["StartedOn"] >= since
+    ]

@@ -25,10 +25,11 @@ from cdk_monitoring_constructs import CustomMetricGroup, DefaultDashboardFactory
 from constructs import Construct
 from constructs.event_function import EventFunction
 from constructs.model_monitor import drift_metric
+from constructs.platform_metrics import platform_metric
 from constructs.realtime_endpoint import INSTANCE_METRICS, INVOCATION_METRICS, endpoint_metric
 
 from config import StageConfig
-from etl.platform_runtime import METRICS_NAMESPACE, STAGE_TAG
+from etl.platform_runtime import STAGE_TAG
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -123,7 +124,7 @@ class MonitoringStack(Stack):
                 CustomMetricGroup(
                     title=title,
                     metrics=[
-                        _platform(config.name, d, name, stat, label)
+                        platform_metric(config.name, d, name, stat, f"{d}: {label}")
                         for d in watched.datasets
                         for name, stat, label in series
                     ],
@@ -201,18 +202,6 @@ class MonitoringStack(Stack):
                 notification("FORECASTED", settings.forecast_percentage),
             ],
         )
-
-
-def _platform(stage: str, dataset: str, name: str, statistic: str, label: str) -> cloudwatch.Metric:
-    """One of the platform's own metrics (etl/platform_runtime.put_metrics) for a dataset."""
-    return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"Stage": stage, "Dataset": dataset},
-        statistic=statistic,
-        period=Duration.hours(1),
-        label=f"{dataset}: {label}",
-    )
 
 
 # (title, [(metric, statistic, label)]) per graph of the training segment.

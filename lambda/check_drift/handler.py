@@ -40,7 +40,6 @@ from typing import Any
 
 import boto3
 import platform_runtime as runtime
-from botocore.exceptions import ClientError
 
 LOG = logging.getLogger(__name__)
 REPORT = "constraint_violations.json"
@@ -126,8 +125,7 @@ def named(violations: Sequence[Mapping[str, str]], columns: Sequence[str]) -> li
 
 
 def live_model(cloudformation, sagemaker, settings: Settings) -> Live | None:
-    [stack] = cloudformation.describe_stacks(StackName=settings.stack_name)["Stacks"]
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    _, parameters = runtime.stack_state(cloudformation, settings.stack_name)
     package = parameters.get(PARAMETER, "")
     if not package:
         return None
@@ -142,11 +140,8 @@ def columns_of(s3, settings: Settings, run_id: str) -> list[str]:
         return []
     preparation = settings.preparation
     key = f"{preparation.prepared_prefix}{settings.dataset}/{run_id}/schema.json"
-    try:
-        schema = json.loads(s3.get_object(Bucket=preparation.data_bucket, Key=key)["Body"].read())
-    except ClientError as error:
-        if runtime.error_code(error) != runtime.NO_SUCH_KEY:
-            raise
+    schema = runtime.read_json(s3, preparation.data_bucket, key)
+    if schema is None:
         LOG.warning("s3://%s/%s is missing: features keep the analyzer's names", preparation.data_bucket, key)
         return []
     return request_columns(schema)
@@ -207,13 +202,8 @@ def retraining(s3, preparation: runtime.Preparation, run: Mapping[str, Any]) -> 
     prefix = f"s3://{preparation.data_bucket}/"
     if not output.startswith(prefix):
         return False
-    try:
-        body = s3.get_object(Bucket=preparation.data_bucket, Key=output.removeprefix(prefix) + runtime.RUN_RECORD)
-    except ClientError as error:
-        if runtime.error_code(error) != runtime.NO_SUCH_KEY:
-            raise
-        return False
-    return json.loads(body["Body"].read()).get("started_by") == STARTED_BY
+    claim = runtime.read_json(s3, preparation.data_bucket, output.removeprefix(prefix) + runtime.RUN_RECORD)
+    return claim is not None and claim.get("started_by") == STARTED_BY
 
 
 def message(settings: Settings, live: Live, drifted: Sequence[Violation], report_uri: str, decision: str) -> str:

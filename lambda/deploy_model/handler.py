@@ -111,9 +111,8 @@ class Stack:
 
 
 def describe(cloudformation, name: str) -> Stack:
-    [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-    return Stack(status=stack["StackStatus"], parameters=parameters)
+    status, parameters = runtime.stack_state(cloudformation, name)
+    return Stack(status=status, parameters=parameters)
 
 
 def settle(stack: Stack, wanted: Mapping[str, str], name: str) -> dict[str, Any] | None:
