@@ -159,6 +159,7 @@ def build_platform(app: cdk.App, config: StageConfig, specs: dict[str, Path] | N
             preparation_job=etl.preparation.name,
             failure_rules={"preparation job": etl.preparation.failure_rule, "crawler": etl.catalogue.failure_rule},
             endpoints={stack.endpoint_name: stack.dataset for stack in hosting},
+            quality={stack.endpoint_name: stack.quality_monitor.metric for stack in hosting if stack.quality_monitor},
             datasets=sorted(specs),
             alarm_names=[
                 *(name for function in functions for name in function.alarm_names),

@@ -386,6 +386,7 @@ NO_CHARGE: dict[str, str] = {
     "AWS::SageMaker::Model": "SageMaker configuration (compute bills on the endpoint)",
     "AWS::SageMaker::EndpointConfig": "SageMaker configuration (compute bills on the endpoint)",
     "AWS::SageMaker::DataQualityJobDefinition": "SageMaker configuration (its runs bill on the schedule)",
+    "AWS::SageMaker::ModelQualityJobDefinition": "SageMaker configuration (its runs bill on the schedule)",
     "AWS::SageMaker::ModelPackageGroup": "model registry",
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": "SageMaker configuration",
     "AWS::ApplicationAutoScaling::ScalableTarget": "Application Auto Scaling (its alarms are counted on the policy)",

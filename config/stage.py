@@ -281,6 +281,14 @@ class MonitoringConfig(_Section):
     volume_size_gb: int = Field(default=20, ge=1, le=16384)
     # A monitoring run stops after this long (at most an hour: runs of an hourly schedule must not overlap).
     max_runtime_minutes: int = Field(default=30, ge=1, le=60)
+    # Where someone uploads what really happened (ground-truth/<dataset>/yyyy/mm/dd/hh/, see the
+    # README), Model Monitor also joins each captured prediction with its label on the same schedule
+    # and the live model's objective metric is alarmed below the spec's training.minimum. Labels
+    # arrive late: each run reads the predictions of one schedule period that ended this many hours
+    # before it (its StartTimeOffset and EndTimeOffset).
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-schedule.html
+    model_quality: bool = False
+    ground_truth_delay_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Drift with new labelled data under raw/<dataset>/ starts a preparation run (check_drift), at
     # most one per dataset in this many hours (0: no limit but the claim of each snapshot's run).
     retrain_min_hours: int = Field(default=24, ge=0, le=24 * 90)
@@ -294,6 +302,23 @@ class MonitoringConfig(_Section):
                 "or daily 'cron(0 H ? * * *)'"
             )
         return value
+
+    @property
+    def period_hours(self) -> int:
+        """The hours between two runs of the schedule: 1, N or 24."""
+        hours = MONITORING_SCHEDULE.match(self.schedule).group(1)  # type: ignore[union-attr]
+        return 1 if hours == "*" else int(hours.partition("/")[2] or 24)
+
+    @model_validator(mode="after")
+    def _model_quality_runtime(self) -> MonitoringConfig:
+        # A model-quality run is a merge job and an analysis sharing the run's time: an hourly
+        # schedule's MaxRuntimeInSeconds may not pass 1800 (the page above).
+        if self.model_quality and self.period_hours == 1 and self.max_runtime_minutes > 30:
+            raise ValueError(
+                "max_runtime_minutes must be 30 or less with model_quality on an hourly schedule "
+                f"(Model Monitor's limit), not {self.max_runtime_minutes}"
+            )
+        return self
 
     # The stage's monthly cost budget (AWS Budgets, USD), counting what carries the stage tag. Budgets
     # sees a tag only once it is an active cost allocation tag (Billing console; see the README).
@@ -380,6 +405,14 @@ class StageConfig(_Section):
                 "monitoring.data_quality",
                 True,
                 "false while hosting.capture_sampling_percentage is 0 (Model Monitor reads what the endpoint captures)",
+            )
+        if self.monitoring.model_quality and self.hosting.datasets and self.hosting.capture_sampling_percentage == 0:
+            _fail(
+                self.name,
+                "monitoring.model_quality",
+                True,
+                "false while hosting.capture_sampling_percentage is 0 (Model Monitor joins the captured "
+                "predictions with their labels)",
             )
         if (self.account is None) != (self.region is None):
             absent = "region" if self.region is None else "account"

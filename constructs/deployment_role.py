@@ -7,6 +7,9 @@ permission proof).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -27,14 +30,16 @@ class DeploymentRole(Construct):
         execution_role: iam.IRole,
         key: kms.IKey,
         monitoring_role: iam.IRole | None = None,
+        monitored: Sequence[str] = (),
     ) -> None:
-        """``monitoring_role``: what the endpoint's data-quality jobs run as, where the stage
-        monitors it (the stack's schedule and job definition, constructs/model_monitor.py)."""
+        """``monitoring_role``: what the endpoint's monitoring jobs run as, where the stage monitors
+        it; ``monitored``: their kinds, ``DataQuality`` and ``ModelQuality`` (the stack's schedules
+        and job definitions, constructs/model_monitor.py)."""
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name
         self.role = self._role(execution_role, key)
-        if monitoring_role is not None:
-            self._monitoring(monitoring_role)
+        if monitoring_role is not None and monitored:
+            self._monitoring(monitoring_role, monitored)
 
     def _role(self, execution_role: iam.IRole, key: kms.IKey) -> iam.Role:
         stack = Stack.of(self)
@@ -167,20 +172,24 @@ class DeploymentRole(Construct):
         )
         return role
 
-    def _monitoring(self, monitoring_role: iam.IRole) -> None:
-        """Create, replace and delete the live model's data-quality job definition (named by
-        CloudFormation) and its schedule (named by the endpoint), tag them, and pass their role;
-        the handlers' actions as the types' schemas list them."""
+    def _monitoring(self, monitoring_role: iam.IRole, monitored: Sequence[str]) -> None:
+        """Create, replace and delete the live model's job definitions (named by CloudFormation) and
+        their schedules (named by the endpoint), tag them, and pass their role; the handlers' actions
+        as the types' schemas list them."""
         stack = Stack.of(self)
-        definitions = "data-quality-job-definition/*"
-        schedule = f"monitoring-schedule/{self.endpoint_name}-data-quality"
         arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        # DataQuality -> data-quality-job-definition/* and <endpoint>-data-quality
+        folders = {kind: re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower() for kind in monitored}
+        definitions = [f"{folder}-job-definition/*" for folder in folders.values()]
+        schedules = [f"monitoring-schedule/{self.endpoint_name}-{folder}" for folder in folders.values()]
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
-                    "sagemaker:CreateDataQualityJobDefinition",
-                    "sagemaker:DescribeDataQualityJobDefinition",
-                    "sagemaker:DeleteDataQualityJobDefinition",
+                    *(
+                        f"sagemaker:{verb}{kind}JobDefinition"
+                        for kind in monitored
+                        for verb in ("Create", "Describe", "Delete")
+                    ),
                     "sagemaker:CreateMonitoringSchedule",
                     "sagemaker:DescribeMonitoringSchedule",
                     "sagemaker:UpdateMonitoringSchedule",
@@ -189,16 +198,16 @@ class DeploymentRole(Construct):
                     "sagemaker:DeleteTags",
                     "sagemaker:ListTags",
                 ],
-                resources=[f"{arn}:{definitions}", f"{arn}:{schedule}"],
+                resources=[f"{arn}:{resource}" for resource in (*definitions, *schedules)],
             )
         )
         grant_pass_role(monitoring_role, self.role, "sagemaker.amazonaws.com")
         acknowledge_wildcards(
             self.role.node.find_child("DefaultPolicy"),
             {
-                "CloudFormation names the data-quality job definition (a new one for each baseline: every "
-                "property of the type is replaced on change).": [
-                    "Resource::" + nag_arn(stack, "sagemaker", definitions)
+                "CloudFormation names the monitoring job definitions (a new one for each baseline or model: "
+                "every property of the types is replaced on change).": [
+                    "Resource::" + nag_arn(stack, "sagemaker", definition) for definition in definitions
                 ]
             },
         )

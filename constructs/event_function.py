@@ -134,13 +134,14 @@ class _ToQueue:
         )
 
 
-def object_created(bucket: s3.IBucket, key: dict[str, str]) -> events.EventPattern:
+def object_created(bucket: s3.IBucket, key: dict[str, str] | list[dict[str, str]]) -> events.EventPattern:
     """S3 "Object Created" events of ``bucket`` (EventBridge notifications on) whose key matches
-    ``key``, an EventBridge matcher such as ``{"prefix": "raw/"}`` or ``{"wildcard": ...}``."""
+    ``key``, an EventBridge matcher such as ``{"prefix": "raw/"}`` or ``{"wildcard": ...}``, or
+    any of a list of them."""
     return events.EventPattern(
         source=["aws.s3"],
         detail_type=["Object Created"],
-        detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [key]}},
+        detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": key if isinstance(key, list) else [key]}},
     )
 
 

@@ -291,6 +291,7 @@ def runbook(anchor: str) -> str:
 METRICS_NAMESPACE = "MLPlatform"
 METRIC_DIMENSIONS = ("Stage", "Dataset")
 DRIFT_METRIC = "DriftedFeatures"  # check_drift: the features with a violation in a monitoring run
+QUALITY_METRIC = "LiveModelQuality"  # check_drift: the live model's objective metric on labelled traffic
 
 
 def metric_record(stage: str, dataset: str, values: Mapping[str, tuple[float, str]], now: datetime) -> str:
@@ -584,6 +585,27 @@ MONITOR_OUTPUT_NAME = "monitoring_output"
 # A model's baseline job is <endpoint>-baseline-<package version>: the hosting stack's rules and
 # deploy_model's rights match the prefix.
 BASELINE_JOB = "-baseline-"
+# The endpoint's schedules are <endpoint>-data-quality and <endpoint>-model-quality; a run's report
+# is under <output>/<endpoint>/<schedule>/yyyy/mm/dd/hh/.
+DATA_QUALITY_SCHEDULE = "-data-quality"
+MODEL_QUALITY_SCHEDULE = "-model-quality"
+# How a model-quality job reads a classifier's answer depends on the model: per problem type, the
+# hosting stack's parameter that deploy_model sets from the package's metadata (register_model
+# records it), and the form of its value. A binary model's decision threshold (its answer is
+# probability,label); a multiclass model's label column (its answer is one probability per class,
+# then the label: the column is the number of classes). A regression model answers its value alone.
+ANSWER_PARAMETERS = {
+    "binary": ("DecisionThreshold", "decision_threshold", r"0(\.\d+)?|1(\.0+)?"),
+    "multiclass": ("LabelColumn", "classes", r"[1-9]\d{0,3}"),
+}
+# Model Monitor's name, per problem type, of each metric of the spec's that it computes on labelled
+# traffic (log_loss and macro_f1 it does not).
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html
+MODEL_MONITOR_METRICS = {
+    "binary": ("binary_classification_metrics", ("auc", "accuracy", "f1", "precision", "recall")),
+    "multiclass": ("multiclass_classification_metrics", ("accuracy",)),
+    "regression": ("regression_metrics", ("rmse", "mae", "mse", "r2")),
+}
 
 
 # --- CloudFormation ----------------------------------------------------------------------------------

@@ -130,12 +130,16 @@ def _summary(report: dict, state: Path) -> None:
         return
     prediction = report["prediction"]
     chain = sum(step["seconds"] for step in report["steps"] if step["name"] != "deploy")
-    what = "upload to prediction, batch output and drift"
+    what = "upload to prediction, batch output, model quality and drift"
     print(f"{report['dataset']}: {what} in {chain:.1f} s ({report['seconds']} s in all)")
     print(f"  model package   {report['gate']}")
     print(f"  prediction      {json.dumps(_rounded({k: v for k, v in prediction.items() if k != 'record'}))}")
     print(f"  batch output    {report['batch_output_rows']} rows in {report['outputs']['batch_output']}")
     print(f"  prepared data   {report['outputs']['prepared']}")
+    quality = report.get("quality") or {}
+    if quality:
+        alarm = quality["alarm"] or "not evaluated"
+        print(f"  model quality   {quality['metric']} {quality['value']:.4f} on labelled traffic; alarm {alarm}")
     drift = report.get("drift") or {}
     if drift:
         retraining = drift["retraining"]

@@ -24,9 +24,10 @@ SageMaker documents it (https://docs.aws.amazon.com/sagemaker/latest/dg/model-mo
 one JSON line per request, ``captureData.endpointInput``/``endpointOutput`` with the observed
 content type, the mode and the data (``CSV`` or ``JSON`` encoded where the configuration's
 ``CaptureContentTypeHeader`` names the type, ``BASE64`` otherwise), and ``eventMetadata``
-(``eventId``, ``inferenceTime``), under ``<destination>/<endpoint>/<variant>/<yyyy>/<mm>/<dd>/<hh>/``,
-as the model's execution role, under the configuration's KMS key. The twin writes one object per
-request (SageMaker batches them) and samples by counting (every request at 100 percent).
+(``eventId``, the request's ``inferenceId`` if it gave one, ``inferenceTime``), under
+``<destination>/<endpoint>/<variant>/<yyyy>/<mm>/<dd>/<hh>/``, as the model's execution role,
+under the configuration's KMS key. The twin writes one object per request (SageMaker batches
+them) and samples by counting (every request at 100 percent).
 """
 
 from __future__ import annotations
@@ -342,7 +343,13 @@ class Hosting:
         capture = self.captures.get(params["EndpointName"])
         if capture is not None and capture.sampled():
             self._capture(
-                params["EndpointName"], capture, params.get("ContentType", "application/json"), body, media, data
+                params["EndpointName"],
+                capture,
+                params.get("ContentType", "application/json"),
+                body,
+                media,
+                data,
+                params.get("InferenceId"),
             )
         return {
             "Body": StreamingBody(io.BytesIO(data), len(data)),
@@ -351,9 +358,18 @@ class Hosting:
         }
 
     def _capture(
-        self, endpoint: str, capture: Capture, content_type: str, body: bytes | str, media: str, answer: bytes
+        self,
+        endpoint: str,
+        capture: Capture,
+        content_type: str,
+        body: bytes | str,
+        media: str,
+        answer: bytes,
+        inference_id: str | None = None,
     ) -> None:
-        """One captured request, written as the model's role (SageMaker writes with it)."""
+        """One captured request, written as the model's role (SageMaker writes with it); the
+        request's InferenceId, if it gave one, is the record's ``inferenceId``, what a label
+        uploaded for it names (Model Monitor's merge matches on it before ``eventId``)."""
         now = datetime.now(UTC)
         request = body.encode() if isinstance(body, str) else body
         data: dict[str, Any] = {}
@@ -364,7 +380,11 @@ class Hosting:
         event_id = str(uuid.uuid4())
         record = {
             "captureData": data,
-            "eventMetadata": {"eventId": event_id, "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "eventMetadata": {
+                "eventId": event_id,
+                **({"inferenceId": inference_id} if inference_id else {}),
+                "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
             "eventVersion": "0",
         }
         bucket, prefix = split_uri(f"{capture.destination}/{endpoint}/{capture.variant}/{now:%Y/%m/%d/%H}/")

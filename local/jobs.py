@@ -824,32 +824,68 @@ class Jobs:
         self._emit(events.sagemaker_processing_job_state_change(description, account=twin.account, region=twin.region))
 
     def run_monitoring(self, schedule_name: str, hour: dt.datetime | None = None) -> str:
-        """The execution of a data-quality schedule for one hour of captured traffic (the hour that
-        holds ``hour``, now by default: what the run at the next hour's start analyzes), as Model
-        Monitor starts it: a processing job of the definition's image, as its role, in its network,
-        on the endpoint's capture of that hour and the baseline's constraints and statistics, its
-        report under ``<output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/``. The environment and
-        paths are those the SageMaker Python SDK documents for the analyzer
+        """The execution of a schedule that analyzes the endpoint's traffic of one hour (the hour
+        that holds ``hour``, now by default), as Model Monitor starts it: a processing job of the
+        definition's image, as its role, in its network, its report under
+        ``<output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/``. The environment and paths are
+        those the SageMaker Python SDK documents for the analyzer
         (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-containers.html).
+
+        - a data-quality schedule runs at the next hour's start on that hour's capture, with the
+          baseline's constraints and statistics;
+        - a model-quality schedule runs when its window (StartTimeOffset to EndTimeOffset before
+          the run) ends with that hour, on the capture of the window and the labels uploaded under
+          its ground-truth folder, which the twin's job joins itself (Model Monitor runs a merge job
+          first).
+
         Returns the job's name; it runs when the twin is next idle."""
         twin = self.twin
         schedule = twin.monitoring.schedules[schedule_name]
         config = schedule["MonitoringScheduleConfig"]
         definition = twin.monitoring.definitions[config["MonitoringJobDefinitionName"]]
-        endpoint_input = definition["DataQualityJobInput"]["EndpointInput"]
+        kind = config["MonitoringType"]
+        job_input = definition[f"{kind}JobInput"]
+        endpoint_input = job_input["EndpointInput"]
         endpoint = endpoint_input["EndpointName"]
         capture = twin.hosting.captures.get(endpoint)
         if capture is None:
             raise JobFailed(f"ClientError: endpoint {endpoint} captures no data for {schedule_name}")
-        start = (hour or _now()).replace(minute=0, second=0, microsecond=0)
-        baseline = definition.get("DataQualityBaselineConfig", {})
-        constraints = baseline["ConstraintsResource"]["S3Uri"]
-        statistics = baseline["StatisticsResource"]["S3Uri"]
-        [output] = definition["DataQualityJobOutputConfig"]["MonitoringOutputs"]
-        resources = definition["JobResources"]["ClusterConfig"]
+        analyzed = (hour or _now()).replace(minute=0, second=0, microsecond=0)
+        [output] = definition[f"{kind}JobOutputConfig"]["MonitoringOutputs"]
+        application = definition[f"{kind}AppSpecification"]
+        captured = f"{capture.destination}/{endpoint}/{capture.variant}"
+        inputs: list[tuple[str, str]] = []  # (S3 URI, LocalPath)
+        if kind == "DataQuality":
+            scheduled, start = analyzed + dt.timedelta(hours=1), analyzed
+            end = scheduled
+            baseline = definition.get("DataQualityBaselineConfig", {})
+            inputs = [
+                (f"{captured}/{start:%Y/%m/%d/%H}", endpoint_input["LocalPath"]),
+                (baseline["ConstraintsResource"]["S3Uri"], "/opt/ml/processing/baseline/constraints"),
+                (baseline["StatisticsResource"]["S3Uri"], "/opt/ml/processing/baseline/stats"),
+            ]
+            environment = {
+                "baseline_constraints": "/opt/ml/processing/baseline/constraints/constraints.json",
+                "baseline_statistics": "/opt/ml/processing/baseline/stats/statistics.json",
+            }
+        else:
+            later, earlier = (_offset(endpoint_input[key]) for key in ("EndTimeOffset", "StartTimeOffset"))
+            scheduled = analyzed + dt.timedelta(hours=1) + later
+            start, end = scheduled - earlier, scheduled - later
+            inputs = [
+                (captured, endpoint_input["LocalPath"]),
+                (job_input["GroundTruthS3Input"]["S3Uri"], GROUND_TRUTH_INPUT),
+            ]
+            attributes = ("InferenceAttribute", "ProbabilityAttribute", "ProbabilityThresholdAttribute")
+            environment = {
+                "analysis_type": "MODEL_QUALITY",
+                "problem_type": application["ProblemType"],
+                "ground_truth_source": GROUND_TRUTH_INPUT,
+                **{_snake(a): str(endpoint_input[a]) for a in attributes if a in endpoint_input},
+            }
+        name = f"model-monitoring-{scheduled:%Y%m%d%H}00-{uuid.uuid4().hex[:24]}"
+        reports = output["S3Output"]["S3Uri"].rstrip("/")
         network = definition.get("NetworkConfig", {})
-        name = f"model-monitoring-{start:%Y%m%d%H}00-{uuid.uuid4().hex[:24]}"
-        folder = f"{start:%Y/%m/%d/%H}"
 
         def source(uri: str, local: str) -> dict[str, Any]:
             s3_input = {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix", "S3InputMode": "File"}
@@ -857,47 +893,44 @@ class Jobs:
 
         request = {
             "ProcessingJobName": name,
-            "ProcessingInputs": [
-                source(f"{capture.destination}/{endpoint}/{capture.variant}/{folder}", endpoint_input["LocalPath"]),
-                source(constraints, "/opt/ml/processing/baseline/constraints"),
-                source(statistics, "/opt/ml/processing/baseline/stats"),
-            ],
+            "ProcessingInputs": [source(uri, local) for uri, local in inputs],
             "ProcessingOutputConfig": {
                 "Outputs": [
                     {
                         "OutputName": "result",
                         "S3Output": {
-                            "S3Uri": f"{output['S3Output']['S3Uri'].rstrip('/')}/{endpoint}/{schedule_name}/{folder}",
+                            "S3Uri": f"{reports}/{endpoint}/{schedule_name}/{analyzed:%Y/%m/%d/%H}",
                             "LocalPath": output["S3Output"]["LocalPath"],
                             "S3UploadMode": "EndOfJob",
                         },
                     }
                 ],
-                **({"KmsKeyId": k} if (k := definition["DataQualityJobOutputConfig"].get("KmsKeyId")) else {}),
+                **({"KmsKeyId": k} if (k := definition[f"{kind}JobOutputConfig"].get("KmsKeyId")) else {}),
             },
-            "ProcessingResources": {"ClusterConfig": resources},
+            "ProcessingResources": {"ClusterConfig": definition["JobResources"]["ClusterConfig"]},
             "StoppingCondition": definition.get("StoppingCondition", {"MaxRuntimeInSeconds": 3600}),
-            "AppSpecification": {"ImageUri": definition["DataQualityAppSpecification"]["ImageUri"]},
+            "AppSpecification": {"ImageUri": application["ImageUri"]},
             "Environment": {
-                **definition["DataQualityAppSpecification"].get("Environment", {}),
+                **application.get("Environment", {}),
                 "dataset_format": json.dumps(
                     {"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}}
                 ),
                 "dataset_source": endpoint_input["LocalPath"],
                 "output_path": output["S3Output"]["LocalPath"],
-                "baseline_constraints": "/opt/ml/processing/baseline/constraints/constraints.json",
-                "baseline_statistics": "/opt/ml/processing/baseline/stats/statistics.json",
+                **environment,
                 "sagemaker_endpoint_name": endpoint,
                 "sagemaker_monitoring_schedule_name": schedule_name,
                 "start_time": f"{start:%Y-%m-%dT%H:%M:%SZ}",
-                "end_time": f"{start + dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
+                "end_time": f"{end:%Y-%m-%dT%H:%M:%SZ}",
             },
             "RoleArn": definition["RoleArn"],
             **({"NetworkConfig": network} if network else {}),
         }
         with acting_as("sagemaker.amazonaws.com"):  # Model Monitor starts the execution, not a role of ours
             self.twin.client("sagemaker").create_processing_job(**request)
-        twin.trace.add("monitoring", schedule=schedule_name, endpoint=endpoint, job=name, hour=folder)
+        twin.trace.add(
+            "monitoring", schedule=schedule_name, endpoint=endpoint, job=name, hour=f"{analyzed:%Y/%m/%d/%H}"
+        )
         return name  # the job runs as every processing job does, once the twin is idle
 
     def _analyze(self, request: Mapping[str, Any]) -> list[str]:
@@ -916,7 +949,19 @@ class Jobs:
             if dataset not in inputs:
                 raise JobFailed(f"ClientError: dataset_source {dataset!r} is no input's LocalPath")
             texts = _texts(s3, inputs[dataset])
-            if "baseline_constraints" in environment:
+            if environment.get("analysis_type") == "MODEL_QUALITY":
+                labels = monitor.ground_truth(_texts(s3, inputs[environment["ground_truth_source"]]))
+                pairs = monitor.joined(texts, labels, environment["start_time"], environment["end_time"])
+                if not pairs:
+                    raise JobFailed(
+                        f"ClientError: no prediction captured from {environment['start_time']} to "
+                        f"{environment['end_time']} has a label under {inputs[environment['ground_truth_source']]}"
+                    )
+                try:
+                    files = {"statistics.json": monitor.model_quality(pairs, environment["problem_type"], environment)}
+                except ValueError as error:
+                    raise JobFailed(f"ClientError: {error}") from None
+            elif "baseline_constraints" in environment:
                 rows = monitor.captured_rows(texts)
                 baseline = {}
                 for name in ("statistics", "constraints"):
@@ -973,6 +1018,24 @@ def _texts(s3, uri: str) -> list[str]:
 
 def _snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
     return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
+
+
+GROUND_TRUTH_INPUT = "/opt/ml/processing/groundtruth"  # where the twin's model-quality job reads labels
+OFFSET = re.compile(r"^-P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+
+
+def _offset(text: str) -> dt.timedelta:
+    """A monitoring offset, an ISO 8601 duration such as -PT24H or -P1D, as a positive time."""
+    found = OFFSET.match(text)
+    if found is None or not any(found.groups()):
+        raise JobFailed(f"ClientError: {text!r} is not an offset such as -PT24H or -P1D")
+    days, hours, minutes = (int(part or 0) for part in found.groups())
+    return dt.timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def _snake(name: str) -> str:
+    """InferenceAttribute -> inference_attribute (the SDK's environment names)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class JobFailed(RuntimeError):

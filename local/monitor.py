@@ -11,7 +11,9 @@ model-monitor-byoc-constraints.html, model-monitor-interpreting-violations.html)
   ``constraints.json`` (per feature: type, completeness, non-negativity or the category domain;
   ``monitoring_config`` with the analyzer's documented defaults);
 - monitoring: ``constraint_violations.json``, ``{"violations": [{"feature_name",
-  "constraint_check_type", "description"}]}`` with the documented check types.
+  "constraint_check_type", "description"}]}`` with the documented check types;
+- model quality: ``statistics.json`` with the problem's documented metrics, from the captured
+  predictions joined with their uploaded labels (the merge job's part and the analyzer's, in one job).
 
 What differs from the real analyzer, and is the twin's own: a numeric distribution is kept as ten
 equal-width buckets (the analyzer keeps a KLL sketch), and drift is the largest distance between
@@ -26,8 +28,10 @@ import csv
 import io
 import json
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from statistics import pstdev
 from typing import Any
 
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"  # the image the twin plays
@@ -220,3 +224,139 @@ def violations(
                     f"Baseline drift distance {distance:.4f} exceeds threshold {threshold}",
                 )
     return found
+
+
+# --- model quality -------------------------------------------------------------------------------
+# A model-quality run joins each captured prediction with the label uploaded for it (Model Monitor's
+# merge job), then computes the problem's metrics (its analyzer). The twin does both in one job.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-merge.html
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html
+FAMILIES = {
+    "BinaryClassification": "binary_classification_metrics",
+    "MulticlassClassification": "multiclass_classification_metrics",
+    "Regression": "regression_metrics",
+}
+DEVIATION_SAMPLES = 200  # standard deviations only from this many records: 5 samples of 80%, as documented
+
+
+def ground_truth(texts: Iterable[str]) -> dict[str, str]:
+    """The uploaded labels by event id: JSON lines ``{"groundTruthData": {"data", "encoding": "CSV"},
+    "eventMetadata": {"eventId"}, "eventVersion": "0"}``; a later label of an id replaces an earlier."""
+    labels = {}
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip():
+                record = json.loads(line)
+                labels[record["eventMetadata"]["eventId"]] = record["groundTruthData"]["data"]
+    return labels
+
+
+def joined(texts: Iterable[str], labels: Mapping[str, str], start: str, end: str) -> list[tuple[list[str], str]]:
+    """Each prediction captured from ``start`` to ``end`` (ISO times) that has a label: its answer's
+    CSV fields and the label. A capture is matched by the request's inference id, else by its event
+    id; a request of several records answers several lines and is matched by none (one label each)."""
+    pairs = []
+    for text in texts:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            metadata = record["eventMetadata"]
+            if not start <= metadata["inferenceTime"] < end:
+                continue
+            label = labels.get(metadata.get("inferenceId") or metadata["eventId"])
+            output = record["captureData"].get("endpointOutput", {})
+            answers = read_rows([output.get("data", "")]) if output.get("encoding") == "CSV" else []
+            if label is not None and len(answers) == 1:
+                pairs.append((answers[0], label))
+    return pairs
+
+
+def model_quality(
+    pairs: Sequence[tuple[Sequence[str], str]], problem_type: str, environment: Mapping[str, str]
+) -> dict[str, Any]:
+    """``statistics.json`` of a model-quality run: the problem's metrics, each ``{"value",
+    "standard_deviation"}``, read from the answers as the job definition's attributes say
+    (``probability_attribute`` and ``probability_threshold_attribute``, or ``inference_attribute``)."""
+    from sklearn import metrics as skm  # the twin's own dependency, loaded only for this job
+
+    def column(name: str) -> list[str]:
+        position = int(environment[name])
+        return [answer[position] for answer, _ in pairs]
+
+    truth = [label for _, label in pairs]
+    if problem_type == "BinaryClassification":
+        scores = [float(v) for v in column("probability_attribute")]
+        threshold = float(environment["probability_threshold_attribute"])
+        wrong = sorted({v for v in truth if v.strip() not in ("0", "1")})
+        if wrong:
+            raise ValueError(f"binary labels are 1 and 0, not {', '.join(map(repr, wrong[:5]))}")
+        y = [int(v) for v in truth]
+        predicted = [int(p >= threshold) for p in scores]
+
+        def measure(i: Sequence[int]) -> dict[str, float]:
+            yi, pi, si = [y[k] for k in i], [predicted[k] for k in i], [scores[k] for k in i]
+            both = len(set(yi)) == 2
+            return {
+                "accuracy": skm.accuracy_score(yi, pi),
+                "precision": skm.precision_score(yi, pi, zero_division=0),
+                "recall": skm.recall_score(yi, pi, zero_division=0),
+                "f1": skm.f1_score(yi, pi, zero_division=0),
+                "auc": skm.roc_auc_score(yi, si) if both else math.nan,
+            }
+
+        matrix_labels: list[Any] = [0, 1]
+        matrix = skm.confusion_matrix(y, predicted, labels=matrix_labels)
+    elif problem_type == "MulticlassClassification":
+        predicted_labels = column("inference_attribute")
+        matrix_labels = sorted(set(truth) | set(predicted_labels))
+
+        def measure(i: Sequence[int]) -> dict[str, float]:
+            yi, pi = [truth[k] for k in i], [predicted_labels[k] for k in i]
+            return {
+                "accuracy": skm.accuracy_score(yi, pi),
+                "weighted_recall": skm.recall_score(yi, pi, average="weighted", zero_division=0),
+                "weighted_precision": skm.precision_score(yi, pi, average="weighted", zero_division=0),
+                "weighted_f1": skm.f1_score(yi, pi, average="weighted", zero_division=0),
+            }
+
+        matrix = skm.confusion_matrix(truth, predicted_labels, labels=matrix_labels)
+    else:
+        values, actual = [float(v) for v in column("inference_attribute")], [float(v) for v in truth]
+
+        def measure(i: Sequence[int]) -> dict[str, float]:
+            yi, pi = [actual[k] for k in i], [values[k] for k in i]
+            mse = skm.mean_squared_error(yi, pi)
+            return {
+                "mae": skm.mean_absolute_error(yi, pi),
+                "mse": mse,
+                "rmse": math.sqrt(mse),
+                "r2": skm.r2_score(yi, pi),
+            }
+
+        matrix = None
+    everything = list(range(len(pairs)))
+    values = measure(everything)
+    deviations: dict[str, Any] = dict.fromkeys(values, "NaN")
+    if len(pairs) >= DEVIATION_SAMPLES:
+        rng = random.Random(0)
+        samples = [measure(rng.sample(everything, int(0.8 * len(pairs)))) for _ in range(5)]
+        deviations = {name: pstdev(s[name] for s in samples) for name in values}
+    family = {
+        name: {"value": _finite(value), "standard_deviation": _finite(deviations[name])}
+        for name, value in values.items()
+    }
+    if matrix is not None:
+        family = {
+            "confusion_matrix": {
+                str(a): {str(b): int(matrix[i][j]) for j, b in enumerate(matrix_labels)}
+                for i, a in enumerate(matrix_labels)
+            },
+            **family,
+        }
+    return {"version": 0.0, "dataset": {"item_count": len(pairs)}, FAMILIES[problem_type]: family}
+
+
+def _finite(value: Any) -> Any:
+    """A number as the report writes it: "NaN" where it is not one (AWS's examples do)."""
+    return "NaN" if isinstance(value, float) and not math.isfinite(value) else value

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local.resolve import Physical
+from local.trace import acting_as
 
 if TYPE_CHECKING:
     from local.platform import Twin
@@ -356,7 +357,17 @@ def alarm(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
         "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods",
         "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "Metrics",
     )  # fmt: skip
+    with acting_as("twin"):
+        found = d.twin.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
     d.client("cloudwatch").put_metric_alarm(AlarmName=name, **_pick(p, *fields))
+    # PutMetricAlarm sets a new alarm's state to INSUFFICIENT_DATA and leaves an updated one's as it
+    # was (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html);
+    # moto starts every alarm OK, which would hide an alarm's first transition.
+    state = found[0]["StateValue"] if found else "INSUFFICIENT_DATA"
+    with acting_as("twin"):
+        d.twin.client("cloudwatch").set_alarm_state(
+            AlarmName=name, StateValue=state, StateReason="as CloudWatch keeps it"
+        )
     return Physical(name, {"Arn": d.arn("cloudwatch", f"alarm:{name}")})
 
 
@@ -661,17 +672,26 @@ DELETERS["AWS::SageMaker::EndpointConfig"] = lambda d, p, old: d.client("sagemak
 # schedule's execution when asked (``Jobs.run_monitoring``), as the service would at its hour.
 
 
-@adapter("AWS::SageMaker::DataQualityJobDefinition")
-def data_quality_job_definition(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
-    name = p.get("JobDefinitionName") or d.name(logical_id, 63)
-    arn = d.arn("sagemaker", f"data-quality-job-definition/{name}")
-    d.twin.monitoring.definitions[name] = p
-    return Physical(arn, {"JobDefinitionArn": arn})
+def _job_definition(folder: str) -> Callable[[Deployment, str, dict[str, Any]], Physical]:
+    """A monitoring job definition kept by the twin; its ARN is ...:<folder>/<name>."""
+
+    def create(d: Deployment, logical_id: str, p: dict[str, Any]) -> Physical:
+        name = p.get("JobDefinitionName") or d.name(logical_id, 63)
+        arn = d.arn("sagemaker", f"{folder}/{name}")
+        d.twin.monitoring.definitions[name] = p
+        return Physical(arn, {"JobDefinitionArn": arn})
+
+    return create
 
 
-DELETERS["AWS::SageMaker::DataQualityJobDefinition"] = lambda d, p, old: d.twin.monitoring.definitions.pop(
-    old.ref.rsplit("/", 1)[-1], None
-)
+for _kind, _folder in (
+    ("DataQuality", "data-quality-job-definition"),
+    ("ModelQuality", "model-quality-job-definition"),
+):
+    adapter(f"AWS::SageMaker::{_kind}JobDefinition")(_job_definition(_folder))
+    DELETERS[f"AWS::SageMaker::{_kind}JobDefinition"] = lambda d, p, old: d.twin.monitoring.definitions.pop(
+        old.ref.rsplit("/", 1)[-1], None
+    )
 
 
 @adapter("AWS::SageMaker::MonitoringSchedule")

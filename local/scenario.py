@@ -1,7 +1,9 @@
 """The chain, run on the twin: a dataset uploaded under ``raw/`` to a prediction from the
-endpoint, a batch file through ``batch-input/`` to ``batch-output/``, and, where the stage
-monitors data quality, drift: drifted traffic and new labelled data, the schedule's run, the
-operators told which features drifted, and the retrained model live.
+endpoint, a batch file through ``batch-input/`` to ``batch-output/``; where the stage monitors
+model quality, labelled traffic, its labels uploaded under ``ground-truth/``, the schedule's run
+and the live model's metric published; and, where it monitors data quality, drift: drifted
+traffic and new labelled data, the schedule's run, the operators told which features drifted,
+and the retrained model live.
 
 Each step is timed and judged from what the twin recorded (the job's state, the package's
 status, the stack's status), never from what the functions returned about themselves.
@@ -14,17 +16,20 @@ import functools
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from etl.dataset_spec import normalise
 from local.jobs import split_uri
 from local.platform import Twin
 from local.trace import acting_as
 
 BATCH_ROWS = 20
 DRIFTED_REQUESTS = 50  # requests of drifted traffic: enough for every distribution check
+LABELLED_REQUESTS = 120  # requests whose labels are uploaded for the model-quality run
 USER = "data-scientist"  # who uploads: a person of the account, outside the platform's roles
 
 
@@ -48,6 +53,7 @@ class Run:
     gate: str | None = None
     prediction: Any = None
     batch_output_rows: int | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -62,6 +68,7 @@ class Run:
             "gate": self.gate,
             "prediction": self.prediction,
             "batch_output_rows": self.batch_output_rows,
+            "quality": self.quality,
             "drift": self.drift,
             "outputs": self.outputs,
             "failures": self.failures,
@@ -76,10 +83,12 @@ class Scenario:
         data: Path,
         progress: Callable[[Step], None] | None = None,
         *,
-        with_drift: bool = True,
+        monitored: bool = True,
     ) -> None:
+        """``monitored``: whether the chain ends with the monitoring leg (model quality and drift,
+        where the stage monitors them), which a test of a trainer leaves out."""
         self.twin = twin
-        self.with_drift = with_drift
+        self.monitored = monitored
         self.dataset = dataset
         self.data = data
         self.run = Run(dataset)
@@ -135,7 +144,8 @@ class Scenario:
             self.step("roll out", self.roll_out)
             self.step("predict", self.predict)
             self.step("batch transform", self.batch)
-            if self.with_drift:
+            if self.monitored:
+                self.step("model quality", self.quality)
                 self.step("drift", self.drift)
         except ScenarioError:
             pass
@@ -319,6 +329,63 @@ class Scenario:
             raise ScenarioError(f"{len(records)} records in, {self.run.batch_output_rows} rows out")
         return f"{output}: {self.run.batch_output_rows} rows"
 
+    def quality(self) -> str:
+        """Where the stage monitors model quality: requests with an InferenceId each, their labels
+        uploaded under ground-truth/<dataset>/ as the README tells an application to, and the run
+        of the schedule whose window holds them (the twin's clock moves on by the delay). Judged
+        from the twin: the run's statistics read by check_drift, the live model's metric published,
+        and the model-quality alarm's state."""
+        twin, endpoint = self.twin, self.run.outputs["endpoint"]
+        schedules = [
+            n
+            for n, s in twin.monitoring.schedules.items()
+            if s["EndpointName"] == endpoint and s["MonitoringScheduleConfig"]["MonitoringType"] == "ModelQuality"
+        ]
+        if not schedules:
+            return f"{endpoint} has no model-quality schedule (monitoring.model_quality is off): nothing to measure"
+        since = len(twin.trace.entries)
+        labels = ground_truth_labels(self.data, twin, self.dataset)
+        runtime, lines = twin.client("sagemaker-runtime"), []
+        for number, (record, label) in enumerate(list(zip(self.records, labels, strict=True))[:LABELLED_REQUESTS]):
+            inference_id = f"{self.dataset}-{number}"
+            with acting_as(USER):
+                # The model-quality job reads the answer's CSV columns: the client asks for CSV.
+                runtime.invoke_endpoint(
+                    EndpointName=endpoint,
+                    ContentType="text/csv",
+                    Accept="text/csv",
+                    Body=record,
+                    InferenceId=inference_id,
+                )
+            truth = {"data": label, "encoding": "CSV"}
+            lines.append(
+                json.dumps({"groundTruthData": truth, "eventMetadata": {"eventId": inference_id}, "eventVersion": "0"})
+            )
+        key = f"ground-truth/{self.dataset}/{datetime.now(UTC):%Y/%m/%d/%H}/labels.jsonl"
+        with acting_as(USER):
+            twin.client("s3").put_object(Bucket=self.data_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+        job = twin.jobs.run_monitoring(schedules[0])
+        self.settle()
+        later = twin.trace.entries[since:]
+        measured = [
+            e["result"]
+            for e in later
+            if e["kind"] == "invoke"
+            and "CheckDrift" in e["function"]
+            and (e.get("result") or {}).get("status") == "measured"
+        ]
+        if not measured:
+            raise ScenarioError(f"the model-quality run {job} measured nothing: {self._why_not('check_drift')}")
+        alarms = [e["state"] for e in later if e["kind"] == "alarm" and e["alarm"].endswith("-model-quality")]
+        self.run.quality = {
+            **measured[-1],
+            "job": job,
+            "labels": f"s3://{self.data_bucket}/{key}",
+            "alarm": alarms[-1] if alarms else None,
+        }
+        metric, value = measured[-1]["metric"], measured[-1]["value"]
+        return f"{metric} {value:.3f} on {len(lines)} labelled predictions; alarm {self.run.quality['alarm']}"
+
     def drift(self) -> str:
         """Where the stage monitors data quality: new labelled data lands under raw/ (the same
         rows with every numeric feature moved, so that they differ from what the live model saw),
@@ -393,18 +460,42 @@ def raw_records(data: Path, twin: Twin, dataset: str) -> list[str]:
     """Rows of the raw file as the endpoint and batch transform take them: CSV lines of the
     spec's feature columns in the spec's order, no header, no target."""
     spec = dataset_spec(twin, dataset)
-    text = data.read_text(encoding="utf-8")
-    layout = spec.get("csv", {})
-    rows = [row for row in csv.reader(io.StringIO(text), delimiter=layout.get("delimiter", ",")) if row]
-    if layout.get("header", False):
-        header, rows = [name.strip() for name in rows[0]], rows[1:]
-    else:
-        header = list(layout["columns"])
+    header, rows = _raw_rows(data, spec)
     positions = [header.index(name) for name in spec["features"]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerows([[row[i].strip() for i in positions] for row in rows])
     return out.getvalue().splitlines()
+
+
+def ground_truth_labels(data: Path, twin: Twin, dataset: str) -> list[str]:
+    """Each raw record's label as an application uploads it for the model-quality job (in
+    ``raw_records``'s order): a binary target's 1 for the positive class and 0 otherwise, a
+    multiclass target's label and a regression target's value as the raw data writes them."""
+    spec = dataset_spec(twin, dataset)
+    header, rows = _raw_rows(data, spec)
+    target = spec["target"]
+    column = header.index(target["column"])
+    aliases = target.get("aliases")
+
+    def label(value: str) -> str:
+        if target["problem"] != "binary":
+            return value.strip()
+        if "positive" in target:
+            return "1" if normalise(value, aliases) == normalise(target["positive"]) else "0"
+        return "1" if float(value) > float(target["positive_above"]) else "0"
+
+    return [label(row[column]) for row in rows]
+
+
+def _raw_rows(data: Path, spec: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The raw file's column names and rows (blank lines left out)."""
+    layout = spec.get("csv", {})
+    text = data.read_text(encoding="utf-8")
+    rows = [row for row in csv.reader(io.StringIO(text), delimiter=layout.get("delimiter", ",")) if row]
+    if layout.get("header", False):
+        return [name.strip() for name in rows[0]], rows[1:]
+    return list(layout["columns"]), rows
 
 
 def dataset_spec(twin: Twin, dataset: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 CAPTURE_PREFIX = "capture/"
 MONITORING_PREFIX = "monitoring/"  # Model Monitor's baselines and reports, per dataset
+GROUND_TRUTH_PREFIX = "ground-truth/"  # the labels of what the endpoints predicted, per dataset (README)
 DATA_PREFIXES = (
     RAW_PREFIX,
     PREPARED_PREFIX,
@@ -30,6 +31,7 @@ DATA_PREFIXES = (
     BATCH_OUTPUT_PREFIX,
     CAPTURE_PREFIX,
     MONITORING_PREFIX,
+    GROUND_TRUTH_PREFIX,
 )
 TRAIL_PREFIX = "cloudtrail"
 # The services that publish to the operators' topic (alarms, EventBridge rules): the topic's policy

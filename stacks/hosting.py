@@ -33,6 +33,7 @@ from aws_cdk import (
     IAspect,
     ICfnConditionExpression,
     Stack,
+    Token,
 )
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -42,7 +43,7 @@ from constructs import Construct, IConstruct
 from constructs.deployment_role import DeploymentRole
 from constructs.event_function import EventFunction, QuietPeriod, object_created
 from constructs.logical_ids import logical_id
-from constructs.model_monitor import DataQualityMonitor, MonitoringRole
+from constructs.model_monitor import DataQualityMonitor, ModelQualityMonitor, Monitoring, MonitoringRole
 from constructs.nag_acknowledgements import (
     KMS_DATA_KEY_REASON,
     KMS_GRANT_ACTIONS,
@@ -56,9 +57,18 @@ from constructs.realtime_endpoint import RealtimeEndpoint
 from constructs.sagemaker_images import Image, SageMakerImages
 from constructs.topic_target import notify
 
-from config import ConfigError
-from etl.platform_runtime import BASELINE_JOB, STAGE_TAG, runbook
-from stacks.data import CAPTURE_PREFIX, MONITORING_PREFIX, PREPARED_PREFIX, RAW_PREFIX
+from config import ConfigError, MonitoringConfig
+from etl.dataset_spec import load_spec
+from etl.platform_runtime import (
+    ANSWER_PARAMETERS,
+    BASELINE_JOB,
+    DATA_QUALITY_SCHEDULE,
+    MODEL_MONITOR_METRICS,
+    MODEL_QUALITY_SCHEDULE,
+    STAGE_TAG,
+    runbook,
+)
+from stacks.data import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, PREPARED_PREFIX, RAW_PREFIX
 from stacks.etl import PreparationRuns
 from stacks.foundation import Foundation
 
@@ -149,10 +159,33 @@ class HostingStack(Stack):
             prepared_prefix=PREPARED_PREFIX,
             capture_prefix=CAPTURE_PREFIX,
             monitoring_prefix=MONITORING_PREFIX,
+            ground_truth_prefix=GROUND_TRUTH_PREFIX if config.monitoring.model_quality else None,
         ).role
         self.analyzer_image = SageMakerImages(self, "MonitorImages", images={"analyzer": ANALYZER}).uri("analyzer")
+        self.quality_metric = ""
         self.monitor: DataQualityMonitor | None = None
+        self.quality_monitor: ModelQualityMonitor | None = None
         self.check_drift: EventFunction | None = None
+        self.monitoring = Monitoring(
+            stage=config.name,
+            dataset=dataset,
+            image_uri=self.analyzer_image,
+            role=self.monitoring_role,
+            key=key,
+            subnet_ids=foundation.subnet_ids,
+            security_group=security_group,
+            reports_uri=f"s3://{foundation.data.bucket.bucket_name}/{MONITORING_PREFIX}{dataset}/reports",
+            config=config.monitoring,
+            alarm_topic=functions.alarm_topic,
+        )
+        monitored = [
+            kind
+            for kind, on in (
+                ("DataQuality", config.monitoring.data_quality),
+                ("ModelQuality", config.monitoring.model_quality),
+            )
+            if on
+        ]
 
         self.deployment_role = DeploymentRole(
             self,
@@ -160,7 +193,8 @@ class HostingStack(Stack):
             endpoint_name=self.endpoint_name,
             execution_role=execution_role,
             key=key,
-            monitoring_role=self.monitoring_role if config.monitoring.data_quality else None,
+            monitoring_role=self.monitoring_role if monitored else None,
+            monitored=monitored,
         ).role
         self.deploy_model = EventFunction(
             self,
@@ -221,11 +255,22 @@ class HostingStack(Stack):
             "version, numbered by SageMaker) to find the newest approved one, and reads the one it "
             "baselines.": [f"Resource::{nag_arn(self, 'sagemaker', packages)}"]
         }
+        if config.monitoring.data_quality or config.monitoring.model_quality:
+            # The package's run (its baseline) and how to read its answers (model quality).
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackage"],
+                    resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"],
+                )
+            )
         if config.monitoring.data_quality:
             reasons |= self._baseline_rights(foundation, dataset, packages)
         acknowledge_wildcards(function.role.node.find_child("DefaultPolicy"), reasons)  # type: ignore[union-attr]
         if config.monitoring.data_quality:
-            self._data_quality(foundation, dataset, security_group)
+            self._data_quality(foundation, dataset)
+        if config.monitoring.model_quality:
+            self._model_quality(foundation, dataset)
+        if monitored:
             self._check_drift(foundation, dataset, preparation, packages)
 
     def _baseline_environment(
@@ -267,23 +312,17 @@ class HostingStack(Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeProcessingJob"], resources=[job_arn])
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{packages}"],
-            )
-        )
         grant_pass_role(self.monitoring_role, function, "sagemaker.amazonaws.com")
         return {
             "Baseline jobs are named <endpoint>-baseline-<package version> at run time; creating "
             "one is limited to requests tagged with this stage.": [f"Resource::{nag_arn(self, 'sagemaker', jobs)}"]
         }
 
-    def _data_quality(self, foundation: Foundation, dataset: str, security_group: ec2.ISecurityGroup) -> None:
+    def _data_quality(self, foundation: Foundation, dataset: str) -> None:
         """The ``BaselineUri`` parameter, the ``Monitored`` condition and, behind it, the job definition
         and the schedule; the rule that tells the operators when a baseline job fails; and what
         deploy_model hears of a baseline job's end."""
-        config, bucket = foundation.config, foundation.data.bucket
+        config = foundation.config
         longest = len(self.endpoint_name) + len(BASELINE_JOB) + MAX_VERSION_DIGITS
         if longest > MAX_JOB_NAME:
             raise ConfigError(
@@ -313,17 +352,8 @@ class HostingStack(Stack):
             self,
             "DataQuality",
             endpoint=self.endpoint,
-            dataset=dataset,
-            stage=config.name,
             baseline_uri=self.baseline.value_as_string,
-            reports_uri=f"s3://{bucket.bucket_name}/{MONITORING_PREFIX}{dataset}/reports",
-            image_uri=self.analyzer_image,
-            role=self.monitoring_role,
-            key=foundation.key,
-            subnet_ids=foundation.subnet_ids,
-            security_group=security_group,
-            monitoring=config.monitoring,
-            alarm_topic=foundation.functions.alarm_topic,
+            monitoring=self.monitoring,
         )
         Aspects.of(self.monitor).add(OnlyWhen(monitored))
         self.alarm_names.append(self.monitor.alarm_name)
@@ -354,6 +384,68 @@ class HostingStack(Stack):
             "model goes live without data-quality monitoring." + runbook("baseline-failed"),
         )
 
+    def _model_quality(self, foundation: Foundation, dataset: str) -> None:
+        """Behind ``QualityMonitored`` (a model is live and, for a classifier, deploy_model has said how
+        to read its answers): the model-quality job definition, its schedule and its alarm."""
+        spec = load_spec(foundation.specs[dataset].read_text(encoding="utf-8"), source=foundation.specs[dataset].name)
+        problem, training = spec.target.problem, spec.training
+        metric = training.objective_metric
+        family, computed = MODEL_MONITOR_METRICS[problem]
+        if metric not in computed or training.minimum is None:
+            raise ConfigError(
+                f"monitoring.model_quality alarms when {dataset}'s objective metric falls below its "
+                f"training.minimum: Model Monitor computes {', '.join(computed)} for a {problem} model "
+                f"({family}), and the spec has {metric!r} with "
+                + ("no minimum" if training.minimum is None else f"minimum {training.minimum:g}")
+                + ": choose one of those with a minimum, or set monitoring.model_quality = false"
+            )
+        condition: ICfnConditionExpression = cast(ICfnConditionExpression, self.has_model)
+        if problem not in ANSWER_PARAMETERS:  # a regression model answers its value alone
+            answer: dict[str, str | float] = {"inference_attribute": "0"}
+        else:
+            name, _, form = ANSWER_PARAMETERS[problem]
+            parameter = CfnParameter(
+                self,
+                name,
+                type="String",
+                default="",
+                description="How the model-quality job reads the live model's answers: "
+                + (
+                    "its decision threshold"
+                    if problem == "binary"
+                    else "the label's column (0-based, after one probability per class)"
+                )
+                + " (set by deploy_model with ModelPackageArn; empty: model quality not monitored)",
+                allowed_pattern=f"^$|^({form})$",
+            )
+            condition = Fn.condition_and(
+                condition, Fn.condition_not(Fn.condition_equals(parameter.value_as_string, ""))
+            )
+            answer = (
+                {
+                    "probability_attribute": "0",
+                    "probability_threshold_attribute": Token.as_number(parameter.value_as_string),
+                }
+                if problem == "binary"
+                else {"inference_attribute": parameter.value_as_string}
+            )
+        bucket = foundation.data.bucket.bucket_name
+        self.quality_monitor = ModelQualityMonitor(
+            self,
+            "ModelQuality",
+            endpoint=self.endpoint,
+            problem=problem,
+            answer=answer,
+            ground_truth_uri=f"s3://{bucket}/{GROUND_TRUTH_PREFIX}{dataset}",
+            metric=metric,
+            minimum=training.minimum,
+            lower_is_better=training.lower_is_better,
+            monitoring=self.monitoring,
+        )
+        Aspects.of(self.quality_monitor).add(OnlyWhen(CfnCondition(self, "QualityMonitored", expression=condition)))
+        self.alarm_names.append(self.quality_monitor.alarm_name)
+        self.quality_metric = metric
+
     def _check_drift(self, foundation: Foundation, dataset: str, preparation: PreparationRuns, packages: str) -> None:
         """check_drift on each monitoring run's report: it reads the report, the live model's
         package and run (its schema), lists raw/<dataset>/, claims and starts a preparation run,
@@ -368,8 +460,9 @@ class HostingStack(Stack):
             "CheckDrift",
             handler_folder="check_drift",
             description=f"check_drift: Model Monitor reports on {self.endpoint_name} to the operators, and retraining",
-            # Model Monitor writes a run's report under <output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/.
-            event_pattern=object_created(data.bucket, {"wildcard": f"{reports}*/constraint_violations.json"}),
+            # Model Monitor writes a run's report under <output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/:
+            # the data-quality schedule's violations, the model-quality schedule's statistics.
+            event_pattern=object_created(data.bucket, self._reports(reports, config.monitoring)),
             environment={
                 "STAGE": config.name,
                 "DATASET": dataset,
@@ -379,6 +472,8 @@ class HostingStack(Stack):
                 "TOPIC_ARN": foundation.functions.alarm_topic.topic_arn,
                 "SPEC_URI": spec.s3_object_url,
                 "RETRAIN_MIN_HOURS": str(config.monitoring.retrain_min_hours),
+                # Model Monitor's name of the metric the model-quality alarm watches ("": not monitored).
+                "QUALITY_METRIC": self.quality_metric,
                 **preparation.environment(),
             },
             defaults=foundation.functions,
@@ -428,3 +523,15 @@ class HostingStack(Stack):
                 KMS_DATA_KEY_REASON: KMS_GRANT_ACTIONS,  # publishing to the encrypted operators' topic
             },
         )
+
+    def _reports(self, reports: str, monitoring: MonitoringConfig) -> list[dict[str, str]]:
+        """The key patterns of the reports check_drift reads: each schedule's, under its own folder."""
+        folder = f"{reports}{self.endpoint_name}/{self.endpoint_name}"
+        return [
+            {"wildcard": f"{folder}{schedule}/*/{report}"}
+            for schedule, report, on in (
+                (DATA_QUALITY_SCHEDULE, "constraint_violations.json", monitoring.data_quality),
+                (MODEL_QUALITY_SCHEDULE, "statistics.json", monitoring.model_quality),
+            )
+            if on
+        ]

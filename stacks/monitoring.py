@@ -14,7 +14,7 @@ references, docs/cross-stack-references.md).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_budgets as budgets
@@ -44,6 +44,8 @@ class Watched:
     endpoints: Mapping[str, str]  # the served datasets' endpoint names, each with its dataset
     datasets: Sequence[str]  # every dataset with a spec
     alarm_names: Sequence[str]  # every alarm of the stage, by name
+    # Per endpoint whose model quality is monitored: the live model's objective metric on labelled traffic.
+    quality: Mapping[str, cloudwatch.Metric] = field(default_factory=dict)
 
 
 class MonitoringStack(Stack):
@@ -140,6 +142,9 @@ class MonitoringStack(Stack):
                 drifted = drift_metric(config.name, dataset).with_(label=f"{dataset}: features that drifted")
                 title = "Model Monitor: features unlike the training data, per run"
                 groups.append(CustomMetricGroup(title=title, metrics=[drifted]))
+            if endpoint in watched.quality:
+                title = "Model Monitor: the live model on labelled traffic, per run"
+                groups.append(CustomMetricGroup(title=title, metrics=[watched.quality[endpoint]]))
             facade.monitor_custom(
                 human_readable_name=f"Endpoint {endpoint}", alarm_friendly_name=endpoint, metric_groups=groups
             )

@@ -123,6 +123,7 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
         "TOPIC_ARN": TOPIC,
         "SPEC_URI": "s3://cdk-assets/bank-marketing.json",
         "RETRAIN_MIN_HOURS": "12",
+        "QUALITY_METRIC": "auc",
         "JOB_NAME": "prepare-job",
         "DATA_BUCKET": DATA_BUCKET,
         "RAW_PREFIX": "raw/",

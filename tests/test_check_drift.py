@@ -5,6 +5,7 @@ decision with its rate limit, started through the claim start_etl uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -274,7 +275,7 @@ def test_a_report_larger_than_any_violations_report_is_refused_unread(aws):
     live(s3, "20261112T100000Z-0123456789")
     event = report(s3, DRIFTED)
     event["detail"]["object"]["size"] = module.MAX_REPORT_BYTES + 1
-    with pytest.raises(module.ReportUnreadable, match="more than a violations report holds"):
+    with pytest.raises(module.ReportUnreadable, match="more than a report holds"):
         run(module, event)
     assert sent(queue) == []
 
@@ -291,3 +292,85 @@ def test_a_long_description_is_shortened_in_the_message(aws):
     run(module, report(s3, long))
     [text] = sent(queue)
     assert "x" * (module.MAX_DESCRIPTION - 1) + "…" in text and len(text) < 2_000
+
+
+# --- model quality: a model-quality run's statistics (Model Monitor's documented shape) -------------
+
+QUALITY_RUN = "mlplatform-dev-bank-marketing/mlplatform-dev-bank-marketing-model-quality/2026/11/24/13"
+STATISTICS_KEY = f"monitoring/bank-marketing/reports/{QUALITY_RUN}/statistics.json"
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html
+STATISTICS = {
+    "version": 0.0,
+    "dataset": {"item_count": 240, "evaluation_time": "2026-11-24T13:05:12.000Z"},
+    "binary_classification_metrics": {
+        "confusion_matrix": {"0": {"0": 200, "1": 10}, "1": {"0": 12, "1": 18}},
+        "recall": {"value": 0.6, "standard_deviation": 0.02},
+        "auc": {"value": 0.8125, "standard_deviation": 0.01},
+        "f1": {"value": 0.62, "standard_deviation": "NaN"},
+    },
+}
+
+
+def statistics(s3, document, key: str = STATISTICS_KEY) -> dict:
+    body = (document if isinstance(document, str) else json.dumps(document)).encode()
+    put = s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)
+    return object_created(key, size=len(body), etag=put["ETag"].strip('"'))
+
+
+def test_a_model_quality_run_publishes_the_live_models_objective_metric(aws, capsys):
+    module, s3, queue = aws
+    package = live(s3, "20261112T100000Z-0123456789")
+
+    outcome = run(module, statistics(s3, STATISTICS))
+
+    assert outcome == {"status": "measured", "metric": "auc", "value": 0.8125, "model_package": package}
+    [record] = metrics(capsys)
+    assert record["LiveModelQuality"] == 0.8125 and (record["Stage"], record["Dataset"]) == ("dev", "bank-marketing")
+    assert "DriftedFeatures" not in record
+    assert sent(queue) == []  # the alarm tells the operators, not a message per run
+
+
+def test_a_model_quality_report_without_the_metric_fails_loudly(aws):
+    module, s3, _ = aws
+    live(s3, "20261112T100000Z-0123456789")
+    no_auc = {"binary_classification_metrics": {"f1": {"value": 0.5}}}
+    for document, reason in (
+        (no_auc, "no number for auc"),
+        ({"binary_classification_metrics": {"auc": {"value": "NaN"}}}, "no number for auc"),
+        ({"binary_classification_metrics": {"auc": {"value": True}}}, "no number for auc"),
+        ({"violations": []}, "not one of binary_classification_metrics"),
+        ("[]", "not one of"),
+        ("{", "not JSON"),
+    ):
+        with pytest.raises(module.ReportUnreadable, match=f"not a Model Monitor model-quality statistics: {reason}"):
+            run(module, statistics(s3, document))
+
+
+def test_other_objects_of_the_model_quality_schedule_are_ignored(aws, capsys):
+    """Its violations (a run with constraints would write them) are not drift, and the data-quality
+    schedule's statistics are not the model's quality."""
+    module, s3, queue = aws
+    live(s3, "20261112T100000Z-0123456789")
+    violations = f"monitoring/bank-marketing/reports/{QUALITY_RUN}/constraint_violations.json"
+    data_statistics = f"monitoring/bank-marketing/reports/{RUN}/statistics.json"
+    for key in (violations, data_statistics):
+        assert run(module, statistics(s3, DRIFTED, key))["status"] == "ignored", key
+    assert metrics(capsys) == [] and sent(queue) == []
+
+
+def test_a_stage_without_model_quality_ignores_its_statistics(aws, monkeypatch):
+    module, s3, _ = aws
+    live(s3, "20261112T100000Z-0123456789")
+    settings = dataclasses.replace(module.SETTINGS, quality_metric="")
+    outcome = module.check_drift(
+        statistics(s3, STATISTICS), module.S3, module.CLOUDFORMATION, module.SAGEMAKER, module.GLUE, module.SNS,
+        settings, datetime.now(UTC),
+    )  # fmt: skip
+    assert outcome["status"] == "ignored"
+
+
+def test_a_model_quality_report_of_no_live_model_is_ignored(aws, capsys):
+    module, s3, _ = aws
+    live(s3, "20261112T100000Z-0123456789", with_package=False)
+    assert run(module, statistics(s3, STATISTICS))["status"] == "ignored"
+    assert metrics(capsys) == []

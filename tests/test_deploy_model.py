@@ -314,3 +314,59 @@ def test_a_message_the_handler_cannot_read_is_ignored_and_the_others_applied(mod
         assert module.handler(batch, None) == {"batchItemFailures": []}
     assert "the message body is not JSON" in caplog.text
     assert parameters(aws)["ModelPackageArn"] == PACKAGE
+
+
+def with_answer_parameter(cfn, name: str) -> None:
+    """The hosting stack of a stage that monitors model quality: it has ``name`` (stacks/hosting.py)."""
+    cfn.delete_stack(StackName=STACK)
+    template = {**TEMPLATE, "Parameters": {**TEMPLATE["Parameters"], name: {"Type": "String", "Default": ""}}}
+    bootstrap = [{"ParameterKey": "BootstrapVersion", "ParameterValue": "/cdk-bootstrap/custom/version"}]
+    cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(template), Parameters=bootstrap)
+
+
+def approve_with(module, metadata: dict[str, str]) -> str:
+    """A newer package (version 4) that records ``metadata``, approved."""
+    package = module.SAGEMAKER.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved", CustomerMetadataProperties=metadata
+    )["ModelPackageArn"]
+    return package
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata", "expected"),
+    [
+        ("DecisionThreshold", {"decision_threshold": "0.312500"}, "0.312500"),
+        ("LabelColumn", {"classes": "4"}, "4"),
+    ],
+)
+def test_the_package_goes_live_with_how_to_read_its_answers(module, aws, name, metadata, expected):
+    """The model-quality job reads a binary answer at the live model's own threshold, a multiclass
+    answer's label after its classes' probabilities: both set in the same update as the package."""
+    with_answer_parameter(aws, name)
+    package = approve_with(module, {"dataset": "bank-marketing", **metadata})
+    assert run(module, approved(package))["status"] == "updating"
+    assert parameters(aws)[name] == expected and parameters(aws)["ModelPackageArn"] == package
+
+
+@pytest.mark.parametrize("recorded", [{}, {"decision_threshold": "inf"}, {"decision_threshold": "0.5; x"}])
+def test_a_package_that_records_no_threshold_goes_live_unmonitored(module, aws, recorded, caplog):
+    """Not registered by the platform, or a threshold the parameter cannot take: the model still
+    goes live; its model quality is not monitored (the parameter empty), and the log says why."""
+    with_answer_parameter(aws, "DecisionThreshold")
+    package = approve_with(module, {"dataset": "bank-marketing", **recorded})
+    assert run(module, approved(package))["status"] == "updating"
+    assert parameters(aws) == {
+        "ModelPackageArn": package,
+        "BootstrapVersion": "/cdk-bootstrap/custom/version",
+        "DecisionThreshold": "",
+    }
+    assert "its model quality is not monitored" in caplog.text
+
+
+def test_a_stack_without_model_quality_never_reads_the_package(module, aws):
+    described = []
+    module.SAGEMAKER.meta.events.register(
+        "provide-client-params.sagemaker.DescribeModelPackage", lambda params, **_: described.append(params)
+    )
+    assert run(module, approved())["status"] == "updating"
+    assert described == []

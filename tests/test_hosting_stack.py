@@ -22,6 +22,7 @@ BILLABLE = (
     "AWS::ApplicationAutoScaling::ScalingPolicy",
     "AWS::CloudWatch::Alarm",
     "AWS::SageMaker::DataQualityJobDefinition",
+    "AWS::SageMaker::ModelQualityJobDefinition",
     "AWS::SageMaker::MonitoringSchedule",
 )
 
@@ -43,14 +44,16 @@ def test_the_package_parameter_is_empty_until_a_model_is_approved(stage):
 
 
 def test_without_a_package_nothing_billable_is_created(stage):
-    """Behind HasModel, or behind Monitored, which holds only with a model (and a baseline). The
+    """Behind HasModel, or behind Monitored or QualityMonitored, which hold only with a model. The
     stack's functions (deploy_model, which makes the first model live, and check_drift) and their
     alarms are there from the start: they cost nothing until an event comes, but two alarms each."""
     template = hosting(stage).to_json()
-    assert {"Condition": "HasModel"} in template["Conditions"]["Monitored"]["Fn::And"]
+    conditions = [name for name in ("Monitored", "QualityMonitored") if name in template["Conditions"]]
+    for condition in conditions:
+        assert {"Condition": "HasModel"} in template["Conditions"][condition]["Fn::And"]
     for name, resource in template["Resources"].items():
         if resource["Type"] in BILLABLE and not name.startswith(("DeployModel", "CheckDrift")):
-            assert resource.get("Condition") in ("HasModel", "Monitored"), name
+            assert resource.get("Condition") in ("HasModel", *conditions), name
 
 
 def test_model_comes_from_the_package_isolated_in_the_vpc(stage):

@@ -43,7 +43,7 @@ def run(twin):
         },
     )
     # The drift leg is the chain's, whatever trains (tests/test_local_platform.py): here, Autopilot.
-    scenario = Scenario(twin, DATASET, RAW_FILES[DATASET], with_drift=False)
+    scenario = Scenario(twin, DATASET, RAW_FILES[DATASET], monitored=False)
     scenario.execute()
     return scenario.run
 

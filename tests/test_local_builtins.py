@@ -52,11 +52,11 @@ def runs(twin):
     run: every object, then _SUCCESS)."""
     _publish(twin, "linear-learner")
     # The drift leg is the chain's, whatever trains (tests/test_local_platform.py): here, built-ins.
-    linear = Scenario(twin, DATASET, RAW_FILES[DATASET], with_drift=False)
+    linear = Scenario(twin, DATASET, RAW_FILES[DATASET], monitored=False)
     linear.execute()
 
     _publish(twin, "knn")
-    knn = Scenario(twin, DATASET, RAW_FILES[DATASET], with_drift=False)
+    knn = Scenario(twin, DATASET, RAW_FILES[DATASET], monitored=False)
     knn._since = len(twin.trace.entries)
     bucket, _, prefix = linear.run.outputs["prepared"].removeprefix("s3://").partition("/")
     copy = prefix.rstrip("/") + "-knn/"

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from local.platform import Twin
-from local.scenario import Scenario, dataset_spec, raw_records
+from local.scenario import LABELLED_REQUESTS, Scenario, dataset_spec, raw_records
 from local.trace import acting_as
 from tests.conftest import RAW_FILES, running_twin
 
@@ -93,6 +93,7 @@ def test_bank_marketing_runs_from_upload_to_prediction_and_batch_output(chain):
         ("roll out", "ok"),
         ("predict", "ok"),
         ("batch transform", "ok"),
+        ("model quality", "ok"),
         ("drift", "ok"),
     ], report["failures"]
     assert report["model_package_status"] == "Approved"
@@ -187,10 +188,17 @@ def test_the_model_goes_live_with_its_baseline_and_the_schedule_compares_against
     assert len(constraints["features"]) == len(dataset_spec(twin, DATASET)["features"])
     updates = [e for e in twin.trace.entries if e["kind"] == "stack" and e["stack"] == stack.name]
     assert [e["status"] for e in updates].count("UPDATE_COMPLETE") == 2  # each model with its baseline
-    [schedule] = twin.monitoring.schedules.values()
+    [schedule] = [s for n, s in twin.monitoring.schedules.items() if n.endswith("-data-quality")]
     assert schedule["EndpointName"] == chain.outputs["endpoint"]
-    [definition] = twin.monitoring.definitions.values()
+    [definition] = [d for d in twin.monitoring.definitions.values() if "DataQualityBaselineConfig" in d]
     assert definition["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == baseline + "constraints.json"
+    # The model-quality job reads the answers at the live model's own threshold, set in the same update.
+    [quality] = [d for d in twin.monitoring.definitions.values() if "ModelQualityJobInput" in d]
+    threshold = quality["ModelQualityJobInput"]["EndpointInput"]["ProbabilityThresholdAttribute"]
+    with acting_as("twin"):
+        package = twin.client("sagemaker").describe_model_package(ModelPackageName=stack.parameters["ModelPackageArn"])
+    recorded = package["CustomerMetadataProperties"]["decision_threshold"]
+    assert str(threshold) == stack.parameters["DecisionThreshold"] == recorded
 
 
 def test_the_endpoint_captures_each_request_as_sagemaker_documents_it(twin, chain):
@@ -243,9 +251,61 @@ def test_drifted_traffic_reaches_the_operators_and_new_data_retrains(twin, chain
     assert stack.parameters["ModelPackageArn"] == drift["live"] != chain.outputs["model_package"]
     version = drift["live"].rsplit("/", 1)[-1]
     assert stack.parameters["BaselineUri"].endswith(f"-baseline-{version}/")
-    [definition] = twin.monitoring.definitions.values()  # the first model's definition was replaced
+    # The first model's definition was replaced.
+    [definition] = [d for d in twin.monitoring.definitions.values() if "DataQualityBaselineConfig" in d]
     statistics = definition["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"]
     assert statistics == stack.parameters["BaselineUri"] + "statistics.json"
+
+
+def test_labelled_traffic_gives_the_live_models_quality(twin, chain):
+    """Requests with an InferenceId, their labels under ground-truth/, the model-quality run: every
+    labelled prediction is joined, check_drift publishes the run's auc, and the alarm leaves
+    INSUFFICIENT_DATA for the state the value gives (the operators hear either)."""
+    quality = chain.quality
+    assert quality["metric"] == "auc" and quality["model_package"] == chain.outputs["model_package"]
+    endpoint = chain.outputs["endpoint"]
+    reports = [
+        e["outputs"][0]
+        for e in twin.trace.entries
+        if e["kind"] == "job" and e.get("job") == quality["job"] and e.get("status") == "Completed"
+    ]
+    bucket, key = reports[0].removeprefix("s3://").split("/", 1)
+    assert f"/reports/{endpoint}/{endpoint}-model-quality/" in key and key.endswith("/statistics.json")
+    with acting_as("twin"):
+        statistics = json.loads(twin.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert statistics["dataset"]["item_count"] == LABELLED_REQUESTS  # each labelled prediction joined
+    metrics = statistics["binary_classification_metrics"]
+    assert metrics["auc"]["value"] == quality["value"] and set(metrics["confusion_matrix"]) == {"0", "1"}
+    assert quality["alarm"] == ("ALARM" if quality["value"] < 0.9 else "OK")
+    told = [json.loads(m) for s, m in twin.topic_messages(_topic(twin)) if s and f"{endpoint}-model-quality" in s]
+    assert told[0]["OldStateValue"] == "INSUFFICIENT_DATA" and told[0]["NewStateValue"] == quality["alarm"]
+
+
+def test_wrong_labels_bring_the_model_quality_alarm_to_the_operators(twin, chain):
+    """The same predictions relabelled the other way round (a later upload replaces a label): the
+    next run's auc is far below the gate's bar and the alarm tells the topic."""
+    with acting_as("twin"):
+        s3 = twin.client("s3")
+        [labels] = [
+            o["Key"] for o in s3.list_objects_v2(Bucket=_bucket(twin), Prefix=f"ground-truth/{DATASET}/")["Contents"]
+        ]
+        lines = s3.get_object(Bucket=_bucket(twin), Key=labels)["Body"].read().decode().splitlines()
+    flipped = []
+    for line in lines:
+        record = json.loads(line)
+        record["groundTruthData"]["data"] = str(1 - int(record["groundTruthData"]["data"]))
+        flipped.append(json.dumps(record))
+    with acting_as("data-scientist"):
+        s3.put_object(
+            Bucket=_bucket(twin), Key=labels.replace("labels.jsonl", "relabelled.jsonl"), Body="\n".join(flipped)
+        )
+    [schedule] = [n for n in twin.monitoring.schedules if n.endswith("-model-quality")]
+    twin.jobs.run_monitoring(schedule)
+    twin.run_until_idle()
+    alarms = [json.loads(m) for s, m in twin.topic_messages(_topic(twin)) if s and s.startswith('ALARM: "')]
+    [alarm] = [a for a in alarms if a["AlarmName"] == f"{chain.outputs['endpoint']}-model-quality"]
+    assert alarm["Trigger"]["MetricName"] == "LiveModelQuality" and alarm["Trigger"]["Threshold"] == 0.9
+    assert "Runbook: docs/runbook.md#model-quality" in alarm["AlarmDescription"]
 
 
 def test_a_bad_record_is_a_model_error_with_the_containers_message(twin, chain):

@@ -16,12 +16,14 @@ from constructs.sagemaker_images import registries
 from moto.events.models import EventPattern
 
 from config import ConfigError
+from config.datasets import dataset_specs
 from local.matcher import matches
 from stacks.data import DataStack
 from stacks.etl import PreparationRuns
 from stacks.foundation import Foundation
 from stacks.hosting import ANALYZER, HostingStack
 from stacks.network import NetworkStack
+from tests.conftest import ROOT
 from tests.helpers import actions, logical_id, resources
 
 
@@ -29,8 +31,9 @@ def hosting(stage):
     return stage.templates["hosting-bank-marketing"]
 
 
-def one(template, resource_type: str) -> dict:
-    [resource] = resources(template, resource_type).values()
+def one(template, resource_type: str, within: str = "") -> dict:
+    """The one resource of ``resource_type`` (whose logical id starts with ``within``)."""
+    [resource] = [r for name, r in resources(template, resource_type).items() if name.startswith(within)]
     return resource
 
 
@@ -41,12 +44,12 @@ def test_the_schedule_exists_only_while_a_model_with_a_baseline_is_live(stage):
         "Fn::And": [{"Condition": "HasModel"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "BaselineUri"}, ""]}]}]
     }
     for kind in ("AWS::SageMaker::DataQualityJobDefinition", "AWS::SageMaker::MonitoringSchedule"):
-        assert one(hosting(stage), kind)["Condition"] == "Monitored"
+        assert one(hosting(stage), kind, "DataQuality")["Condition"] == "Monitored"
 
 
 def test_the_schedule_runs_on_the_stages_expression_against_the_endpoint(stage):
     template = hosting(stage)
-    schedule = one(template, "AWS::SageMaker::MonitoringSchedule")["Properties"]
+    schedule = one(template, "AWS::SageMaker::MonitoringSchedule", "DataQuality")["Properties"]
     endpoint = logical_id(template, "AWS::SageMaker::Endpoint", "Endpoint")
     config = schedule["MonitoringScheduleConfig"]
     assert config["ScheduleConfig"]["ScheduleExpression"] == stage.config.monitoring.schedule
@@ -141,11 +144,18 @@ def test_check_drift_hears_every_report_of_its_dataset_and_no_other_object(stage
         }
 
     # Model Monitor writes a run's report under <output>/<endpoint>/<schedule>/<yyyy>/<mm>/<dd>/<hh>/.
-    run = "mlplatform-dev-bank-marketing/mlplatform-dev-bank-marketing-data-quality/2026/11/24/13"
+    endpoint = f"mlplatform-{stage.config.name}-bank-marketing"
+    run, quality = (f"{endpoint}/{endpoint}-{kind}/2026/11/24/13" for kind in ("data-quality", "model-quality"))
     assert matches(pattern, report(f"monitoring/bank-marketing/reports/{run}/constraint_violations.json"))
     assert not matches(pattern, report(f"monitoring/bank-marketing/reports/{run}/statistics.json"))
     assert not matches(pattern, report(f"monitoring/car-evaluation/reports/{run}/constraint_violations.json"))
     assert not matches(pattern, report("monitoring/bank-marketing/baselines/x/constraint_violations.json"))
+    other = "mlplatform-dev-car-evaluation/mlplatform-dev-car-evaluation-data-quality/2026/11/24/13"
+    assert not matches(pattern, report(f"monitoring/bank-marketing/reports/{other}/constraint_violations.json"))
+    # The model-quality schedule's statistics, where the stage monitors model quality (dev).
+    statistics = report(f"monitoring/bank-marketing/reports/{quality}/statistics.json")
+    assert matches(pattern, statistics) is stage.config.monitoring.model_quality
+    assert not matches(pattern, report(f"monitoring/bank-marketing/reports/{quality}/constraint_violations.json"))
 
 
 def test_check_drift_starts_the_preparation_job_of_the_stage_by_name_and_reads_its_dataset_only(stage):
@@ -247,8 +257,8 @@ def test_the_deployment_role_manages_the_schedule_and_passes_only_the_monitoring
 
 
 def unmonitored(stage_config, lone_app) -> Template:
-    """The hosting stack of a stage that sets monitoring.data_quality = false."""
-    config = stage_config(monitoring={"data_quality": False})
+    """The hosting stack of a stage that sets monitoring.data_quality and model_quality false."""
+    config = stage_config(monitoring={"data_quality": False, "model_quality": False})
     app = lone_app()
     data = DataStack(app, "Data", config=config)
     network = NetworkStack(app, "Network", config=config, key=data.key)
@@ -297,4 +307,182 @@ def test_other_schedules_are_refused_by_name(stage_config, schedule):
 def test_monitoring_needs_the_endpoint_to_capture(stage_config):
     with pytest.raises(ConfigError, match="capture_sampling_percentage is 0"):
         stage_config(hosting={"capture_sampling_percentage": 0})
-    assert stage_config(hosting={"capture_sampling_percentage": 0}, monitoring={"data_quality": False})
+    with pytest.raises(ConfigError, match="model_quality = True is not allowed"):
+        stage_config(hosting={"capture_sampling_percentage": 0}, monitoring={"data_quality": False})
+    assert stage_config(
+        hosting={"capture_sampling_percentage": 0}, monitoring={"data_quality": False, "model_quality": False}
+    )
+
+
+# --- Model quality: the live model's predictions joined with their uploaded labels -----------------
+
+
+def quality(stage) -> dict:
+    return one(hosting(stage), "AWS::SageMaker::ModelQualityJobDefinition")
+
+
+def test_model_quality_is_there_only_where_the_stage_asks_for_it(stage):
+    template = hosting(stage)
+    as_json = template.to_json()
+    found = resources(template, "AWS::SageMaker::ModelQualityJobDefinition")
+    assert bool(found) is stage.config.monitoring.model_quality
+    assert ("DecisionThreshold" in as_json["Parameters"]) is stage.config.monitoring.model_quality
+    variables = check_drift_function(template)["Properties"]["Environment"]["Variables"]
+    assert variables["QUALITY_METRIC"] == ("auc" if stage.config.monitoring.model_quality else "")
+
+
+def test_model_quality_runs_only_while_a_model_is_live_and_its_threshold_is_known(dev):
+    template = hosting(dev)
+    as_json = template.to_json()
+    assert as_json["Conditions"]["QualityMonitored"] == {
+        "Fn::And": [{"Condition": "HasModel"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "DecisionThreshold"}, ""]}]}]
+    }
+    for kind in ("AWS::SageMaker::ModelQualityJobDefinition", "AWS::SageMaker::MonitoringSchedule"):
+        assert one(template, kind, "ModelQuality")["Condition"] == "QualityMonitored"
+    parameter = as_json["Parameters"]["DecisionThreshold"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert all(pattern.match(value) for value in ("", "0.423100", "0", "1", "1.000000"))
+    assert not any(pattern.match(value) for value in ("1.5", "-0.1", "abc", "0.5 ", "inf"))
+
+
+def test_model_quality_reads_the_binary_answers_probability_at_the_models_threshold(dev):
+    """The endpoint answers probability,label per record (training_jobs/inference.py): the job reads
+    column 0 and the live model's own threshold, so binary labels are 1 and 0."""
+    definition = quality(dev)["Properties"]
+    assert definition["ModelQualityAppSpecification"]["ProblemType"] == "BinaryClassification"
+    endpoint_input = definition["ModelQualityJobInput"]["EndpointInput"]
+    assert endpoint_input["ProbabilityAttribute"] == "0"
+    assert endpoint_input["ProbabilityThresholdAttribute"] == {"Ref": "DecisionThreshold"}
+    assert "InferenceAttribute" not in endpoint_input
+    ground_truth = json.dumps(definition["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"])
+    assert ground_truth.endswith('"/ground-truth/bank-marketing"]]}')
+
+
+def test_model_quality_reads_the_predictions_whose_labels_are_in(dev):
+    """Each run reads one schedule period of predictions that ended ground_truth_delay_hours ago
+    (dev: daily, so the day that ended 24 hours before the run)."""
+    monitoring = dev.config.monitoring
+    assert (monitoring.period_hours, monitoring.ground_truth_delay_hours) == (24, 24)
+    endpoint_input = quality(dev)["Properties"]["ModelQualityJobInput"]["EndpointInput"]
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == ("-PT48H", "-PT24H")
+    schedule = one(hosting(dev), "AWS::SageMaker::MonitoringSchedule", "ModelQuality")["Properties"]
+    config = schedule["MonitoringScheduleConfig"]
+    assert config["MonitoringType"] == "ModelQuality"
+    assert config["ScheduleConfig"]["ScheduleExpression"] == monitoring.schedule
+    assert schedule["MonitoringScheduleName"] == "mlplatform-dev-bank-marketing-model-quality"
+
+
+def test_model_quality_jobs_run_like_the_data_quality_jobs(dev):
+    """In the VPC, isolated, encrypted with the platform key, as the dataset's monitoring role,
+    reporting under monitoring/<dataset>/reports/."""
+    data, model = (
+        one(hosting(dev), f"AWS::SageMaker::{kind}JobDefinition")["Properties"]
+        for kind in ("DataQuality", "ModelQuality")
+    )
+    for key in ("JobResources", "NetworkConfig", "RoleArn", "StoppingCondition"):
+        assert model[key] == data[key], key
+    assert model["ModelQualityJobOutputConfig"] == data["DataQualityJobOutputConfig"]
+    assert model["NetworkConfig"]["EnableNetworkIsolation"] is True
+
+
+def test_the_model_quality_alarm_fires_below_the_gates_bar(dev):
+    [alarm] = [a for a in resources(hosting(dev), "AWS::CloudWatch::Alarm").values() if "QualityAlarm" in json.dumps(a)]
+    alarm = alarm["Properties"]
+    assert alarm["AlarmName"] == "mlplatform-dev-bank-marketing-model-quality"
+    assert (alarm["MetricName"], alarm["Namespace"], alarm["Statistic"]) == (
+        "LiveModelQuality",
+        "MLPlatform",
+        "Minimum",
+    )
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"Stage": "dev", "Dataset": "bank-marketing"}
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 0.9)  # the spec's auc minimum
+    assert alarm["TreatMissingData"] == "ignore"
+    assert "OperatorTopic" in json.dumps(alarm["AlarmActions"]) and "OperatorTopic" in json.dumps(alarm["OKActions"])
+    assert "docs/runbook.md#model-quality" in alarm["AlarmDescription"]
+
+
+def test_the_monitoring_role_reads_the_uploaded_labels_only_where_model_quality_is_on(stage):
+    policy = json.dumps(statements(hosting(stage), "MonitoringRoleDefaultPolicy"))
+    assert ("ground-truth/bank-marketing/*" in policy) is stage.config.monitoring.model_quality
+    assert "ground-truth/car-evaluation" not in policy
+
+
+def test_the_deployment_role_manages_the_model_quality_definition_where_it_exists(stage):
+    [statement] = [
+        s
+        for s in statements(hosting(stage), "DeploymentRoleDefaultPolicy")
+        if "sagemaker:CreateMonitoringSchedule" in actions(s)
+    ]
+    on = stage.config.monitoring.model_quality
+    assert ("sagemaker:CreateModelQualityJobDefinition" in actions(statement)) is on
+    assert ("bank-marketing-model-quality" in json.dumps(statement["Resource"])) is on
+
+
+def variant_hosting(stage_config, lone_app, dataset: str, monitoring: dict, specs: dict | None = None) -> Template:
+    """The hosting stack of ``dataset`` in a stage with ``monitoring`` as given."""
+    config = stage_config(monitoring=monitoring, hosting={"datasets": [dataset]})
+    app = lone_app()
+    data = DataStack(app, "Data", config=config)
+    network = NetworkStack(app, "Network", config=config, key=data.key)
+    jobs = cdk.Stack(app, "Jobs")
+    stack = HostingStack(
+        app,
+        "Hosting",
+        foundation=Foundation.of(config, specs if specs is not None else dataset_specs(), data, network),
+        dataset=dataset,
+        execution_role=iam.Role(jobs, "Execution", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")),
+        security_group=ec2.SecurityGroup(jobs, "Jobs", vpc=network.vpc),
+        model_package_group=f"mlplatform-variant-{dataset}",
+        preparation=PreparationRuns("mlplatform-variant-prepare", data.data_store.bucket.bucket_name, 42),
+    )
+    return Template.from_stack(stack)
+
+
+def test_a_multiclass_models_label_column_comes_from_deploy_model(stage_config, lone_app):
+    """car evaluation answers one probability per class, then the label: the column is a parameter."""
+    template = variant_hosting(stage_config, lone_app, "car-evaluation", {"model_quality": True})
+    definition = one(template, "AWS::SageMaker::ModelQualityJobDefinition")["Properties"]
+    assert definition["ModelQualityAppSpecification"]["ProblemType"] == "MulticlassClassification"
+    endpoint_input = definition["ModelQualityJobInput"]["EndpointInput"]
+    assert endpoint_input["InferenceAttribute"] == {"Ref": "LabelColumn"}
+    assert "ProbabilityAttribute" not in endpoint_input
+    pattern = re.compile(template.to_json()["Parameters"]["LabelColumn"]["AllowedPattern"])
+    assert pattern.match("4") and pattern.match("") and not pattern.match("0") and not pattern.match("x")
+
+
+def test_an_hourly_schedule_reads_the_hour_that_ended_the_delay_ago(stage_config, lone_app):
+    monitoring = {"model_quality": True, "schedule": "cron(0 0/6 ? * * *)", "ground_truth_delay_hours": 3}
+    template = variant_hosting(stage_config, lone_app, "bank-marketing", monitoring)
+    endpoint_input = one(template, "AWS::SageMaker::ModelQualityJobDefinition")["Properties"]["ModelQualityJobInput"]
+    assert (endpoint_input["EndpointInput"]["StartTimeOffset"], endpoint_input["EndpointInput"]["EndTimeOffset"]) == (
+        "-PT9H",
+        "-PT3H",
+    )
+
+
+def test_a_spec_whose_metric_model_monitor_does_not_compute_is_refused_by_name(stage_config, lone_app, tmp_path):
+    spec = json.loads((ROOT / "datasets" / "bank-marketing.json").read_text())
+    spec["training"]["objective_metric"] = "log_loss"
+    spec["training"]["minimum"] = 0.5
+    path = tmp_path / "bank-marketing.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match=r"Model Monitor computes auc, accuracy, f1, precision, recall .* 'log_loss'"):
+        variant_hosting(stage_config, lone_app, "bank-marketing", {"model_quality": True}, {"bank-marketing": path})
+
+
+@pytest.mark.parametrize(
+    ("schedule", "hours"),
+    [("cron(0 * ? * * *)", 1), ("cron(0 6 ? * * *)", 24), ("cron(0 0/6 ? * * *)", 6), ("cron(0 12/12 ? * * *)", 12)],
+)
+def test_a_schedules_period(stage_config, schedule, hours):
+    assert stage_config(monitoring={"schedule": schedule}).monitoring.period_hours == hours
+
+
+def test_an_hourly_model_quality_run_has_half_an_hour(stage_config):
+    """The ground-truth merge and the analysis share an hourly run's time: 1800 s at most."""
+    hourly = {"schedule": "cron(0 * ? * * *)", "model_quality": True}
+    with pytest.raises(ConfigError, match="max_runtime_minutes must be 30 or less"):
+        stage_config(monitoring={**hourly, "max_runtime_minutes": 45})
+    assert stage_config(monitoring={**hourly, "max_runtime_minutes": 30})
+    assert stage_config(monitoring={**hourly, "model_quality": False, "max_runtime_minutes": 45})

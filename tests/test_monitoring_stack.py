@@ -169,3 +169,13 @@ def test_a_metric_record_is_in_the_embedded_metric_format():
         1,
         61.5,
     )
+
+
+def test_the_dashboard_shows_what_model_monitor_finds_per_endpoint(stage):
+    """Drift (features with a violation) where the stage monitors data quality, and the live model's
+    objective metric on labelled traffic where it monitors model quality (dev)."""
+    body = _body(stage)
+    monitoring = stage.config.monitoring
+    for metric, on in (("DriftedFeatures", monitoring.data_quality), ("LiveModelQuality", monitoring.model_quality)):
+        found = re.search(rf'"MLPlatform","{metric}","Dataset","bank-marketing","Stage","{stage.config.name}"', body)
+        assert bool(found) is on, metric

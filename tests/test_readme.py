@@ -146,6 +146,7 @@ NOT_IN_THE_CHECKOUT = {
     "batch-input/",
     "batch-output/",
     "capture/",
+    "ground-truth/",
     "sandbox/",
     "training/",
     # what etl/prepare.py and run_local.py write into a prepared run and a model

@@ -589,6 +589,8 @@ def test_a_model_that_passes_the_gate_is_approved_with_its_metrics(register_mode
     metadata = package["CustomerMetadataProperties"]
     assert float(metadata["objective_value"]) == pytest.approx(evaluation["test"]["accuracy"], abs=1e-6)
     assert metadata["training_job"] == "car-run-1" and "test_macro_f1" in metadata
+    # How the model-quality job reads its answers: the label after four classes' probabilities.
+    assert metadata["classes"] == "4" and "decision_threshold" not in metadata
     container = package["InferenceSpecification"]["Containers"][0]
     assert container["Image"] == IMAGES["xgboost"]
     stored = json.loads(
@@ -833,6 +835,17 @@ def test_a_built_in_algorithms_model_is_scored_evaluated_and_registered_as_an_in
         algorithm,
     )
     assert register_model.handler(state_change(evaluating["job"], "Completed"), None)["status"] == "duplicate"
+
+
+def test_a_binary_model_records_its_decision_threshold(register_model, aws, trained):
+    """deploy_model gives it to the model-quality job, which reads the answer's probability at it."""
+    evaluation = trained["bank-marketing"].evaluation
+    finished_job(aws, "bank-run-1", "bank-marketing", evaluation)
+    register_model.handler(state_change("bank-run-1", "Completed"), None)
+    [package] = packages(aws, "bank-marketing")
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["decision_threshold"] == f"{evaluation['test']['threshold']:.6f}"
+    assert 0 < float(metadata["decision_threshold"]) < 1 and "classes" not in metadata
 
 
 def test_a_built_in_job_that_did_not_train_on_a_prepared_run_is_not_scored(register_model, aws, prepared):

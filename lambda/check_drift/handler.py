@@ -1,5 +1,6 @@
 """check_drift: a data-quality monitoring run's report tells the operators which features of the
-live model drifted, and starts a preparation run when new labelled data is there to retrain on.
+live model drifted, and starts a preparation run when new labelled data is there to retrain on; a
+model-quality run's report gives the live model's objective metric on labelled traffic.
 
 Fired by EventBridge when Model Monitor writes a monitoring run's ``constraint_violations.json``
 under ``monitoring/<dataset>/reports/`` (S3 "Object Created"; the hosting stack's rule). The
@@ -23,6 +24,13 @@ report names the features as the analyzer names a headerless dataset's columns, 
   reason; a report that is not Model Monitor's violations format fails the invocation (it is
   retried, then lands in the dead-letter queue, and the errors alarm fires).
 
+A model-quality run's ``statistics.json`` (under the endpoint's ``<endpoint>-model-quality``
+schedule's folder) publishes ``LiveModelQuality``: the live model's objective metric
+(``QUALITY_METRIC``, by Model Monitor's name) on the predictions joined with their uploaded labels,
+which the hosting stack's model-quality alarm compares with the spec's ``training.minimum``. A
+report without that metric fails the invocation, as a malformed violations report does.
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html
+
 Lambda retries an invocation that raised: the decision (and a run's start) comes before the
 metric and the message, so a claim still being started elsewhere (``RunStarting``) sends nothing
 twice.
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +52,7 @@ import platform_runtime as runtime
 
 LOG = logging.getLogger(__name__)
 REPORT = "constraint_violations.json"
+STATISTICS = "statistics.json"  # a model-quality run's metrics
 PARAMETER = "ModelPackageArn"
 MAX_LISTED = 20  # features named in one message; the report has the rest
 MAX_DESCRIPTION = 300  # characters of a check's description in the message (SNS takes 256 KB at most)
@@ -67,6 +77,7 @@ class Settings:
     topic_arn: str = runtime.setting("TOPIC_ARN")
     spec_uri: str = runtime.setting("SPEC_URI")
     retrain_min_hours: int = runtime.setting("RETRAIN_MIN_HOURS", "integer")
+    quality_metric: str = runtime.setting("QUALITY_METRIC")  # "": model quality is not monitored
     preparation: runtime.Preparation = runtime.settings_group(runtime.Preparation)
 
 
@@ -102,6 +113,23 @@ def read_report(text: str) -> list[dict[str, str]]:
         if not isinstance(item.get("feature_name", ""), str) or not isinstance(item.get("description", ""), str):
             raise ReportUnreadable(f"violations[{number}]: feature_name and description are text")
     return violations
+
+
+def read_quality(text: str, metric: str) -> float:
+    """``metric``'s value in a model-quality run's statistics, ``{"<problem>_metrics": {"<metric>":
+    {"value", "standard_deviation"}, ...}}``."""
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReportUnreadable(f"not JSON: {error}") from None
+    families = [family for family, _ in runtime.MODEL_MONITOR_METRICS.values()]
+    found = [report[family] for family in families if isinstance(report, Mapping) and family in report]
+    if len(found) != 1 or not isinstance(found[0], Mapping):
+        raise ReportUnreadable(f"not one of {', '.join(families)}")
+    value = found[0].get(metric, {}).get("value") if isinstance(found[0].get(metric), Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ReportUnreadable(f"no number for {metric}")
+    return float(value)
 
 
 def request_columns(schema: Mapping[str, Any]) -> list[str]:
@@ -227,6 +255,17 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
 
 
+def measured(settings: Settings, live: Live, value: float, now: datetime) -> dict[str, Any]:
+    """A model-quality run's outcome: the live model's objective metric published (the alarm
+    compares it with the gate's bar and tells the operators)."""
+    runtime.put_metrics(settings.stage, settings.dataset, {runtime.QUALITY_METRIC: (value, "None")}, now)
+    outcome = {"status": "measured", "metric": settings.quality_metric, "value": value, "model_package": live.package}
+    LOG.info(
+        "%s of %s on labelled traffic: %s", settings.quality_metric, live.package, value, extra={"outcome": outcome}
+    )
+    return outcome
+
+
 def check_drift(event: Any, s3, cloudformation, sagemaker, glue, sns, settings: Settings, now: datetime) -> dict:
     try:
         obj = runtime.ObjectCreated.from_event(event)
@@ -235,19 +274,25 @@ def check_drift(event: Any, s3, cloudformation, sagemaker, glue, sns, settings: 
     preparation = settings.preparation
     if obj.bucket != preparation.data_bucket or not obj.key.startswith(settings.reports_prefix):
         return runtime.ignored(LOG, f"{obj.uri} is not under s3://{preparation.data_bucket}/{settings.reports_prefix}")
-    if obj.key.rpartition("/")[2] != REPORT:
-        return runtime.ignored(LOG, f"{obj.uri} is not a {REPORT}")
+    endpoint = settings.endpoint_name
+    quality = obj.key.startswith(f"{settings.reports_prefix}{endpoint}/{endpoint}{runtime.MODEL_QUALITY_SCHEDULE}/")
+    wanted = STATISTICS if quality and settings.quality_metric else REPORT
+    if obj.key.rpartition("/")[2] != wanted:
+        return runtime.ignored(LOG, f"{obj.uri} is not a {wanted} of {endpoint}'s schedules")
     if obj.size > MAX_REPORT_BYTES:
-        raise ReportUnreadable(
-            f"{obj.uri} is {obj.size} bytes, more than a violations report holds ({MAX_REPORT_BYTES})"
-        )
+        raise ReportUnreadable(f"{obj.uri} is {obj.size} bytes, more than a report holds ({MAX_REPORT_BYTES})")
+    text = runtime.read_text(s3, obj.uri)
     try:
-        violations = read_report(runtime.read_text(s3, obj.uri))
+        value = read_quality(text, settings.quality_metric) if quality else None
+        violations = [] if quality else read_report(text)
     except ReportUnreadable as error:
-        raise ReportUnreadable(f"{obj.uri} is not a Model Monitor violations report: {error}") from None
+        kind = "model-quality statistics" if quality else "violations report"
+        raise ReportUnreadable(f"{obj.uri} is not a Model Monitor {kind}: {error}") from None
     live = live_model(cloudformation, sagemaker, settings)
     if live is None:
         return runtime.ignored(LOG, f"{settings.stack_name} serves no model: {obj.uri} is of a model no longer live")
+    if value is not None:
+        return measured(settings, live, value, now)
     drifted = named(violations, columns_of(s3, settings, live.run_id))
     features = sorted({v.feature for v in drifted})
     outcome: dict[str, Any] = {"status": "clean" if not drifted else "drifted", "features": features}

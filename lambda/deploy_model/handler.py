@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,9 @@ from botocore.exceptions import ClientError
 LOG = logging.getLogger(__name__)
 PARAMETER = "ModelPackageArn"
 BASELINE_PARAMETER = "BaselineUri"
+# The hosting stack's parameters that say how its model-quality job reads the live model's answers
+# (stacks/hosting.py): the package's metadata key each is set from, and the form it allows.
+QUALITY_PARAMETERS = {name: (key, re.compile(form)) for name, key, form in runtime.ANSWER_PARAMETERS.values()}
 PROCESSING_EVENT = "SageMaker Processing Job State Change"
 READY = {
     "CREATE_COMPLETE",
@@ -168,7 +172,7 @@ def deploy_model(event: Any, cloudformation, sagemaker, settings: Settings) -> d
         LOG.info("event for %r; the newest approved package of %s is %s", change.arn, settings.group_name, package)
 
     if not settings.baseline.enabled:
-        return roll_out(cloudformation, settings, {PARAMETER: package})
+        return roll_out(cloudformation, sagemaker, settings, {PARAMETER: package})
     stack = describe(cloudformation, settings.stack_name)
     if stack.parameters.get(PARAMETER) == package:
         LOG.info("%s is already live on %s", package, settings.stack_name)
@@ -180,7 +184,9 @@ def deploy_model(event: Any, cloudformation, sagemaker, settings: Settings) -> d
     if job["ProcessingJobStatus"] not in runtime.ENDED:
         LOG.info("the baseline job %s of %s is %s", name, package, job["ProcessingJobStatus"])
         return {"status": "baselining", "model_package": package, "job": name}
-    return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)}, stack)
+    return roll_out(
+        cloudformation, sagemaker, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)}, stack
+    )
 
 
 def baseline_job_name(endpoint_name: str, package: str) -> str:
@@ -213,7 +219,7 @@ def start_baseline(cloudformation, sagemaker, settings: Settings, package: str, 
     run_id = metadata.get("run_id", "")
     if not run_id:
         LOG.warning("%s records no prepared run (run_id): it goes live without a baseline", package)
-        return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: ""})
+        return roll_out(cloudformation, sagemaker, settings, {PARAMETER: package, BASELINE_PARAMETER: ""})
     source = f"s3://{baseline.data_bucket}/{baseline.prepared_prefix}{baseline.dataset}/{run_id}/baseline/"
     output = f"s3://{baseline.data_bucket}/{baseline.baselines_prefix}{name}"
     request = baseline_request(name, source, output, baseline, run_id)
@@ -303,16 +309,39 @@ def baseline_ended(event: Any, cloudformation, sagemaker, settings: Settings) ->
         return runtime.ignored(LOG, f"{name} is not the baseline of the newest approved package ({package or 'none'})")
     # The job as SageMaker records it now, not as the event said.
     job = sagemaker.describe_processing_job(ProcessingJobName=name)
-    return roll_out(cloudformation, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)})
+    return roll_out(cloudformation, sagemaker, settings, {PARAMETER: package, BASELINE_PARAMETER: baseline_of(job)})
+
+
+def answer_parameters(sagemaker, package: str, stack: Stack) -> dict[str, str]:
+    """How the model-quality job reads ``package``'s answers, for each such parameter the stack has
+    (``QUALITY_PARAMETERS``): the binary model's decision threshold, or the multiclass answer's
+    label column (after one probability per class), as register_model records them in the
+    package's metadata. Empty (model quality not monitored) where the package records none: it was
+    not registered by the platform."""
+    names = [name for name in QUALITY_PARAMETERS if name in stack.parameters]
+    if not names:
+        return {}
+    metadata = sagemaker.describe_model_package(ModelPackageName=package).get("CustomerMetadataProperties", {})
+    wanted = {}
+    for name in names:
+        key, pattern = QUALITY_PARAMETERS[name]
+        value = metadata.get(key, "")
+        if not pattern.fullmatch(value):
+            LOG.warning("%s records no %s (%r): its model quality is not monitored", package, key, value)
+            value = ""
+        wanted[name] = value
+    return wanted
 
 
 def roll_out(
-    cloudformation, settings: Settings, wanted: Mapping[str, str], stack: Stack | None = None
+    cloudformation, sagemaker, settings: Settings, wanted: Mapping[str, str], stack: Stack | None = None
 ) -> dict[str, Any]:
-    """The hosting stack updated with the ``wanted`` parameters (the others as they are), unless it
-    has them already or is busy (``settle``); ``stack`` as the caller has just described it, if so."""
+    """The hosting stack updated with the ``wanted`` parameters and how to read the package's
+    answers (the others as they are), unless it has them already or is busy (``settle``);
+    ``stack`` as the caller has just described it, if so."""
     package = wanted[PARAMETER]
     stack = stack or describe(cloudformation, settings.stack_name)
+    wanted = {**wanted, **answer_parameters(sagemaker, package, stack)}
     settled = settle(stack, wanted, settings.stack_name)
     if settled is not None:
         return settled

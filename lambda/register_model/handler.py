@@ -351,6 +351,7 @@ def _register(
         "objective_value": f"{value:.6f}",
         "verdict": verdict.reason[:256],
         **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["test"].items() if isinstance(v, int | float)},
+        **answer_metadata(spec.target.problem, evaluation["test"]),
         **trained.metadata,
     }
     package = sagemaker.create_model_package(
@@ -379,6 +380,17 @@ def _register(
     LOG.info("registered %s: %s", package, verdict.reason, extra={"dataset": dataset})
     passed = {"Approved": "approved", "PendingManualApproval": "pending-approval"}[settings.pass_status]
     return {"status": passed if verdict.approved else "rejected", "model_package": package, "reason": verdict.reason}
+
+
+def answer_metadata(problem: str, test: Mapping[str, Any]) -> dict[str, str]:
+    """How the model's answers are read (``platform_runtime.ANSWER_PARAMETERS``; deploy_model gives
+    it to the hosting stack's model-quality job): a binary model's decision threshold, a multiclass
+    model's number of classes (its answer's label column), from its evaluation on test."""
+    if problem == "binary" and isinstance(threshold := test.get("threshold"), int | float):
+        return {runtime.ANSWER_PARAMETERS[problem][1]: f"{threshold:.6f}"}
+    if problem == "multiclass" and isinstance(matrix := test.get("confusion_matrix"), list):
+        return {runtime.ANSWER_PARAMETERS[problem][1]: str(len(matrix))}
+    return {}
 
 
 def _containers(settings: Settings, trained: Trained, evaluated_by: Mapping[str, Any]) -> list[dict[str, Any]]:
