@@ -139,6 +139,14 @@ PRICES: dict[str, dict[str, Price]] = {
             f"page published May 2026: 'Crawlers: $0.44 per DPU-hour, ten-minute minimum per crawl'; {_GLUE}: "
             "its stored copy shows the same $0.44 per DPU-hour and 10-minute minimum for jobs",
         ),
+        "glue_job_dpu_hour": Price(
+            0.44,
+            "DPU-hour (per second, 1-minute minimum per run)",
+            "https://awsnegotiations.com/glue-job-cost-optimization.html",
+            "2026-11-24",
+            "page published May 2026: 'Spark jobs (Glue ETL): $0.44 per DPU-hour, one-minute minimum, billed per "
+            f"second'; {_GLUE}: its stored copy shows the same $0.44 per DPU-hour",
+        ),
         "logs_ingestion_gb": Price(
             0.50,
             "GB ingested",
@@ -182,6 +190,9 @@ PRICES: dict[str, dict[str, Price]] = {
         "cloudtrail_data_events": _CLOUDTRAIL_DATA,
         "glue_crawler_dpu_hour": _unknown(
             "DPU-hour (per second, 10-minute minimum per crawl)", _GLUE, f"{_SCRIPTED}; no eu-west-1 figure found"
+        ),
+        "glue_job_dpu_hour": _unknown(
+            "DPU-hour (per second, 1-minute minimum per run)", _GLUE, f"{_SCRIPTED}; no eu-west-1 figure found"
         ),
         "logs_ingestion_gb": _unknown("GB ingested", _CLOUDWATCH, f"{_SCRIPTED}; no eu-west-1 figure found"),
         "logs_storage_gb_month": _unknown("GB-month stored", _CLOUDWATCH, f"{_SCRIPTED}; no eu-west-1 figure found"),
@@ -400,7 +411,7 @@ PER_USE: dict[str, tuple[str, str]] = {
     "AWS::SNS::Topic": ("", "per publish and delivery: nothing is published while idle"),
     "AWS::SQS::Queue": ("sqs_requests", "per request: no message is sent while idle (polling: see the mapping)"),
     "AWS::Events::Rule": ("", "AWS service events matched by rules are not charged"),
-    "AWS::Glue::Job": ("", "per DPU-hour of each run: no run while idle"),
+    "AWS::Glue::Job": ("glue_job_dpu_hour", "per DPU-hour of each run (see its runs as data grows): no run while idle"),
     "AWS::S3::Bucket": ("s3_storage_gb_month", "per GB-month stored and per request: nothing is uploaded while idle"),
     "AWS::Logs::LogGroup": ("logs_storage_gb_month", "per GB ingested and stored: nothing is logged while idle"),
     "AWS::EC2::FlowLog": ("logs_ingestion_gb", "flow records ingested: no traffic in the VPC while idle"),
@@ -800,6 +811,140 @@ def render_stage(cost: StageCost, comparison: StageCost | None = None) -> str:
         out.append(
             "**Not assessed (add them to checks/cost.py):** "
             + ", ".join(f"{kind} x{count}" for kind, count in sorted(cost.unassessed.items()))
+        )
+    out.append("")
+    runs = render_preparation_runs(cost)
+    if runs:
+        out.append(runs)
+    return "\n".join(out)
+
+
+# --- The preparation job's runs as data grows ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What bench/prepare.py measured: ``rows`` unique rows prepared in ``seconds`` of the job's own
+    work (the phases in its report.json: Spark's start and stop left out) on ``vcpus``."""
+
+    rows: int
+    seconds: float
+    vcpus: int
+    measured: str
+
+    @property
+    def rows_per_vcpu_second(self) -> float:
+        return self.rows / self.seconds / self.vcpus
+
+
+# The median of 3 runs of `python bench/prepare.py --runs 3` (1,000,000 rows: the sum of the job's
+# phases), local Spark on a 2-vCPU, 24 GB machine. Measure again and update when etl/prepare.py
+# changes how much work a row costs.
+PREPARATION_THROUGHPUT = Throughput(
+    rows=1_000_000, seconds=35.65, vcpus=2, measured="bench/prepare.py, 2026-11-24, issue 16's job"
+)
+# Glue's G workers, (DPUs, vCPUs) each: https://docs.aws.amazon.com/glue/latest/dg/worker-types.html
+GLUE_WORKER_TYPES: dict[str, tuple[int, int]] = {"G.1X": (1, 4), "G.2X": (2, 8), "G.4X": (4, 16), "G.8X": (8, 32)}
+GLUE_JOB_MINIMUM_SECONDS = 60  # the least a run is billed (the price's source)
+SCALE_ROWS = (1_000_000, 10_000_000, 100_000_000)
+
+
+@dataclass(frozen=True)
+class PreparationRun:
+    """One run of a stage's Glue job on ``rows`` unique rows, on paper."""
+
+    stack: str
+    logical_id: str
+    worker_type: str
+    workers: int
+    timeout_minutes: int | None
+    rows: int
+    seconds: float | None  # the job's work at the measured rate on the task vCPUs (None: unknown worker)
+    dpu_hours: float | None  # billed: every worker, the 1-minute minimum
+    price: Price
+
+    @property
+    def amount(self) -> float | None:
+        if self.dpu_hours is None or self.price.amount is None:
+            return None
+        return self.dpu_hours * self.price.amount
+
+
+def preparation_runs(cost: StageCost, throughput: Throughput = PREPARATION_THROUGHPUT) -> list[PreparationRun]:
+    """Each Glue job of the stage at each of ``SCALE_ROWS`` (:func:`job_runs`)."""
+    unit_price = price(cost.priced_in, "glue_job_dpu_hour")
+    return [
+        run
+        for stack in read_stacks(cost.outdir)
+        for logical_id, resource in sorted(stack.template.get("Resources", {}).items())
+        if resource.get("Type") == "AWS::Glue::Job"
+        for run in job_runs(stack.name, logical_id, resource.get("Properties", {}), unit_price, throughput)
+    ]
+
+
+def job_runs(
+    stack: str, logical_id: str, properties: Mapping[str, Any], unit_price: Price, throughput: Throughput
+) -> list[PreparationRun]:
+    """One Glue job's runs at each of ``SCALE_ROWS``. One worker runs Spark's driver and the
+    others' vCPUs run the tasks, each at the measured rate: the rate of one machine, with the
+    shuffles of a cluster (over the network) left out, so the figures are a floor to check against
+    the job's first real runs, not a promise."""
+    worker_type, workers = str(properties.get("WorkerType")), int(properties.get("NumberOfWorkers", 0))
+    timeout = properties.get("Timeout")
+    runs: list[PreparationRun] = []
+    for rows in SCALE_ROWS:
+        seconds = dpu_hours = None
+        if worker_type in GLUE_WORKER_TYPES and workers >= 2:
+            dpus, vcpus = GLUE_WORKER_TYPES[worker_type]
+            seconds = rows / (throughput.rows_per_vcpu_second * vcpus * (workers - 1))
+            dpu_hours = max(seconds, GLUE_JOB_MINIMUM_SECONDS) / 3600 * dpus * workers
+        minutes = int(timeout) if isinstance(timeout, int) else None
+        runs.append(
+            PreparationRun(stack, logical_id, worker_type, workers, minutes, rows, seconds, dpu_hours, unit_price)
+        )
+    return runs
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+
+
+def render_preparation_runs(cost: StageCost, throughput: Throughput = PREPARATION_THROUGHPUT) -> str:
+    runs = preparation_runs(cost, throughput)
+    if not runs:
+        return ""
+    out = [
+        "### The preparation job's runs as data grows",
+        "",
+        f"A run of the Glue job on unique rows like bank marketing's (21 columns), at the rate "
+        f"`bench/prepare.py` measured: {throughput.rows:,} rows in {throughput.seconds:g} s of the job's own work "
+        f"on {throughput.vcpus} vCPUs, {throughput.rows_per_vcpu_second:,.0f} rows a second per vCPU "
+        f"({throughput.measured}). One worker runs Spark's driver and the other workers' vCPUs the tasks; "
+        "every worker bills, per second, for at least a minute. The time leaves out Glue's start and a "
+        "cluster's network shuffles, so it is a floor: compare it with the job's first real runs (the "
+        "preparation section of the dashboard) before sizing from it. Nor does it count a spill: where the "
+        "cached rows outgrow the executors' memory, Spark keeps the rest on the workers' disks. Raise "
+        "`etl.number_of_workers` (or `etl.worker_type`) when a size you expect comes near the timeout; the "
+        "time falls with the task vCPUs, the DPU-hours stay about the same.",
+        "",
+    ]
+    # Where the stage's region has no known price, the run at us-east-1's too (as the totals above).
+    fallback = price(DEFAULT_REGION, "glue_job_dpu_hour") if runs[0].price.amount is None else None
+    compared = f" | a run at {DEFAULT_REGION}'s price" if fallback else ""
+    out += [
+        f"| stack | job | workers | rows | the job's work | timeout | DPU-hours a run | a run{compared} |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if fallback else ""),
+    ]
+    for run in runs:
+        timeout = "unknown" if run.timeout_minutes is None else f"{run.timeout_minutes} min"
+        over = run.seconds is not None and run.timeout_minutes is not None and run.seconds > run.timeout_minutes * 60
+        dpu_hours = "unknown" if run.dpu_hours is None else f"{run.dpu_hours:,.3f}"
+        out.append(
+            f"| {run.stack} | `{run.logical_id}` | {run.workers} x {run.worker_type} | {run.rows:,} | "
+            f"{_duration(run.seconds)}{' (over the timeout)' if over else ''} | {timeout} | {dpu_hours} | "
+            f"{_money(run.amount)} |" + (f" {_money(replace(run, price=fallback).amount)} |" if fallback else "")
         )
     out.append("")
     return "\n".join(out)

@@ -11,14 +11,19 @@ import pytest
 from checks.cost import (
     HOURS_PER_MONTH,
     PRICES,
+    SCALE_ROWS,
     Line,
     Price,
+    Throughput,
     alarm_metrics,
     condition_holds,
     endpoint_service,
     interface_endpoint_eni_hours,
+    job_runs,
     main,
+    preparation_runs,
     render_document,
+    render_stage,
     runs_per_month,
     stage_cost,
 )
@@ -144,3 +149,55 @@ def test_check_mode_fails_on_a_stale_report(dev, tmp_path):
     assert main([f"dev={dev.outdir}", "--output", str(report), "--check"]) == 0
     report.write_text(report.read_text() + "edited by hand\n")
     assert main([f"dev={dev.outdir}", "--output", str(report), "--check"]) == 1
+
+
+# --- the preparation job's runs as data grows -------------------------------------------------------
+
+RATE = Throughput(rows=1_000_000, seconds=50.0, vcpus=2, measured="a test")  # 10,000 rows/s per vCPU
+PRICED = Price(0.44, "DPU-hour", "https://example.org", "2026-11-24")
+
+
+def test_a_run_is_the_rows_over_the_task_vcpus_and_bills_every_worker():
+    runs = job_runs("s", "Job", {"WorkerType": "G.2X", "NumberOfWorkers": 5, "Timeout": 60}, PRICED, RATE)
+    by_rows = {run.rows: run for run in runs}
+    assert sorted(by_rows) == sorted(SCALE_ROWS)
+    # 4 workers run tasks on 8 vCPUs each: 32 vCPUs x 10,000 rows/s; the driver's worker bills too.
+    hundred_million = by_rows[100_000_000]
+    assert hundred_million.seconds == pytest.approx(100_000_000 / 320_000)
+    assert hundred_million.dpu_hours == pytest.approx(100_000_000 / 320_000 / 3600 * 2 * 5)
+    assert hundred_million.amount == pytest.approx(hundred_million.dpu_hours * 0.44)
+    assert hundred_million.timeout_minutes == 60
+
+
+def test_a_short_run_bills_the_one_minute_minimum_on_every_worker():
+    (million, *_) = job_runs("s", "Job", {"WorkerType": "G.1X", "NumberOfWorkers": 3}, PRICED, RATE)
+    assert million.seconds == pytest.approx(1_000_000 / 80_000)  # 12.5 s of work
+    assert million.dpu_hours == pytest.approx(60 / 3600 * 1 * 3)
+
+
+def test_more_workers_shorten_a_long_run_at_about_the_same_dpu_hours():
+    def run(workers: int):
+        (*_, last) = job_runs("s", "Job", {"WorkerType": "G.1X", "NumberOfWorkers": workers}, PRICED, RATE)
+        return last
+
+    two, nine = run(2), run(9)
+    assert nine.seconds == pytest.approx(two.seconds / 8)
+    assert nine.dpu_hours / two.dpu_hours == pytest.approx(9 / 8 / 2)  # the driver's worker's share shrinks
+
+
+def test_a_worker_type_without_a_known_size_is_unknown_not_guessed():
+    runs = job_runs("s", "Job", {"WorkerType": "Z.2X", "NumberOfWorkers": 4}, PRICED, RATE)
+    assert {run.seconds for run in runs} == {None} and {run.amount for run in runs} == {None}
+
+
+def test_each_stage_prices_its_own_job_at_its_workers(stage):
+    cost = stage_cost("stage", stage.outdir)
+    runs = preparation_runs(cost)
+    settings = stage.config.etl
+    assert {(run.worker_type, run.workers) for run in runs} == {(settings.worker_type, settings.number_of_workers)}
+    assert {run.timeout_minutes for run in runs} == {settings.timeout_minutes}
+    assert all(run.dpu_hours is not None and run.dpu_hours > 0 for run in runs)
+    rendered = render_stage(cost)
+    assert "### The preparation job's runs as data grows" in rendered
+    if runs[0].price.amount is None:  # prod's region has no known price: us-east-1's is shown beside
+        assert "a run at us-east-1's price" in rendered

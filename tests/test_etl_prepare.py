@@ -162,6 +162,8 @@ def test_report_counts_and_class_balance(prepared):
     assert report["missing_values"]["age"] == 0 and report["invalid_numbers"]["duration"] == 0
     wine = prepared["wine-quality"].report
     assert wine["duplicates_dropped"] == 240  # the red wine file repeats 240 rows exactly
+    phases = ["read_normalise_deduplicate", "split", "fit", "transform", "write"]
+    assert list(report["phases"]) == phases and sum(report["phases"].values()) <= report["seconds"] + 0.05
 
 
 def test_vertebral_outliers_are_clipped_to_the_training_whiskers(prepared):
@@ -193,6 +195,108 @@ def test_same_seed_gives_identical_output_and_another_seed_does_not(spark, prepa
     schema = json.loads((again.output / "schema.json").read_text())
     assert schema.pop("autopilot") and schema == json.loads((first.output / "schema.json").read_text())
     assert split_rows(other.output, "train") != split_rows(first.output, "train")
+
+
+def test_same_seed_gives_the_same_split_on_any_partitioning(spark, prepared, tmp_path):
+    """Car evaluation's rows in three files, in another order, read in small splits (so that the
+    shuffle has as many partitions, more than the cores the one file is read with): the same
+    prepared files as the run on the one file."""
+    import random
+
+    first = prepared["car-evaluation"]
+    lines = first.raw.read_text().splitlines()
+    random.Random(7).shuffle(lines)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for part in range(3):
+        (folder / f"part-{part}.data").write_text("\n".join(lines[part::3]) + "\n")
+    cores = spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(first.raw.stat().st_size // (cores + 4)))
+    try:
+        again = run_prepare(spark, "car-evaluation", tmp_path / "out", raw=folder)
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert partitions > cores  # the job took its shuffle partitions from the input's splits
+    assert again.report["splits"] == first.report["splits"]
+    for split in SPLITS:
+        assert split_rows(again.output, split) == split_rows(first.output, split)
+
+
+# --- statistics: approximate quartiles within the stated error of the exact ones ----------------
+
+
+def rank_error(values: list[float], value: float, level: float) -> int:
+    """How many ranks ``value`` is from the exact ``level`` quantile of ``values``: the value at
+    rank ceil(level * n), counting from 1 (0: it is that value)."""
+    import bisect
+
+    ordered = sorted(values)
+    below, through = bisect.bisect_left(ordered, value), bisect.bisect_right(ordered, value)
+    target = math.ceil(level * len(ordered))
+    if below < target <= through:
+        return 0
+    return below + 1 - target if target <= below else target - through
+
+
+def stated_error(count: int) -> int:
+    """The rank error percentile_approx allows at the job's accuracy: count / 10,000, rounded up."""
+    import prepare
+
+    return math.ceil(count / prepare.PERCENTILE_ACCURACY)
+
+
+def numbers(values, spec) -> list[float]:
+    """The values a numeric column learns from: not missing, and numbers."""
+    from dataset_spec import parse_number
+
+    found = [parse_number(v) for v in values if v.strip().lower() not in spec.missing_values]
+    return [n for n in found if n is not None]
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_imputed_medians_and_whiskers_come_from_quartiles_within_the_stated_error(prepared, name):
+    """Each numeric feature's median (and, where outliers are clipped, the quartiles behind its
+    whiskers) against the exact quantiles of the training split's values, read from baseline/."""
+    from dataset_spec import IQR_WHISKER
+
+    data = prepared[name]
+    columns = [c for c in data.schema["raw"]["columns"] if c in data.schema["input_columns"]]
+    lines = file_lines(data.output / "baseline")
+    checked = 0
+    for entry in data.schema["features"]:
+        if entry["kind"] != "numeric":
+            continue
+        values = numbers([line[columns.index(entry["column"])] for line in lines], data.spec)
+        allowed = stated_error(len(values))
+        assert rank_error(values, entry["impute"], 0.5) <= allowed, entry["column"]
+        assert entry["impute"] in values  # a value of the split, not between two
+        if entry["clip"]:
+            low, high = entry["clip"]
+            spread = (high - low) / (1 + 2 * IQR_WHISKER)
+            for level, quartile in ((0.25, low + IQR_WHISKER * spread), (0.75, high - IQR_WHISKER * spread)):
+                value = min(values, key=lambda v, q=quartile: abs(v - q))
+                assert math.isclose(value, quartile, rel_tol=1e-9, abs_tol=1e-9), (entry["column"], level)
+                assert rank_error(values, value, level) <= allowed, (entry["column"], level)
+        checked += 1
+    assert checked or name == "car-evaluation"  # car evaluation has no numeric feature
+
+
+def test_quartiles_of_41188_rows_are_within_five_ranks_of_the_exact_ones(spark):
+    """bank-additional-full, the shipped spec: 41,188 values per column, so the stated error is
+    5 ranks (the datasets above are small enough for 1)."""
+    import prepare
+
+    spec = load_dataset_spec("bank-marketing")
+    full = RAW_FILES["bank-marketing"].with_name("bank-additional-full.csv")
+    found = prepare.quartiles(prepare.records(prepare.read_raw(spark, str(full), spec), spec), spec)
+    with full.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle, delimiter=spec.delimiter))
+    assert len(records) == 41188 and set(found) == {f.name for f in spec.features if f.kind == "numeric"}
+    for column, levels in found.items():
+        values = numbers([record[column] for record in records], spec)
+        for level, value in zip((0.25, 0.5, 0.75), levels, strict=True):
+            assert rank_error(values, value, level) <= stated_error(len(values)) == 5, (column, level)
 
 
 # --- crafted data: duplicates, missing values, variants, outliers, unseen values ---------------
@@ -521,10 +625,14 @@ def test_rows_apart_only_in_a_dropped_column_are_not_duplicates(spark):
     import prepare
     from dataset_spec import parse_spec
 
-    raw = json.loads((ROOT / "datasets" / "bank-marketing.json").read_text())
-    raw["features"].pop("duration")
-    spec = parse_spec({**raw, "drop": ["duration"]})
-    assert prepare.unique_rows(prepare.read_raw(spark, str(RAW_FILES["bank-marketing"]), spec)).count() == 4119
+    written = json.loads((ROOT / "datasets" / "bank-marketing.json").read_text())
+    written["features"].pop("duration")
+    spec = parse_spec({**written, "drop": ["duration"]})
+    raw = prepare.read_raw(spark, str(RAW_FILES["bank-marketing"]), spec)
+    rows = prepare.keyed(prepare.records(raw, spec), spec, SEED)
+    assert rows.select("__data").distinct().count() == 4119 - 19  # the normalised rows: 19 repeat
+    baseline = prepare.raw_feature_columns(raw.columns[:-3], spec)
+    assert prepare.unique_rows(rows, spec, baseline).count() == 4119
 
 
 def test_a_multiclass_target_with_one_class_in_the_data_is_refused(spark, tmp_path):
