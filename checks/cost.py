@@ -398,6 +398,7 @@ NO_CHARGE: dict[str, str] = {
     "AWS::SageMaker::EndpointConfig": "SageMaker configuration (compute bills on the endpoint)",
     "AWS::SageMaker::DataQualityJobDefinition": "SageMaker configuration (its runs bill on the schedule)",
     "AWS::SageMaker::ModelQualityJobDefinition": "SageMaker configuration (its runs bill on the schedule)",
+    "AWS::SageMaker::StudioLifecycleConfig": "SageMaker configuration (a script a user's app runs at its start)",
     "AWS::SageMaker::ModelPackageGroup": "model registry",
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": "SageMaker configuration",
     "AWS::ApplicationAutoScaling::ScalableTarget": "Application Auto Scaling (its alarms are counted on the policy)",

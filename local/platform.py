@@ -41,7 +41,7 @@ from local.hosting import Hosting
 from local.jobs import Jobs
 from local.queues import Queues
 from local.stacks import CloudFormation, StackError
-from local.trace import PRINCIPAL, Trace, acting_as
+from local.trace import PRINCIPAL, SOURCE_IDENTITY, Trace, acting_as
 
 ACCOUNT = "123456789012"  # moto's default account; the twin has no other
 REGION = "eu-west-1"
@@ -98,6 +98,7 @@ class Twin:
         self._sequencer = 0
         self._clients: dict[str, Any] = {}
         self._mock = None
+        self._settling = False  # run_until_idle is running
         self.availability_zones: list[str] = []
 
     # --- lifecycle ---
@@ -254,6 +255,13 @@ class Twin:
             self._pending.append((description, task))
 
     def run_until_idle(self, limit: int = 10_000) -> int:
+        settling, self._settling = self._settling, True
+        try:
+            return self._run_until_idle(limit)
+        finally:
+            self._settling = settling
+
+    def _run_until_idle(self, limit: int) -> int:
         steps = 0
         while self._pending or self._timers or self.bus.tick():
             if steps >= limit:
@@ -282,7 +290,11 @@ class Twin:
     # --- botocore hooks ---
 
     def _before_call(self, params: dict[str, Any], model, context: dict[str, Any], **_: Any) -> None:
-        context["twin"] = {"params": dict(params), "principal": PRINCIPAL.get()}
+        context["twin"] = {
+            "params": dict(params),
+            "principal": PRINCIPAL.get(),
+            "source_identity": SOURCE_IDENTITY.get(),
+        }
         if model.service_model.service_name == "sagemaker" and model.name == "UpdateModelPackage":
             package = self._model_package(params.get("ModelPackageArn", ""))
             context["twin"]["metadata"] = dict(package.customer_metadata_properties or {}) if package else None
@@ -308,6 +320,17 @@ class Twin:
         if call is None:
             return None
         service, operation, params = model.service_model.service_name, model.name, call["params"]
+        if call["principal"] in self._people():
+            refused = self._refused(call["principal"], call["source_identity"], service, operation, params)
+            if refused:
+                # Query and REST-XML services (IAM, STS, S3) answer AccessDenied with 403; the
+                # JSON ones (SageMaker, Logs) AccessDeniedException with 400.
+                xml = model.service_model.protocol in ("query", "rest-xml", "ec2")
+                error = {"Code": "AccessDenied" if xml else "AccessDeniedException", "Message": refused}
+                return _response({"Error": {**error, "Type": "Sender"}}, status=403 if xml else 400)
+            if service == "sagemaker" and operation.startswith("Describe") and not self._settling:
+                # A person waiting on a job: time passes, and the platform runs what is pending.
+                self.run_until_idle()
         try:
             if service == "cloudformation" and operation == "DescribeStacks":
                 return _response(self.cloudformation.describe_stacks(params))
@@ -326,6 +349,54 @@ class Twin:
         except ClientError as error:
             return _response(error.response, status=error.response["ResponseMetadata"].get("HTTPStatusCode", 400))
         return None
+
+    def _people(self) -> set[str]:
+        """The roles people work as (the data scientists', in Studio or the notebook): ARNs."""
+        from permissions.people import PERSONS
+
+        if not any(stack.name.endswith("-Studio") for stack in self.cloudformation.stacks.values()):
+            return set()
+        studio = self.stack("Studio")
+        resources = studio.template["Resources"]
+        return {
+            physical.attributes["Arn"]
+            for logical_id, physical in studio.physical.items()
+            if resources[logical_id]["Type"] == "AWS::IAM::Role" and logical_id.startswith(PERSONS)
+        }
+
+    def _refused(
+        self, principal: str, source_identity: str | None, service: str, operation: str, params: Mapping[str, Any]
+    ) -> str | None:
+        """Why AWS would refuse a person's request, from the deployed policies and the real
+        evaluator (None: allowed). moto enforces no policy; the platform's own requests are
+        proven after the fact (permissions/), but a person's client reacts to a refusal (the
+        SDK reads IAM and lists the buckets before a job, and carries on when refused), so the
+        twin refuses what AWS would refuse, as AWS does, with AccessDenied."""
+        from permissions.actions import Request
+        from permissions.calls import requests_of
+        from permissions.policies import collect
+        from permissions.proof import Proof, where_of
+
+        policies = collect(self)
+        call = {
+            "principal": principal,
+            "service": service,
+            "operation": operation,
+            "params": dict(params),
+            "source_identity": source_identity,
+        }
+        requests = [r for r in requests_of(call, where_of(self, policies)) if isinstance(r, Request)]
+        if not requests:  # nothing the map can name: the proof reports it as unknown
+            return None
+        answers = Proof(policies, requests, account=self.account).evaluate().answers
+        denied = [a for a in answers if a.decision != "Allowed"]
+        if not denied:
+            return None
+        request = denied[0].request
+        return (
+            f"User: {principal} is not authorized to perform: {request.action} on resource: {request.resource} "
+            f"({denied[0].decision})"
+        )
 
     def _update_endpoint(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """UpdateEndpoint, which moto does not implement: the endpoint's record takes the new
@@ -366,6 +437,7 @@ class Twin:
             error=error,
             # the ARNs a create answers with: the proof names a created resource by them
             created={k: v for k, v in parsed.items() if k.endswith("Arn") and isinstance(v, str)} if not error else {},
+            **({"source_identity": call["source_identity"]} if call["source_identity"] else {}),
         )
         if error:
             return

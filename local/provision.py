@@ -27,6 +27,8 @@ NOT_NEEDED = {
     "AWS::CloudTrail::Trail": "records S3 data events for auditors; nothing on the chain reads the trail",
     "AWS::SageMaker::Domain": "the data scientists' Studio workspace; nothing on the data's path runs in it",
     "AWS::SageMaker::UserProfile": "a person's Studio profile; nothing on the data's path runs in it",
+    "AWS::SageMaker::StudioLifecycleConfig": "a script Studio runs in a person's JupyterLab app; the twin runs no "
+    "app (the SDK defaults it writes are read from its resolved content: local/sdk.py)",
     "AWS::Budgets::Budget": "tells the operators' topic about the bill; the twin has no bill",
     "Custom::S3AutoDeleteObjects": "empties a bucket when its stack is deleted; the twin never deletes a stack",
     "Custom::VpcRestrictDefaultSG": "removes the default security group's rules at deploy time; the twin carries "
@@ -47,6 +49,10 @@ def declare(deployment: Deployment, kind: str, logical_id: str, properties: dict
         user = properties["UserProfileName"]
         arn = deployment.arn("sagemaker", f"user-profile/{properties['DomainId']}/{user}")
         return Physical(user, {"UserProfileArn": arn})
+    if kind == "AWS::SageMaker::StudioLifecycleConfig":
+        config = properties["StudioLifecycleConfigName"]
+        arn = deployment.arn("sagemaker", f"studio-lifecycle-config/{config}")
+        return Physical(config, {"StudioLifecycleConfigArn": arn})
     if kind == "AWS::Budgets::Budget":
         return Physical(properties["Budget"].get("BudgetName", name), {})
     if kind == "AWS::CloudTrail::Trail":

@@ -7,6 +7,7 @@ names the stack, the place in the template and the intrinsic, never a silent ``N
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -140,6 +141,8 @@ class Resolver:
         if name == "Fn::If":
             condition, when_true, when_false = argument
             return self._value(when_true if self.condition(condition, where) else when_false, where)
+        if name == "Fn::Base64":  # the UTF-8 text, base64-encoded
+            return base64.b64encode(self._text(self._value(argument, where), name, where).encode()).decode()
         if name == "Fn::GetAZs":
             return list(self.env.availability_zones)
         if name == "Fn::ImportValue":

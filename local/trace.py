@@ -21,14 +21,18 @@ from typing import Any
 
 # Who is calling AWS right now: a role ARN, or "deployer" for the twin's own provisioning.
 PRINCIPAL: ContextVar[str] = ContextVar("principal", default="deployer")
+# The source identity the caller's session carries (sts:SourceIdentity): Studio sets a user's
+# profile name on every call of the user's execution role (USER_PROFILE_NAME); None: none.
+SOURCE_IDENTITY: ContextVar[str | None] = ContextVar("source_identity", default=None)
 
 
 @contextlib.contextmanager
-def acting_as(principal: str) -> Iterator[None]:
-    token = PRINCIPAL.set(principal)
+def acting_as(principal: str, source_identity: str | None = None) -> Iterator[None]:
+    token, identity = PRINCIPAL.set(principal), SOURCE_IDENTITY.set(source_identity)
     try:
         yield
     finally:
+        SOURCE_IDENTITY.reset(identity)
         PRINCIPAL.reset(token)
 
 

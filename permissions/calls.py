@@ -135,6 +135,8 @@ def requests_of(call: Mapping[str, Any], where: Where) -> Iterator[Request | Unk
         return
     why = f"{call.get('by') or principal.rsplit('/', 1)[-1]}: {service} {operation}"
     context = context_of(service, operation, params)
+    if call.get("source_identity"):  # the caller's session carries one (Studio: the user profile's name)
+        context["aws:SourceIdentity"] = call["source_identity"]
     try:
         actions = actions_for(service, operation, params)
     except Unknown as unknown:

@@ -46,6 +46,10 @@ ACTIONS: dict[tuple[str, str], Actions] = {
         lambda p: ["s3:GetObjectVersion" if p.get("VersionId") else "s3:GetObject"], _S3_ACTIONS
     ),
     ("s3", "HeadBucket"): Actions(lambda p: ["s3:ListBucket"], _S3_ACTIONS),
+    # "you must add the s3:ListAllMyBuckets policy action" (the SDK's Session looks its bucket up)
+    ("s3", "ListBuckets"): Actions(
+        lambda p: ["s3:ListAllMyBuckets"], "https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListBuckets.html"
+    ),
     # PutObject with a Tagging header also needs s3:PutObjectTagging.
     ("s3", "PutObject"): Actions(
         lambda p: ["s3:PutObject", *(["s3:PutObjectTagging"] if p.get("Tagging") else [])], _S3_ACTIONS
@@ -101,6 +105,8 @@ def placeholders(prefix: str, params: Mapping[str, Any], where: Mapping[str, Any
         found["AutoMLJobJobName"] = params["AutoMLJobName"]
     elif prefix == "iam" and "RoleArn" in params:
         found["RoleNameWithPath"] = str(params["RoleArn"]).split(":role/", 1)[1]
+    elif prefix == "iam" and "RoleName" in params:  # GetRole: the platform's roles have no path
+        found["RoleNameWithPath"] = str(params["RoleName"])
     elif prefix == "sqs" and "QueueUrl" in params:
         found["QueueName"] = str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[1]
     elif prefix == "logs":

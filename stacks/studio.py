@@ -15,7 +15,7 @@ from aws_cdk import Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct
+from constructs import Construct, sdk_defaults
 from constructs.data_scientist_roles import DataScientistRoles
 from constructs.workload_security_group import WorkloadSecurityGroup
 
@@ -50,6 +50,7 @@ class StudioStack(Stack):
             description="Data scientists workspace: its apps talk to each other; HTTPS to the endpoints",
         ).security_group
         subnet_ids = foundation.subnet_ids
+        self._foundation, self._jobs_security_group = foundation, jobs_security_group
         retain = RemovalPolicy.RETAIN if config.retains_data else RemovalPolicy.DESTROY
 
         # "Default": the roles keep the logical ids they had when this stack built them itself
@@ -107,13 +108,29 @@ class StudioStack(Stack):
             self.user_profiles = {}
             for user in workspace.users:
                 role = shared or self.people.role(f"Role-{user}", user)
+                defaults = sagemaker.CfnStudioLifecycleConfig(
+                    self,
+                    f"SdkDefaults-{user}",
+                    studio_lifecycle_config_app_type="JupyterLab",
+                    studio_lifecycle_config_name=f"{config.stack_prefix.lower()}-sdk-defaults-{user}",
+                    studio_lifecycle_config_content=Fn.base64(sdk_defaults.studio_script(self._sdk_defaults(user))),
+                )
+                # The user's JupyterLab apps run the SDK defaults' script at each start (the idle
+                # shutdown stays the domain's: a profile's JupyterLab settings do not hold one).
                 self.user_profiles[user] = sagemaker.CfnUserProfile(
                     self,
                     f"User-{user}",
                     domain_id=self.domain.attr_domain_id,
                     user_profile_name=user,
                     user_settings=sagemaker.CfnUserProfile.UserSettingsProperty(
-                        execution_role=role.role_arn, security_groups=[self.security_group.security_group_id]
+                        execution_role=role.role_arn,
+                        security_groups=[self.security_group.security_group_id],
+                        jupyter_lab_app_settings=sagemaker.CfnUserProfile.JupyterLabAppSettingsProperty(
+                            default_resource_spec=sagemaker.CfnUserProfile.ResourceSpecProperty(
+                                lifecycle_config_arn=defaults.attr_studio_lifecycle_config_arn
+                            ),
+                            lifecycle_config_arns=[defaults.attr_studio_lifecycle_config_arn],
+                        ),
                     ),
                 )
             for construct_id, role in self.roles.items():
@@ -129,6 +146,7 @@ class StudioStack(Stack):
                             IDLE_STOP_SCRIPT.read_text(encoding="utf-8").replace(
                                 "__IDLE_MINUTES__", str(workspace.idle_minutes)
                             )
+                            + sdk_defaults.notebook_script(self._sdk_defaults("notebook"))
                         )
                     )
                 ],
@@ -156,6 +174,19 @@ class StudioStack(Stack):
             self.notebook.tags.set_tag(WORKSPACE_TAG, "notebook")
         for role in self.roles.values():
             self.people.acknowledge(role)
+
+    def _sdk_defaults(self, owner: str) -> str:
+        """The SDK's defaults for ``owner``'s jobs, as JSON (YAML's superset), resolved at deploy."""
+        document = sdk_defaults.document(
+            role_arn=self.people.job_role.role_arn,
+            subnets=self._foundation.subnet_ids,
+            security_group_ids=[self._jobs_security_group.security_group_id],
+            key_arn=self._key.key_arn,
+            bucket=self._foundation.data.bucket.bucket_name,
+            sandbox=f"{SANDBOX_PREFIX}{owner}/",
+            owner=owner,
+        )
+        return self.to_json_string(document, 2)
 
     def _sharing(self) -> sagemaker.CfnDomain.SharingSettingsProperty:
         if self.config.workspace.sharing == "off":

@@ -773,3 +773,145 @@ def test_the_run_would_be_refused_by_endpoint_policies_naming_another_account(tw
         for p in passages
     ]
     assert {j.decision for j in endpoints.judge(requests, policies, other)} == {"ImplicitlyDenied"}
+
+
+# --- a data scientist's starter notebook, with the SageMaker Python SDK, as a person in Studio ---
+
+NOTEBOOK_USER = "alice"
+
+
+@pytest.fixture(scope="module")
+def studio_notebook(twin, chain, tmp_path_factory):
+    """notebooks/starter.ipynb run top to bottom as alice (the shared data scientists' role,
+    her source identity), on the chain's prepared run, with her SDK defaults file: its outputs,
+    the calls it made, and the names the twin deployed."""
+    from local.notebook import run_notebook
+    from permissions.people import Names
+    from tests.conftest import ROOT
+
+    names = Names.of(twin)
+    start = len(twin.trace.entries)
+    folder = tmp_path_factory.mktemp("studio")
+    environment = {
+        "PREPARED_DIR": chain.outputs["prepared"],
+        "DATASET": DATASET,
+        "REPO_DIR": str(ROOT),
+        "OUT_DIR": str(folder / "model"),
+    }
+    run = run_notebook(
+        twin, ROOT / "notebooks" / "starter.ipynb", person=names.person, user=NOTEBOOK_USER,
+        environment=environment, folder=folder,
+    )  # fmt: skip
+    calls = [e for e in twin.trace.entries[start:] if e["kind"] == "call" and e["principal"] == names.person]
+    return run, calls, names
+
+
+def _one(calls, operation):
+    [call] = [c for c in calls if c["operation"] == operation and c["error"] is None]
+    return call
+
+
+def test_the_sdk_defaults_file_validates_against_the_sdks_schema_and_holds_the_deployed_names(twin):
+    import jsonschema
+    import yaml
+    from constructs import sdk_defaults
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+
+    from local.sdk import studio_defaults
+    from permissions.people import Names
+
+    names = Names.of(twin)
+    for user in ("alice", "bob"):
+        text = studio_defaults(twin, user)
+        assert text.startswith(sdk_defaults.MARKER + "\n")
+        document = yaml.safe_load(text)
+        jsonschema.validate(document, SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
+        subnets = document["SageMaker"]["TrainingJob"]["VpcConfig"]["Subnets"]
+        assert sorted(subnets) == names.subnets  # in the network stack's order
+        assert document == sdk_defaults.document(
+            role_arn=names.job_role, subnets=subnets, security_group_ids=[names.security_group],
+            key_arn=names.key, bucket=names.bucket, sandbox=f"sandbox/{user}/", owner=user,
+        )  # fmt: skip
+
+
+def test_the_starter_notebook_trains_and_predicts_in_sagemaker_as_a_data_scientist(twin, studio_notebook):
+    run, calls, names = studio_notebook
+    text = "\n".join(run.outputs)
+    training = re.search(r"training job (\S+): Completed, (\{.*\})", text)
+    assert training, text[-3000:]
+    assert "'test:auc'" in training.group(2)  # the trainer's metrics, parsed from its log
+    assert re.search(r"batch transform \S+: 20 predictions, first [0-9.]+,(yes|no)", text), text[-2000:]
+    # What the SDK sent carries every guardrail, though no cell names a network, a role or a key
+    # in its code: they came from the defaults file.
+    job = _one(calls, "CreateTrainingJob")["params"]
+    assert job["RoleArn"] == names.job_role
+    assert job["VpcConfig"]["SecurityGroupIds"] == [names.security_group]
+    assert sorted(job["VpcConfig"]["Subnets"]) == names.subnets
+    assert job["EnableNetworkIsolation"] is True and job["EnableInterContainerTrafficEncryption"] is True
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == job["OutputDataConfig"]["KmsKeyId"] == names.key
+    assert job["OutputDataConfig"]["S3OutputPath"].startswith(f"s3://{names.bucket}/sandbox/{NOTEBOOK_USER}/")
+    model = _one(calls, "CreateModel")["params"]
+    assert model["ExecutionRoleArn"] == names.job_role and model["EnableNetworkIsolation"] is True
+    assert {"Key": "owner", "Value": NOTEBOOK_USER} in model["Tags"]
+    assert model["VpcConfig"] == job["VpcConfig"]
+    transform = _one(calls, "CreateTransformJob")["params"]
+    assert transform["TransformOutput"]["KmsKeyId"] == transform["TransformResources"]["VolumeKmsKeyId"] == names.key
+    with acting_as("twin"):
+        sagemaker = twin.client("sagemaker")
+        trained = sagemaker.describe_training_job(TrainingJobName=job["TrainingJobName"])
+        described = sagemaker.describe_transform_job(TransformJobName=transform["TransformJobName"])
+    assert trained["TrainingJobStatus"] == described["TransformJobStatus"] == "Completed"
+
+
+def test_the_sdks_requests_are_allowed_and_without_the_defaults_each_is_refused(twin, studio_notebook):
+    """The permission proof of every request the notebook made as alice. The twin refused three,
+    as AWS would: the SDK's probes, which it carries on after (the job role's simulated
+    permissions and trust, and the account's bucket list, where it looks for its bucket)."""
+    from permissions.actions import Request
+    from permissions.calls import requests_of
+    from permissions.policies import collect
+    from permissions.proof import Proof, where_of
+
+    _, calls, names = studio_notebook
+    policies = collect(twin)
+    where = where_of(twin, policies)
+    made = [c for c in calls if c["error"] is None]
+    assert {c.get("source_identity") for c in made} == {NOTEBOOK_USER}
+    requests = [r for c in made for r in requests_of(c, where)]
+    assert all(isinstance(r, Request) for r in requests), [r for r in requests if not isinstance(r, Request)]
+    answers = Proof(policies, requests, account=twin.account).evaluate().answers
+    assert {a.request.action for a in answers} >= {
+        "sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:CreateTransformJob",
+        "iam:PassRole", "s3:PutObject", "s3:GetObject",
+    }  # fmt: skip
+    assert [(a.request.action, a.request.resource) for a in answers if a.decision != "Allowed"] == []
+    assert {c["operation"] for c in calls if c["error"]} == {"SimulatePrincipalPolicy", "GetRole", "ListBuckets"}
+
+    def without(operation, change):
+        call = json.loads(json.dumps(_one(calls, operation)))
+        change(call["params"])
+        asked = [r for r in requests_of(call, where) if isinstance(r, Request)]
+        return {a.decision for a in Proof(policies, asked, account=twin.account).evaluate().answers}
+
+    own_role = names.person  # what the SDK runs a job as with no role configured: the caller's
+    cases = {
+        "training outside the VPC": ("CreateTrainingJob", lambda p: p.pop("VpcConfig")),
+        "training without network isolation": ("CreateTrainingJob", lambda p: p.pop("EnableNetworkIsolation")),
+        "training without inter-container encryption": (
+            "CreateTrainingJob",
+            lambda p: p.pop("EnableInterContainerTrafficEncryption"),
+        ),
+        "training volume without the key": ("CreateTrainingJob", lambda p: p["ResourceConfig"].pop("VolumeKmsKeyId")),
+        "training output without the key": ("CreateTrainingJob", lambda p: p["OutputDataConfig"].pop("KmsKeyId")),
+        "training as the person's own role": ("CreateTrainingJob", lambda p: p.update(RoleArn=own_role)),
+        "model outside the VPC": ("CreateModel", lambda p: p.pop("VpcConfig")),
+        "model as the person's own role": ("CreateModel", lambda p: p.update(ExecutionRoleArn=own_role)),
+        "transform output without the key": ("CreateTransformJob", lambda p: p["TransformOutput"].pop("KmsKeyId")),
+        "transform volume without the key": (
+            "CreateTransformJob",
+            lambda p: p["TransformResources"].pop("VolumeKmsKeyId"),
+        ),
+    }
+    # Refused: one of the request's authorizations is not allowed (the create, or passing the role).
+    passed = [what for what, (operation, change) in cases.items() if without(operation, change) == {"Allowed"}]
+    assert passed == [], "requests without a default the guardrails let through"

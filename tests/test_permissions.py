@@ -87,3 +87,24 @@ def test_the_prod_stages_data_scientists_stay_inside_the_guardrails(prod_twin, p
     assert persons and all(a.decision == "Allowed" for a in persons)
     judged = refusals(prod_twin, proof.policies)
     assert judged and all("Denied" in decision and "Allowed" not in decision for _, decision in judged), judged
+
+
+def test_the_sdk_defaults_with_prods_deployed_names_validate_against_the_sdks_schema(prod_twin):
+    """prod configures no user profile, so it deploys no defaults script yet; a user added to its
+    workspace gets the document of constructs/sdk_defaults.py (as dev's do, tests/test_local_platform.py),
+    here with the role, subnets, security group, key and bucket the prod stage deployed."""
+    import jsonschema
+    from constructs import sdk_defaults
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+
+    from permissions.people import Names
+
+    studio = prod_twin.stack("Studio").template["Resources"]
+    assert not [r for r in studio.values() if r["Type"] == "AWS::SageMaker::StudioLifecycleConfig"]
+    names = Names.of(prod_twin)
+    assert len(names.subnets) == 3 and names.key.startswith(f"arn:aws:kms:{prod_twin.region}:{TEST_ACCOUNT}:key/")
+    document = sdk_defaults.document(
+        role_arn=names.job_role, subnets=names.subnets, security_group_ids=[names.security_group],
+        key_arn=names.key, bucket=names.bucket, sandbox="sandbox/carol/", owner="carol",
+    )  # fmt: skip
+    jsonschema.validate(document, SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)

@@ -163,6 +163,9 @@ NOT_IN_THE_CHECKOUT = {
     "/tmp/car",  # what the README's preparation command writes
     "/tmp/car-model/model/",
     "/tmp/starter-run.ipynb",  # the executed notebook
+    # the SageMaker Python SDK's defaults files in a JupyterLab app and on a notebook instance
+    "~/.config/sagemaker/config.yaml",
+    "/etc/xdg/sagemaker/config.yaml",
     # named as absent: constructs/ has no __init__.py, on purpose
     "__init__.py",
     # names with a "/" that are not paths: an npm package, a media type

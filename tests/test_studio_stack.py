@@ -205,9 +205,33 @@ def test_notebook_instance_has_no_internet_no_root_kms_and_idle_stop(stage_confi
     assert notebook["DirectInternetAccess"] == "Disabled" and notebook["RootAccess"] == "Disabled"
     assert "KmsKeyId" in notebook and "SubnetId" in notebook and notebook["SecurityGroupIds"]
     [lifecycle] = properties(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig")
-    script = lifecycle["OnStart"][0]["Content"]["Fn::Base64"]  # CloudFormation encodes it
+    script = json.dumps(lifecycle["OnStart"][0]["Content"]["Fn::Base64"])  # CloudFormation encodes it
     assert "idle_stop.py 90" in script and "stop-notebook-instance" in script and "__IDLE_MINUTES__" not in script
+    # The SDK's defaults for the notebook's jobs, in the administrator's file (the script runs as root).
+    assert "/etc/xdg/sagemaker/config.yaml" in script and "sandbox/notebook/models" in script
     template.resource_count_is("AWS::SageMaker::Domain", 0)
+    template.resource_count_is("AWS::SageMaker::StudioLifecycleConfig", 0)
+
+
+def test_each_user_profile_runs_its_sdk_defaults_script_in_its_jupyterlab_apps(stage):
+    """A JupyterLab lifecycle configuration per user profile writes the user's SageMaker Python SDK
+    defaults file; the profile runs it by default at each start of its JupyterLab apps."""
+    configs = resources(studio(stage), "AWS::SageMaker::StudioLifecycleConfig")
+    profiles = properties(studio(stage), "AWS::SageMaker::UserProfile")
+    assert len(configs) == len(profiles) == len(stage.config.workspace.users)
+    for profile in profiles:
+        user = profile["UserProfileName"]
+        [(config_id, config)] = [
+            (lid, r["Properties"])
+            for lid, r in configs.items()
+            if r["Properties"]["StudioLifecycleConfigName"].endswith(f"-sdk-defaults-{user}")
+        ]
+        assert config["StudioLifecycleConfigAppType"] == "JupyterLab"
+        lab = profile["UserSettings"]["JupyterLabAppSettings"]
+        arn = {"Fn::GetAtt": [config_id, "StudioLifecycleConfigArn"]}
+        assert lab["LifecycleConfigArns"] == [arn] and lab["DefaultResourceSpec"]["LifecycleConfigArn"] == arn
+        script = json.dumps(config["StudioLifecycleConfigContent"]["Fn::Base64"])
+        assert f"sandbox/{user}/models" in script and ".config/sagemaker/config.yaml" in script
 
 
 def test_studio_without_its_endpoints_fails_with_a_clear_message(stage_config):
