@@ -10,6 +10,7 @@
 #   make permissions                                the permission proof over the dev and prod assemblies
 #   make cost                                       each stage's idle monthly cost on paper, written to docs/cost.md
 #   make bench                                      benchmarks: synth, ETL, training, model quality, handler imports, serving, the local platform
+#   make mutation                                   mutation testing of the decision code: killed and surviving mutants per module
 #   make lint                                       ruff, and the type checker (make typecheck)
 #   make typecheck                                  mypy over the infrastructure, and over the runtime as shipped
 #   make format                                     ruff format, then ruff check --fix
@@ -48,7 +49,7 @@ DATA ?=
 LOCAL_CONTEXT := -c stage=dev $(if $(DATASET),-c serve=$(DATASET)) $(if $(SPEC),-c extra_specs=$(abspath $(SPEC)))
 LOCAL_ARGS := $(if $(DATASET),--dataset $(DATASET)) $(if $(SPEC),--spec $(abspath $(SPEC))) $(if $(DATA),--data $(abspath $(DATA)))
 
-.PHONY: help setup java local synth permissions cost test bench lint typecheck format bootstrap deploy diff destroy clean
+.PHONY: help setup java local synth permissions cost test bench mutation lint typecheck format bootstrap deploy diff destroy clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -109,6 +110,11 @@ bench: setup java
 	python bench/handlers.py
 	python bench/serve.py
 	python bench/local.py
+
+# Not part of make test (checks/mutation.py): 2 to 6 minutes a module on 2 cores, two modules at a
+# time; the encoder's and the inference module's mutants retrain the models their tests use, longer.
+mutation: setup
+	python -m checks.mutation
 
 lint: setup typecheck
 	ruff check .

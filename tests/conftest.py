@@ -11,22 +11,27 @@ import contextlib
 import csv
 import gc
 import json
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aws_cdk as cdk
 import botocore.loaders
 import botocore.session
 import pytest
-from aws_cdk.assertions import Template
 
-from app import build_app, cdk_json_context
-from config.stage import StageConfig, load_stage, parse_stage
+# The CDK app and its stage configuration load when a test asks for a synthesized stage, not at
+# collection: a test of runtime code (a handler, the encoder) starts in a fraction of the time,
+# which is what make mutation runs once per mutant.
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from config.stage import StageConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -71,6 +76,12 @@ class Synthesized:
 
 
 def _synthesize(stage: str, outdir: Path) -> Synthesized:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+    from config.stage import load_stage
+
     context = STAGE_CONTEXTS[stage]
     app = build_app(context, outdir=str(outdir))
     app.synth()
@@ -109,6 +120,8 @@ def stage(request: pytest.FixtureRequest) -> Synthesized:
 def stage_config() -> Callable[..., StageConfig]:
     """A configuration built from the dev file with some sections replaced (for variants)."""
 
+    from config.stage import load_stage, parse_stage
+
     def make(name: str = "variant", **overrides: Any) -> StageConfig:
         base = load_stage({"stage": "dev"}).model_dump(exclude={"name"})
         for key, value in overrides.items():
@@ -121,6 +134,10 @@ def stage_config() -> Callable[..., StageConfig]:
 @pytest.fixture
 def lone_app() -> Callable[[], cdk.App]:
     """A fresh app with cdk.json's feature flags, for building one stack of a variant config."""
+    import aws_cdk as cdk
+
+    from app import cdk_json_context
+
     return lambda: cdk.App(context=cdk_json_context(), analytics_reporting=False)
 
 
@@ -177,16 +194,85 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (item.path.name == "test_permissions.py", item.path in waits))
 
 
+# A folder that keeps the prepared datasets and the trained models from one test run to the next
+# (make mutation sets it for code that neither the preparation nor the training runs: each
+# mutant's test run then starts no Spark and trains nothing), and what it keeps. Unset: nothing.
+CACHE = os.environ.get("ML_PLATFORM_TEST_CACHE")
+KEPT = set(os.environ.get("ML_PLATFORM_TEST_CACHE_KEEP", "prepared,trained").split(",")) if CACHE else set()
+CACHED = "_complete"  # written last in a cache folder
+
+
+def _cached_prepared(root: Path) -> dict[str, Prepared]:
+    return {
+        name: Prepared(
+            name,
+            RAW_FILES[name],
+            root / name,
+            load_dataset_spec(name),
+            json.loads((root / name / "report.json").read_text(encoding="utf-8")),
+            json.loads((root / name / "schema.json").read_text(encoding="utf-8")),
+        )
+        for name in RAW_FILES
+    }
+
+
+def _cached_trained(prepared: dict[str, Prepared], root: Path) -> dict[str, Trained]:
+    return {
+        name: Trained(
+            name,
+            data,
+            root / name,
+            (root / name / "stdout.txt").read_text(encoding="utf-8"),
+            json.loads((root / name / "output" / "evaluation.json").read_text(encoding="utf-8")),
+        )
+        for name, data in prepared.items()
+    }
+
+
+def _into_cache(root: Path, make: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    shutil.rmtree(root, ignore_errors=True)
+    result = make(root)
+    for name, value in result.items():
+        if isinstance(value, Trained):
+            (root / name / "stdout.txt").write_text(value.log, encoding="utf-8")
+    (root / CACHED).touch()
+    return result
+
+
+def _done(value: Any) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.set_result(value)
+    return future
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     needed = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
-    if needed & BACKGROUND_FIXTURES:
-        root = Path(tempfile.mkdtemp(prefix="ml-platform-fixtures-"))
-        _SCRATCH.append(root)
-        # One worker: each job starts once the one before it is done.
-        futures = _FUTURES
+    if not needed & BACKGROUND_FIXTURES:
+        return
+    futures = _FUTURES
+    cache = Path(CACHE) if CACHE else Path()
+    if "prepared" in KEPT and (cache / "prepared" / CACHED).exists():
+        futures["prepared"] = _done(_cached_prepared(cache / "prepared"))
+        if "trained" in KEPT and (cache / "trained" / CACHED).exists():
+            futures["trained"] = _done(_cached_trained(futures["prepared"].result(), cache / "trained"))
+    root = Path(tempfile.mkdtemp(prefix="ml-platform-fixtures-"))
+    _SCRATCH.append(root)
+    # One worker: each job starts once the one before it is done.
+    if "spark" in needed or "prepared" not in futures:
         futures["spark"] = _BACKGROUND.submit(_start_spark)
-        futures["prepared"] = _BACKGROUND.submit(lambda: _prepare_all(futures["spark"].result(), root / "prepared"))
-        if "trained" in needed:
+    if "prepared" not in futures:
+        if "prepared" in KEPT:
+            futures["prepared"] = _BACKGROUND.submit(
+                lambda: _into_cache(cache / "prepared", lambda at: _prepare_all(futures["spark"].result(), at))
+            )
+        else:
+            futures["prepared"] = _BACKGROUND.submit(lambda: _prepare_all(futures["spark"].result(), root / "prepared"))
+    if "trained" in needed and "trained" not in futures:
+        if "trained" in KEPT:
+            futures["trained"] = _BACKGROUND.submit(
+                lambda: _into_cache(cache / "trained", lambda at: _train_all(futures["prepared"].result(), at))
+            )
+        else:
             futures["trained"] = _BACKGROUND.submit(lambda: _train_all(futures["prepared"].result(), root / "trained"))
 
 
@@ -228,11 +314,12 @@ def run_prepare(spark, name: str, output: Path, raw: Path | None = None, seed: i
 
 
 @pytest.fixture(scope="session")
-def prepared(spark, tmp_path_factory) -> dict[str, Prepared]:
-    """The four real datasets from ../shared/data, prepared with the shipped specs."""
+def prepared(request, tmp_path_factory) -> dict[str, Prepared]:
+    """The four real datasets from ../shared/data, prepared with the shipped specs (a Spark
+    session is started only when they are not prepared already: see CACHE)."""
     if "prepared" in _FUTURES:
         return _FUTURES["prepared"].result()
-    return _prepare_all(spark, tmp_path_factory.mktemp("prepared"))
+    return _prepare_all(request.getfixturevalue("spark"), tmp_path_factory.mktemp("prepared"))
 
 
 def _prepare_all(spark, root: Path) -> dict[str, Prepared]:

@@ -404,3 +404,49 @@ def test_any_other_refusal_of_the_claim_is_reported_for_a_retry(module, aws, cap
         assert failed(module.handler(batch, None), batch)
     assert "AccessDenied" in caplog.text
     assert job_runs(glue) == []
+
+
+def test_a_later_file_supersedes_an_earlier_one_whatever_their_names(module, aws, caplog):
+    """Arrival decides, not the key's order: a file named before another but written after it
+    takes the run over."""
+    s3, glue = aws
+    first = written(s3, "raw/bank-marketing/part-9.csv")
+    second = written(s3, "raw/bank-marketing/part-0.csv")
+    first["time"] = iso(datetime.fromisoformat(second["time"]) - timedelta(minutes=1))
+    with caplog.at_level("INFO"):
+        module.handler(queued(first), None)
+    assert job_runs(glue) == []
+    [waiting] = outcomes(caplog)
+    assert "raw/bank-marketing/part-0.csv arrived after raw/bank-marketing/part-9.csv" in waiting["reason"]
+
+
+def test_a_file_written_before_the_event_does_not_hold_the_run_back(module, aws, caplog):
+    """Only what arrived after this event's object counts: an older file of the dataset, and
+    the event's own object stamped a second after the event (S3's LastModified and the event's
+    time come from two clocks), leave the run to start."""
+    s3, _ = aws
+    written(s3, "raw/bank-marketing/older.csv")
+    event = written(s3, "raw/bank-marketing/newer.csv")
+    event["time"] = iso(datetime.fromisoformat(event["time"]) + timedelta(minutes=1))
+    with caplog.at_level("INFO"):
+        module.handler(queued(event), None)
+    [outcome] = outcomes(caplog)
+    assert outcome["status"] == "started", outcome
+    own = written(s3, "raw/car-evaluation/car.data")  # alone in its dataset
+    own["time"] = iso(datetime.fromisoformat(own["time"]) - timedelta(seconds=1))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        module.handler(queued(own), None)
+    [outcome] = outcomes(caplog)
+    assert outcome["status"] == "started", outcome
+
+
+def test_the_log_says_whether_the_run_was_started_now_or_before(module, aws, caplog):
+    s3, _ = aws
+    event = written(s3)
+    with caplog.at_level("INFO"):
+        module.handler(queued(event), None)
+        module.handler(queued(event), None)
+    first, second = [r.getMessage() for r in caplog.records if hasattr(r, "outcome")]
+    assert first.startswith("started: run ") and " started as job run jr_" in first and "already" not in first
+    assert second.startswith("duplicate: run ") and " already started as job run jr_" in second
