@@ -72,6 +72,18 @@ ANNOTATION = "an annotation the module postpones (PEP 563): a string no code eva
 _FROZEN = "the settings are read once and never changed nor hashed: a frozen dataclass and a plain one behave alike"
 EQUIVALENT: dict[tuple[str, int, str, str], str] = {
     ("lambda/start_etl/handler.py", 52, "core/ReplaceTrueWithFalse", "@dataclass(frozen=False)"): _FROZEN,
+    (
+        "lambda/start_etl/handler.py",
+        112,
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'said = "started as" if outcome["status"] >= "started" else "already started as"',
+    ): 'runtime.start_run answers "started" or "duplicate" only, and "duplicate" < "started"',
+    (
+        "lambda/start_etl/handler.py",
+        112,
+        "core/ReplaceComparisonOperator_Eq_Is",
+        'said = "started as" if outcome["status"] is "started" else "already started as"',
+    ): 'the status is runtime.start_run\'s literal "started", which CPython interns: the same object',
 }
 
 SAMPLE, SEED, TARGET, WORKERS = 60, 18, 0.90, 2
