@@ -134,7 +134,7 @@ def _copy(workdir: Path) -> Path:
     return repo
 
 
-def annotations(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """Where the annotations are, when the module postpones them (``from __future__ import
     annotations``: PEP 563 keeps each as a string no code here evaluates), as (start, end)."""
     import ast
@@ -234,7 +234,7 @@ def mutate(module: str, tests: tuple[str, ...], sample: int, seed: int, workdir:
         os.chdir(previous)
     env = _environment(module, workdir)
     by_line = covering_tests(repo, module, tests, env)
-    notes = annotations((repo / module).read_text(encoding="utf-8"))
+    notes = annotation_spans((repo / module).read_text(encoding="utf-8"))
     chosen = random.Random(f"{seed}:{module}").sample(items, min(sample, len(items)))
     mutants = []
     for spec in sorted(chosen, key=lambda m: (m.start_pos, m.operator_name)):
@@ -280,11 +280,11 @@ def report(results: list[Result], target: float) -> str:
         if survivors:
             lines += ["", f"Survivors in {r.module}:"]
             lines += [f"  line {m.line}: {m.operator}: {m.changed}" for m in survivors]
-        equivalent = [m for m in r.mutants if m.outcome == "equivalent" and m.reason != ANNOTATION]
+        listed = [m for m in r.mutants if m.outcome == "equivalent" and m.reason != ANNOTATION]
         annotated = sum(m.reason == ANNOTATION for m in r.mutants)
-        if equivalent or annotated:
+        if listed or annotated:
             lines += ["", f"Equivalent in {r.module}" + (f" ({annotated} in annotations)" if annotated else "") + ":"]
-            lines += [f"  line {m.line}: {m.operator}: {m.changed}: {m.reason}" for m in equivalent]
+            lines += [f"  line {m.line}: {m.operator}: {m.changed}: {m.reason}" for m in listed]
     below = [r.module for r in results if r.score < target]
     verdict = "met" if not below else f"MISSED by {', '.join(below)}"
     lines += ["", f"target {target:.0%} killed per module: {verdict}"]
