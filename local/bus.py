@@ -152,7 +152,12 @@ class Bus:
 
 def target_input(target: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
     """What the target receives: ``Input`` (JSON text), ``InputPath``, an ``InputTransformer``'s
-    output, or the whole event."""
+    output, or the whole event.
+
+    An input template is text or JSON (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html):
+    a value goes in as written where its placeholder is text (the template is not a JSON object,
+    or the placeholder is inside one of its strings), and as JSON where the placeholder is a JSON
+    object's value (a string is then quoted). A JSON result is delivered as JSON, text as text."""
     if "Input" in target:
         return json.loads(target["Input"])
     if "InputPath" in target:
@@ -162,6 +167,7 @@ def target_input(target: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
         return dict(event)
     values = {name: json_path(event, path) for name, path in transformer.get("InputPathsMap", {}).items()}
     template = transformer["InputTemplate"]
+    json_object = template.lstrip().startswith("{")
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -170,14 +176,27 @@ def target_input(target: Mapping[str, Any], event: Mapping[str, Any]) -> Any:
         if name not in values:
             return match.group(0)
         value = values[name]
-        # Inside a JSON string the value goes in as text; elsewhere as JSON.
-        return value if isinstance(value, str) else json.dumps(value)
+        as_text = not json_object or _in_string(template, match.start())
+        return value if isinstance(value, str) and as_text else json.dumps(value)
 
     text = PLACEHOLDER.sub(replace, template)
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def _in_string(template: str, index: int) -> bool:
+    """Whether ``index`` of a JSON template falls inside one of its strings."""
+    inside = escaped = False
+    for character in template[:index]:
+        if escaped:
+            escaped = False
+        elif character == "\\":
+            escaped = inside
+        elif character == '"':
+            inside = not inside
+    return inside
 
 
 def json_path(event: Mapping[str, Any], path: str) -> Any:

@@ -101,7 +101,7 @@ def training_definition(
     sharded = training.instance_count > 1 and training.algorithm in ("linear-learner", "knn")
 
     if training.algorithm == "xgboost":
-        channels = [runtime.channel(c, run + c + "/", shard=sharded and c == "train") for c in CHANNELS]
+        channels = [runtime.channel(c, run + c + "/") for c in CHANNELS]  # one instance: the spec allows no more
         channels += [
             runtime.channel("schema", run + "schema.json", "application/json"),
             runtime.channel("code", settings.source_uri, "application/x-tar"),
