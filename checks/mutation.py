@@ -45,6 +45,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "lambda/deploy_model/handler.py": ("tests/test_deploy_model.py", "tests/test_deploy_model_baseline.py"),
     "lambda/check_drift/handler.py": ("tests/test_check_drift.py",),
     "etl/platform_runtime.py": (
+        "tests/test_platform_runtime.py",
         "tests/test_error_codes.py",
         "tests/test_start_etl.py",
         "tests/test_training_handlers.py",
@@ -74,6 +75,11 @@ TRAINING_CODE = PREPARATION_CODE
 # survivor inside an annotation of a module that postpones its annotations is equivalent by rule
 # (ANNOTATION); one that some code evaluates after all is killed, not excused.
 ANNOTATION = "an annotation the module postpones (PEP 563): a string no code evaluates"
+_LATIN1 = "iterating a str yields one-character strings, which CPython keeps one object each below U+0100"
+_ROOM = (
+    "the group prefix is mlplatform- and a stage name of 20 characters at most (config/stage.py), which"
+    " leaves room for 18 characters or more: max(room, c) is room for c of -1, 0 or 1"
+)
 _FROZEN = "the settings are read once and never changed nor hashed: a frozen dataclass and a plain one behave alike"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("lambda/start_etl/handler.py", "core/ReplaceTrueWithFalse", "@dataclass(frozen=False)"): _FROZEN,
@@ -102,6 +108,87 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "core/ReplaceComparisonOperator_Eq_GtE",
         'kind = "IntegerParameterRanges" if bounds.get("type") >= "integer" else "ContinuousParameterRanges"',
     ): 'the spec gives a range the type "integer" or "continuous" only, and "continuous" < "integer"',
+    (
+        "lambda/register_model/handler.py",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        'if problem <= "binary" and isinstance(threshold := test.get("threshold"), int | float):',
+    ): 'the spec\'s problem is "binary", "multiclass" or "regression", and only "binary" sorts at or before "binary"',
+    (
+        "lambda/start_batch_transform/handler.py",
+        "core/NumberReplacer",
+        'stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit(\'.\', 1)[0]}")[: max(room, -1)].strip("-")',
+    ): _ROOM,
+    (
+        "lambda/start_batch_transform/handler.py",
+        "core/NumberReplacer",
+        'stem = re.sub(r"[^A-Za-z0-9-]", "-", f"{dataset}-{name.rsplit(\'.\', 1)[0]}")[: max(room, 1)].strip("-")',
+    ): _ROOM,
+    (
+        "lambda/deploy_model/handler.py",
+        "core/ReplaceComparisonOperator_NotEq_Gt",
+        'if job["ProcessingJobStatus"] > "Completed":',
+    ): "ProcessingJobStatus (botocore's model) is InProgress, Completed, Failed, Stopping or Stopped: all but"
+    " Completed sort after it",
+    (
+        "lambda/deploy_model/handler.py",
+        "core/ReplaceComparisonOperator_NotEq_Lt",
+        "if runtime.error_code(error) < UPDATE_REFUSED:",
+    ): "every error code CloudFormation answers (botocore's model, the common errors) and the empty code sort"
+    ' before "ValidationError"',
+    ("lambda/check_drift/handler.py", "core/ReplaceTrueWithFalse", "@dataclass(frozen=False)"): _FROZEN,
+    (
+        "etl/platform_runtime.py",
+        "core/NumberReplacer",
+        '"sagemaker_submit_directory": "/opt/ml/input/data/code/" + source_uri.rsplit("/", 2)[-1],',
+    ): "a right split's last part is the same whatever its limit above 0",
+    ("etl/platform_runtime.py", "core/NumberReplacer", "MaxResults= 2,"): (
+        "the newest approved package is the first of the list sorted newest first, whether one or two are asked for"
+    ),
+    ("etl/dataset_spec.py", "core/ReplaceTrueWithFalse", "@dataclass(frozen=False)"): (
+        "an Autopilot section is built once by the spec's loader and only read (start_training reads three"
+        " fields): nothing assigns to it or hashes it"
+    ),
+    (
+        "etl/dataset_spec.py",
+        "core/ReplaceComparisonOperator_Eq_Is",
+        'bounds = f">= {low}" if high is sys.maxsize else f"from {low} to {high}"',
+    ): "the one open bound passed is the sys.maxsize object itself; every other bound is a smaller int",
+    (
+        "etl/dataset_spec.py",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        'if scaling >= "ReverseLogarithmic" and not (low >= 0 and high < 1):',
+    ): 'the scaling is one of SCALINGS by then, and Auto, Linear and Logarithmic sort before "ReverseLogarithmic"',
+    (
+        "local/bus.py",
+        "core/ReplaceComparisonOperator_Eq_Is",
+        "if not self.scheduled or twin.activity is self._ticked_at:",
+    ): "the twin's activity only grows: when it equals the value last stored, it is that very object",
+    ("local/bus.py", "core/ReplaceComparisonOperator_Eq_Is", 'elif character is "\\\\":'): _LATIN1,
+    ("local/bus.py", "core/ReplaceComparisonOperator_Eq_Is", "elif character is '\"':"): _LATIN1,
+    ("local/bus.py", "core/ReplaceContinueWithBreak", "break"): (
+        "a path's only empty step is the root's ($, the last step too); EventBridge refuses a path with an"
+        " empty step in the middle ($.a..b)"
+    ),
+    (
+        "local/bus.py",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        "if not self.scheduled or twin.activity <= self._ticked_at:",
+    ): "the twin's activity only grows: it is never below the value last stored",
+    (
+        "local/resolve.py",
+        "core/NumberReplacer",
+        'yield value.split(".", 2)[0] if isinstance(value, str) else value[0]',
+    ): "a split's first part is the same whatever its limit above 0",
+    (
+        "local/matcher.py",
+        "core/ReplaceBinaryOperator_Sub_BitOr",
+        "for name in set(os.environ) | set(environ):",
+    ): "every variable is deleted rather than only the added ones, and the next loop sets the others back",
+    (
+        "local/matcher.py",
+        "core/ReplaceComparisonOperator_NotEq_IsNot",
+        "if os.environ.get(name) is not value:",
+    ): "a variable is then set again to the value it has already: the environment ends the same",
 }
 
 SAMPLE, SEED, TARGET, WORKERS = 60, 18, 0.90, 2

@@ -72,7 +72,9 @@ class Bus:
                 stack=stack,
                 logical_id=logical_id,
                 pattern=pattern,
-                enabled=properties.get("State", "ENABLED") == "ENABLED",
+                # RuleState (botocore's events model): ENABLED, DISABLED, or
+                # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, which is enabled too.
+                enabled=properties.get("State", "ENABLED") != "DISABLED",
                 targets=properties.get("Targets", []),
                 matches=matcher,
             )

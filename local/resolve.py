@@ -257,17 +257,19 @@ def references(node: Any) -> Iterator[str]:
         for item in node:
             yield from references(item)
     elif isinstance(node, dict):
+        intrinsic = len(node) == 1  # as _value reads it: {"Ref": ...} alone, not a property named Ref
         for key, value in node.items():
-            if key == "Ref" and isinstance(value, str) and not value.startswith("AWS::"):
+            if not intrinsic:
+                yield from references(value)
+            elif key == "Ref" and isinstance(value, str) and not value.startswith("AWS::"):
                 yield value
             elif key == "Fn::GetAtt":
                 yield value.split(".", 1)[0] if isinstance(value, str) else value[0]
             elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
+                text, variables = (value, {}) if isinstance(value, str) else value
                 for name in SUB_VARIABLE.findall(text):
-                    if not name.startswith("!") and not name.startswith("AWS::"):
+                    if not name.startswith(("!", "AWS::")) and name not in variables:
                         yield name.split(".", 1)[0]
-                if not isinstance(value, str):
-                    yield from references(value[1])
+                yield from references(variables)
             else:
                 yield from references(value)

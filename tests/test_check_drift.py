@@ -215,6 +215,27 @@ def test_retraining_is_rate_limited_per_dataset(aws):
     assert len(glue.get_job_runs(JobName=JOB)["JobRuns"]) == 4
 
 
+def test_runs_drift_did_not_start_do_not_count_against_the_rate_limit(aws):
+    """A run of the dataset's raw data that a person started into another bucket, and one whose
+    claim does not say who started it (as claims were written before they said), are not
+    retrainings: drift with new data still starts one."""
+    module, s3, _ = aws
+    s3.put_object(Bucket=DATA_BUCKET, Key=RAW, Body=b"age;job;duration;campaign;y\n41;admin.;10;1;no\n")
+    live(s3, earlier(raw_run_id(module, s3)))
+    glue = boto3.client("glue")
+    source = f"s3://{DATA_BUCKET}/raw/bank-marketing/"
+    glue.start_job_run(
+        JobName=JOB, Arguments={"--input": source, "--output": "s3://analysts-sandbox/prepared/bank-marketing/"}
+    )
+    output = "prepared/bank-marketing/20261101T000000Z-cccccccccc/"
+    glue.start_job_run(JobName=JOB, Arguments={"--input": source, "--output": f"s3://{DATA_BUCKET}/{output}"})
+    claim = {"dataset": "bank-marketing", "run_id": "20261101T000000Z-cccccccccc"}
+    s3.put_object(Bucket=DATA_BUCKET, Key=output + "_RUN.json", Body=json.dumps(claim))
+
+    assert run(module, report(s3, DRIFTED))["retraining"]["status"] == "started"
+    assert len(glue.get_job_runs(JobName=JOB)["JobRuns"]) == 3
+
+
 def test_a_model_without_a_recorded_run_keeps_the_analyzers_names_and_only_alerts(aws, capsys):
     module, s3, queue = aws
     live(s3, "")
@@ -223,6 +244,29 @@ def test_a_model_without_a_recorded_run_keeps_the_analyzers_names_and_only_alert
     assert outcome["features"] == ["_c0", "_c1"] and outcome["retraining"]["status"] == "alert-only"
     [text] = sent(queue)
     assert "prepared run not recorded" in text
+    # Every check of a feature is on its line, the analyzer's name as the report gives it.
+    assert (
+        "- _c0: baseline_drift_check: Baseline drift distance: 0.42 exceeds threshold: 0.1; completeness_check: "
+        "Data completeness requirement is not met." in text.splitlines()
+    )
+    assert "- _c1: data_type_check: Data type match requirement is not met." in text.splitlines()
+
+
+@pytest.mark.parametrize(("count", "more"), [(20, None), (25, "- and 5 more (see the report)")])
+def test_a_message_names_twenty_features_at_most_and_counts_the_rest(aws, count, more):
+    module, s3, queue = aws
+    live(s3, "")
+    many = {
+        "violations": [
+            {"feature_name": f"_c{i}", "constraint_check_type": "data_type_check", "description": "Not a number."}
+            for i in range(count)
+        ]
+    }
+    assert len(run(module, report(s3, many))["features"]) == count
+    [text] = sent(queue)
+    listed = [line for line in text.splitlines() if line.startswith("- _c")]
+    assert len(listed) == 20 and f"{count} feature(s)" in text
+    assert [line for line in text.splitlines() if "more (see the report)" in line] == ([more] if more else [])
 
 
 def test_a_report_of_no_live_model_is_ignored(aws):
@@ -230,6 +274,19 @@ def test_a_report_of_no_live_model_is_ignored(aws):
     live(s3, "20261112T100000Z-0123456789", with_package=False)
     outcome = run(module, report(s3, DRIFTED))
     assert outcome["status"] == "ignored" and "serves no model" in outcome["reason"]
+    assert sent(queue) == []
+
+
+@pytest.mark.parametrize("bucket", ["ml-platform-archive", "ml-platform-replica"])
+def test_a_report_in_another_bucket_is_ignored(aws, bucket):
+    """A copy of the reports (a replica, an archive) is not the platform's data bucket."""
+    module, s3, queue = aws
+    live(s3, "20261112T100000Z-0123456789")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    body = json.dumps(DRIFTED).encode()
+    s3.put_object(Bucket=bucket, Key=REPORT, Body=body)
+    outcome = run(module, object_created(REPORT, bucket=bucket, size=len(body)))
+    assert outcome["status"] == "ignored" and f"is not under s3://{DATA_BUCKET}/" in outcome["reason"]
     assert sent(queue) == []
 
 
@@ -280,6 +337,18 @@ def test_a_report_larger_than_any_violations_report_is_refused_unread(aws):
     assert sent(queue) == []
 
 
+def test_a_report_is_read_up_to_ten_mebibytes(aws):
+    """The limit is far above any violations report: one of 10 MiB (whitespace after the JSON) is
+    read; a byte more is refused unread."""
+    module, s3, _ = aws
+    live(s3, "")
+    limit = 10 * 1024 * 1024
+    document = json.dumps(DRIFTED)
+    assert run(module, report(s3, document.ljust(limit)))["status"] == "drifted"
+    with pytest.raises(module.ReportUnreadable, match=f"is {limit + 1} bytes, more than a report holds"):
+        run(module, report(s3, document.ljust(limit + 1)))
+
+
 def test_a_long_description_is_shortened_in_the_message(aws):
     module, s3, queue = aws
     s3.put_object(Bucket=DATA_BUCKET, Key=RAW, Body=b"age;job;duration;campaign;y\n41;admin.;10;1;no\n")
@@ -292,6 +361,7 @@ def test_a_long_description_is_shortened_in_the_message(aws):
     run(module, report(s3, long))
     [text] = sent(queue)
     assert "x" * (module.MAX_DESCRIPTION - 1) + "…" in text and len(text) < 2_000
+    assert f"- age: data_type_check: {'x' * 299}…" in text.splitlines()  # 300 characters, the ellipsis one
 
 
 # --- model quality: a model-quality run's statistics (Model Monitor's documented shape) -------------

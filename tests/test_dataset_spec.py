@@ -362,3 +362,166 @@ def test_the_new_criteria_are_for_binary_targets(criterion):
 def test_an_unknown_criterion_names_the_four_allowed():
     with pytest.raises(SpecError, match="one of f1, youden, accuracy, cost"):
         parse_spec(_bank_training(threshold_criterion="precision"))
+
+
+# --- what a spec may leave out, where its settings' bounds lie, and which sections go together ---
+
+
+def _car_training(**training) -> dict:
+    raw = copy.deepcopy(CAR)
+    raw["training"] = training
+    return raw
+
+
+def _as_read_from_its_file(raw: dict):
+    """The spec as the platform reads datasets/<name>.json: from JSON text, not a Python dict."""
+    return load_spec(json.dumps(raw), source="datasets/car-evaluation.json")
+
+
+def test_a_spec_without_split_or_missing_values_gets_the_defaults():
+    raw = copy.deepcopy(CAR)
+    raw.pop("split", None)
+    raw.pop("missing_values", None)
+    spec = parse_spec(raw)
+    assert dict(spec.split) == {"train": 0.8, "validation": 0.1, "test": 0.1}
+    assert spec.missing_values == ("", "?", "na", "n/a", "nan", "null")
+
+
+def test_missing_value_markers_and_aliases_are_kept_trimmed_and_in_lower_case():
+    raw = copy.deepcopy(CAR)
+    raw["missing_values"] = [" N/A ", "UNKNOWN"]
+    raw["features"]["buying"]["aliases"] = {" Very High ": "VHIGH", "Medium": " med"}
+    spec = parse_spec(raw)
+    assert spec.missing_values == ("n/a", "unknown")
+    assert dict(spec.feature("buying").aliases) == {"very high": "vhigh", "medium": "med"}
+
+
+def test_two_spellings_of_one_variant_may_not_mean_different_values():
+    raw = _broken(lambda r: r["features"]["buying"].update(aliases={"Medium": "med", "medium ": "low"}))
+    with pytest.raises(SpecError) as raised:
+        parse_spec(raw)
+    text = str(raised.value)
+    assert raised.value.column == "buying"
+    assert "features.buying.aliases.medium  = 'low' is not allowed; allowed: one value per variant" in text
+
+
+def test_numeric_features_are_not_categorical_and_encoded_ones_are():
+    bank, car = parse_spec(copy.deepcopy(BANK)), parse_spec(copy.deepcopy(CAR))
+    assert not bank.feature("age").categorical
+    assert bank.feature("job").categorical  # one-hot
+    assert car.feature("doors").categorical  # ordinal
+
+
+def test_the_trainer_is_told_the_objective_the_criterion_and_any_error_costs():
+    priced = parse_spec(_bank_training(threshold_criterion="cost", false_positive_cost=1, false_negative_cost=12.5))
+    assert priced.training.judging == {
+        "objective_metric": "auc",
+        "threshold_criterion": "cost",
+        "false_positive_cost": "1.0",
+        "false_negative_cost": "12.5",
+    }
+    plain = parse_spec(_bank_training(threshold_criterion="youden"))
+    assert plain.training.judging == {"objective_metric": "auc", "threshold_criterion": "youden"}
+
+
+@pytest.mark.parametrize(
+    ("key", "highest", "allowed"),
+    [
+        ("training.max_runtime_minutes", 28 * 24 * 60, "a whole number of minutes from 1 to 40320"),
+        ("training.tuning.max_jobs", 100, "a whole number from 1 to 100"),
+        ("training.autopilot.max_candidates", 750, "a whole number from 1 to 750"),
+        ("training.autopilot.max_job_minutes", 30 * 24 * 60, "a whole number of minutes from 1 to 43200"),
+    ],
+)
+def test_a_bounded_whole_number_takes_its_highest_value_and_refuses_one_more(key, highest, allowed):
+    def spec_with(value):
+        raw = copy.deepcopy(CAR)
+        if key.startswith("training.autopilot"):
+            raw["training"] = {"algorithm": "autopilot", "objective_metric": "accuracy"}
+        return parse_spec(_with_value(raw, key, value))
+
+    node = spec_with(highest)
+    for part in key.split("."):
+        node = getattr(node, part)
+    assert node == highest
+    with pytest.raises(SpecError) as raised:
+        spec_with(highest + 1)
+    assert allowed in _one_line_naming(raised.value, key, highest + 1)
+
+
+def test_a_tolerance_of_zero_is_accepted_and_a_negative_one_refused():
+    assert parse_spec(_broken(lambda r: r["training"].update(tolerance=0))).training.tolerance == 0.0
+    with pytest.raises(SpecError) as raised:
+        parse_spec(_broken(lambda r: r["training"].update(tolerance=-0.01)))
+    assert "a number >= 0" in _one_line_naming(raised.value, "training.tolerance", -0.01)
+
+
+def test_only_the_built_in_algorithms_train_on_several_instances():
+    spec = parse_spec(_car_training(algorithm="linear-learner", instance_count=3))
+    assert (spec.training.algorithm, spec.training.instance_count) == ("linear-learner", 3)
+    with pytest.raises(
+        SpecError, match=re.escape("training.instance_count above 1 needs an algorithm that trains on shards")
+    ):
+        parse_spec(_car_training(algorithm="xgboost", instance_count=2))
+
+
+@pytest.mark.parametrize("algorithm", ["linear-learner", "knn"])
+def test_tuning_is_for_the_xgboost_trainer_only(algorithm):
+    tuning = {"ranges": {"eta": {"min": 0.1, "max": 0.3}}}
+    with pytest.raises(SpecError, match=re.escape(f"training.tuning is for the xgboost trainer, not {algorithm}")):
+        parse_spec(_car_training(algorithm=algorithm, tuning=tuning))
+
+
+def test_tuning_runs_at_most_max_jobs_at_once():
+    ranges = {"eta": {"min": 0.1, "max": 0.3}}
+    tuning = parse_spec(_car_training(tuning={"max_jobs": 3, "max_parallel_jobs": 3, "ranges": ranges})).training.tuning
+    assert (tuning.max_jobs, tuning.max_parallel_jobs) == (3, 3)
+    assert dict(tuning.ranges) == {"eta": {"type": "continuous", "min": 0.1, "max": 0.3, "scaling": "Auto"}}
+    with pytest.raises(
+        SpecError, match=re.escape("training.tuning needs 1 <= max_parallel_jobs <= max_jobs <= 100, not 5/3")
+    ):
+        parse_spec(_car_training(tuning={"max_jobs": 3, "max_parallel_jobs": 5, "ranges": ranges}))
+
+
+def test_a_reverse_logarithmic_range_lies_from_zero_to_below_one():
+    def subsample(low, high):
+        scaled = {"min": low, "max": high, "scaling": "ReverseLogarithmic"}
+        return _as_read_from_its_file(_car_training(tuning={"ranges": {"subsample": scaled}}))
+
+    accepted = subsample(0.5, 0.99).training.tuning.ranges["subsample"]
+    assert accepted == {"type": "continuous", "min": 0.5, "max": 0.99, "scaling": "ReverseLogarithmic"}
+    for low, high in ((0.5, 1.0), (-0.1, 0.9)):
+        with pytest.raises(SpecError) as raised:
+            subsample(low, high)
+        bounds = {"min": low, "max": high, "scaling": "ReverseLogarithmic"}
+        expected = f"training.tuning.ranges.subsample = {bounds!r} is not allowed; allowed: min >= 0 and max below 1"
+        assert expected in str(raised.value)
+
+
+def test_autopilot_searches_within_default_bounds_unless_the_spec_sets_them():
+    default = parse_spec(_car_training(algorithm="autopilot", objective_metric="accuracy")).training.autopilot
+    assert (default.max_candidates, default.max_job_minutes, default.mode) == (10, 240, "ensembling")
+    assert default.aws_mode == "ENSEMBLING"
+    bounds = {"max_candidates": 50, "mode": "hyperparameter-tuning"}
+    chosen = _as_read_from_its_file(_car_training(algorithm="autopilot", autopilot=bounds)).training.autopilot
+    assert (chosen.max_candidates, chosen.max_job_minutes, chosen.aws_mode) == (50, 240, "HYPERPARAMETER_TUNING")
+    assert parse_spec(copy.deepcopy(CAR)).training.autopilot is None
+
+
+def test_autopilot_bounds_are_only_for_the_autopilot_algorithm():
+    with pytest.raises(SpecError, match=re.escape("training.autopilot is for algorithm \"autopilot\", not 'xgboost'")):
+        _as_read_from_its_file(_car_training(algorithm="xgboost", autopilot={"max_candidates": 5}))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"column": "quality", "problem": "regression", "aliases": {"five": "5"}},
+        {"column": "quality", "problem": "binary", "positive_above": 5, "aliases": {"five": "5"}},
+    ],
+)
+def test_aliases_are_for_a_target_of_labels_not_numbers(target):
+    raw = json.loads((ROOT / "datasets" / "wine-quality.json").read_text())
+    raw["target"] = target
+    with pytest.raises(SpecError, match=re.escape("target.aliases are only for a target of labels (not numbers)")):
+        parse_spec(raw)

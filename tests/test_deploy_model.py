@@ -87,12 +87,13 @@ def parameters(cfn) -> dict[str, str]:
     return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
 
 
-def test_an_approved_package_updates_the_stack_with_the_previous_template_and_the_deployment_role(module, aws):
+def test_an_approved_package_updates_the_stack_with_the_previous_template_and_the_deployment_role(module, aws, caplog):
     sent = {}
     module.CLOUDFORMATION.meta.events.register(
         "provide-client-params.cloudformation.UpdateStack", lambda params, **_: sent.setdefault("UpdateStack", params)
     )
-    result = run(module, approved())
+    with caplog.at_level("INFO"):
+        result = run(module, approved())
     assert result == {"status": "updating", "model_package": PACKAGE, "previous": ""}
     request = sent["UpdateStack"]
     assert request["UsePreviousTemplate"] is True and request["RoleARN"] == ROLE
@@ -101,6 +102,7 @@ def test_an_approved_package_updates_the_stack_with_the_previous_template_and_th
         {"ParameterKey": "BootstrapVersion", "UsePreviousValue": True},
     ]
     assert parameters(aws) == {"ModelPackageArn": PACKAGE, "BootstrapVersion": "/cdk-bootstrap/custom/version"}
+    assert "event for" not in caplog.text  # the event named the package that goes live
 
 
 def test_a_package_already_live_is_a_no_op(module, aws):
@@ -124,13 +126,35 @@ def calls(client, operation: str) -> list[dict]:
     return made
 
 
-def test_a_busy_stack_is_retried_later_not_updated(module, aws):
+@pytest.mark.parametrize(
+    "status",
+    [
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_ROLLBACK_FAILED",
+    ],
+)
+def test_a_busy_stack_is_retried_later_not_updated(module, aws, status):
     stack = moto_stack()
-    stack.status = "UPDATE_IN_PROGRESS"  # the emulator's state, as a running update leaves it
-    with pytest.raises(module.StackBusy, match="is UPDATE_IN_PROGRESS; retrying the rollout"):
+    stack.status = status  # the emulator's state, as a running (or stuck) update leaves it
+    with pytest.raises(module.StackBusy, match=f"is {status}; retrying the rollout"):
         run(module, approved())
     stack.status = "UPDATE_COMPLETE"
     assert parameters(aws)["ModelPackageArn"] == ""
+
+
+@pytest.mark.parametrize(
+    "status",
+    ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"],
+)
+def test_a_stack_at_rest_is_updated_even_after_a_rolled_back_rollout(module, aws, status):
+    """A rollout that failed and rolled back leaves UPDATE_ROLLBACK_COMPLETE: the next approval
+    still goes live."""
+    moto_stack().status = status
+    assert run(module, approved()) == {"status": "updating", "model_package": PACKAGE, "previous": ""}
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE
 
 
 @pytest.mark.parametrize(
@@ -140,6 +164,8 @@ def test_a_busy_stack_is_retried_later_not_updated(module, aws):
             approved(group="mlplatform-dev-car-evaluation"),
             "is not an approved package of mlplatform-dev-bank-marketing",
         ),
+        # A dataset whose name is a prefix of this one's: its group sorts before this group.
+        (approved(group="mlplatform-dev-bank"), "is not an approved package of mlplatform-dev-bank-marketing"),
         (approved(status="Rejected"), "is not an approved package"),
     ],
 )
@@ -276,9 +302,27 @@ def test_an_approval_during_a_rollout_is_applied_by_the_next_event_whatever_it_n
     ],
     ids=["another-account", "another-group", "empty"],
 )
-def test_the_arn_an_event_names_never_picks_the_model(module, aws, named):
-    result = run(module, approved(named))
+def test_the_arn_an_event_names_never_picks_the_model(module, aws, named, caplog):
+    with caplog.at_level("INFO"):
+        result = run(module, approved(named))
     assert result["status"] == "updating" and result["model_package"] == PACKAGE
+    assert parameters(aws)["ModelPackageArn"] == PACKAGE
+    # The log tells the operators that what went live is not what the event named.
+    assert f"event for {named!r}; the newest approved package of {GROUP} is {PACKAGE}" in caplog.text
+
+
+@pytest.mark.parametrize("status", ["Pending", "InProgress", "Failed", "Deleting"])
+def test_a_newer_approved_package_that_is_not_complete_is_passed_over(module, aws, status):
+    """Version 4 is approved but its ModelPackageStatus is not Completed (still being created,
+    failed, being deleted): the newest Completed one, version 3, goes live."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    registry = boto3.client("sagemaker")
+    newer = register(registry)
+    registry.update_model_package(ModelPackageArn=newer, ModelApprovalStatus="Approved")
+    sagemaker_backends["123456789012"]["eu-west-1"].model_packages[newer].model_package_status = status
+    result = run(module, approved())
+    assert result == {"status": "updating", "model_package": PACKAGE, "previous": ""}
     assert parameters(aws)["ModelPackageArn"] == PACKAGE
 
 

@@ -95,12 +95,15 @@ def sent(client, operation: str) -> list[dict]:
     return made
 
 
-def test_an_approval_starts_the_baseline_job_of_the_packages_run_and_updates_nothing(module):
+def test_an_approval_starts_the_baseline_job_of_the_packages_run_and_updates_nothing(module, caplog):
     created = sent(module.SAGEMAKER, "CreateProcessingJob")
-    assert run(module, approved(PACKAGE)) == {"status": "baselining", "model_package": PACKAGE, "job": JOB}
+    with caplog.at_level("INFO"):
+        assert run(module, approved(PACKAGE)) == {"status": "baselining", "model_package": PACKAGE, "job": JOB}
     [request] = created
     [source] = request["ProcessingInputs"]
-    assert source["S3Input"]["S3Uri"] == f"s3://{SETTINGS['DATA_BUCKET']}/prepared/bank-marketing/{RUN}/baseline/"
+    prepared = f"s3://{SETTINGS['DATA_BUCKET']}/prepared/bank-marketing/{RUN}/baseline/"
+    assert source["S3Input"]["S3Uri"] == prepared
+    assert f"started the baseline job {JOB} of {PACKAGE} on {prepared}" in caplog.text
     assert source["S3Input"]["LocalPath"] == request["Environment"]["dataset_source"]
     assert json.loads(request["Environment"]["dataset_format"]) == {
         "csv": {"header": False, "output_columns_position": "START"}
@@ -151,6 +154,31 @@ def test_a_baseline_that_did_not_complete_rolls_the_model_out_unmonitored(module
     assert result["status"] == "updating" and result["baseline"] == ""
     assert parameters() == {"ModelPackageArn": PACKAGE, "BaselineUri": ""}
     assert f"the baseline job {JOB} ended {status}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "recorded", "said"),
+    [
+        ("Failed", {"failure_reason": "AlgorithmError: See job logs for more information"}, "AlgorithmError: See"),
+        ("Failed", {"exit_message": "Error: the baseline dataset is empty"}, "Error: the baseline dataset is empty"),
+        (
+            "Failed",
+            {"failure_reason": "ClientError: no such key", "exit_message": "Error: exiting"},
+            "ClientError: no such key",
+        ),
+        ("Stopped", {}, "no reason given"),
+    ],
+    ids=["failure-reason", "exit-message", "both", "none"],
+)
+def test_the_log_says_why_a_baseline_job_did_not_complete(module, status, recorded, said, caplog):
+    """SageMaker's FailureReason, else the container's ExitMessage, else that it gave none."""
+    run(module, approved(PACKAGE))
+    event = ended(status)
+    for field, value in recorded.items():
+        setattr(job_record(), field, value)
+    with caplog.at_level("WARNING"):
+        assert run(module, event)["baseline"] == ""
+    assert f"the baseline job {JOB} ended {status} ({said}" in caplog.text
 
 
 def test_the_record_not_the_event_says_how_the_job_ended(module):

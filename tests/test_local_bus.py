@@ -126,6 +126,15 @@ def test_an_event_reaches_each_target_of_each_enabled_rule_it_matches():
     }
 
 
+def test_a_rule_enabled_for_cloudtrail_management_events_is_enabled():
+    twin = Recorder()
+    state = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"  # RuleState's third value
+    bus = bus_with(twin, {"EventPattern": GLUE_SUCCEEDED, "State": state, "Targets": [{"Arn": QUEUE_ARN}]})
+    bus.put(glue_event())
+    twin.run()
+    assert [arn for arn, _, _ in twin.sent] == [QUEUE_ARN]
+
+
 def test_an_event_no_rule_matches_goes_nowhere():
     twin = Recorder()
     bus = bus_with(twin, {"EventPattern": GLUE_SUCCEEDED, "Targets": [{"Arn": FUNCTION_ARN}]})
@@ -164,9 +173,16 @@ def test_an_sns_target_given_json_publishes_it_as_json_text():
     assert [json.loads(p["Message"]) for p in twin.published] == [event["detail"]]
 
 
-def test_a_target_the_twin_cannot_deliver_to_is_refused_by_name():
+@pytest.mark.parametrize(
+    "arn",
+    [
+        f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/another",
+        f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:other",
+    ],
+    ids=["event-bus", "state-machine"],
+)
+def test_a_target_the_twin_cannot_deliver_to_is_refused_by_name(arn):
     twin = Recorder()
-    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:other"
     bus = bus_with(twin, {"Name": "to-steps", "EventPattern": GLUE_SUCCEEDED, "Targets": [{"Arn": arn}]})
     bus.put(glue_event())
     with pytest.raises(DeliveryError, match=f"rule to-steps: the twin cannot deliver to {arn}"):
@@ -177,10 +193,11 @@ def test_a_target_the_twin_cannot_deliver_to_is_refused_by_name():
     "permission",
     [
         INVOKE,
+        json.loads(json.dumps(INVOKE)),  # read from a template: equal strings, other objects
         {**INVOKE, "Action": "lambda:*"},
         {key: value for key, value in INVOKE.items() if key != "SourceArn"},  # any rule of the account
     ],
-    ids=["this-rule", "any-lambda-action", "no-source-arn"],
+    ids=["this-rule", "this-rule-from-json", "any-lambda-action", "no-source-arn"],
 )
 def test_a_function_is_invoked_where_its_resource_policy_allows_the_rule(permission):
     twin = Recorder(permissions=[permission])
@@ -195,10 +212,12 @@ def test_a_function_is_invoked_where_its_resource_policy_allows_the_rule(permiss
     [
         [],
         [{**INVOKE, "Principal": "s3.amazonaws.com"}],
+        [{**INVOKE, "Principal": "apigateway.amazonaws.com"}],
         [{**INVOKE, "Action": "lambda:GetFunction"}],
         [{**INVOKE, "SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/another"}],
+        [{**INVOKE, "SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/zz-another"}],
     ],
-    ids=["none", "another-principal", "another-action", "another-rule"],
+    ids=["none", "s3", "api-gateway", "another-action", "another-rule", "another-rule-after"],
 )
 def test_a_function_whose_resource_policy_does_not_allow_the_rule_is_not_invoked(permissions):
     twin = Recorder(permissions=permissions)
@@ -291,6 +310,10 @@ def transformed(template: str, paths: dict[str, str] = PATHS) -> Any:
             '{"myInstance": <instance>, "myStatus": "<instance> is in state \\"<state>\\""}',
             {"myInstance": "i-0123456789", "myStatus": 'i-0123456789 is in state "RUNNING"'},
         ),
+        (
+            '{"note": "a \\"quoted\\" word", "state": <state>}',
+            {"note": 'a "quoted" word', "state": "RUNNING"},
+        ),
         ('{"count": <count>, "text": "<count> of them"}', {"count": 3, "text": "3 of them"}),
         ("<count>", 3),
         ('{"detail": <detail>}', {"detail": EC2["detail"]}),
@@ -303,6 +326,7 @@ def transformed(template: str, paths: dict[str, str] = PATHS) -> Any:
         "json-string",
         "json-values",
         "json-mixed",
+        "json-escaped-quotes",
         "number",
         "number-alone",
         "object",

@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.config
@@ -626,3 +627,41 @@ def test_importing_the_matcher_leaves_botocore_and_the_environment_alone():
     assert "__eq__" not in vars(botocore.config.Config)
     assert "__hash__" not in vars(botocore.config.Config)
     assert "localstack" not in os.environ.get("no_proxy", "") + os.environ.get("NO_PROXY", "")
+
+
+def test_a_mapping_that_is_not_a_dict_travels_as_a_json_object():
+    from types import MappingProxyType
+
+    fires = compile_pattern(START_ETL)
+    event = object_created()
+    assert fires(event | {"detail": MappingProxyType(event["detail"])})
+
+
+def test_nan_is_not_json_in_a_pattern_nor_in_an_event():
+    with pytest.raises(PatternError, match="not valid JSON"):
+        compile_pattern({"detail": {"size": [float("nan")]}})
+    with pytest.raises(ValueError):
+        compile_pattern(START_ETL)(object_created() | {"detail": {"size": float("nan")}})
+
+
+def test_importing_the_matcher_puts_back_what_localstack_changes():
+    """In a fresh interpreter where no_proxy is set already (LocalStack's configuration appends its
+    hosts to it) and botocore is loaded: after the import, all is as it was."""
+    import subprocess
+    import sys
+
+    probe = """
+import os, botocore.config, botocore.waiter
+wait, config = botocore.waiter.Waiter.wait, dict(vars(botocore.config.Config))
+environment = dict(os.environ)
+import local.matcher
+assert botocore.waiter.Waiter.wait is wait, "Waiter.wait"
+assert dict(vars(botocore.config.Config)) == config, "Config"
+assert dict(os.environ) == environment, {k: os.environ.get(k) for k in set(os.environ) ^ set(environment)}
+"""
+    environment = {**os.environ, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=False, cwd=root
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -3,12 +3,13 @@ each one in the synthesized templates is provisioned by an adapter or listed as 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from local.provision import ADAPTERS, NOT_NEEDED
-from local.resolve import Environment, Physical, ResolveError, Resolver
+from local.resolve import Environment, Physical, ResolveError, Resolver, references
 
 TEMPLATE: dict[str, Any] = {
     "Parameters": {
@@ -35,7 +36,12 @@ TEMPLATE: dict[str, Any] = {
 }
 
 
-def resolver(parameters: dict[str, str] | None = None, physical: dict[str, Physical] | None = None) -> Resolver:
+def resolver(
+    parameters: dict[str, str] | None = None,
+    physical: dict[str, Physical] | None = None,
+    conditions: dict[str, Any] | None = None,
+    rules: dict[str, Any] | None = None,
+) -> Resolver:
     env = Environment(
         stack_name="Stack",
         stack_id="arn:aws:cloudformation:eu-west-1:123456789012:stack/Stack/1",
@@ -47,7 +53,10 @@ def resolver(parameters: dict[str, str] | None = None, physical: dict[str, Physi
         exports={"Shared": "exported"},
     )
     defaults = {"Bucket": Physical("my-bucket", {"Arn": "arn:aws:s3:::my-bucket"}), "Role": Physical("role")}
-    return Resolver(TEMPLATE, env, physical if physical is not None else defaults)
+    template = {**TEMPLATE, "Conditions": {**TEMPLATE["Conditions"], **(conditions or {})}}
+    if rules is not None:
+        template["Rules"] = rules
+    return Resolver(template, env, physical if physical is not None else defaults)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +87,8 @@ def resolver(parameters: dict[str, str] | None = None, physical: dict[str, Physi
         ({"Fn::Base64": {"Fn::Join": ["", ["bucket: ", {"Ref": "Bucket"}]]}}, "YnVja2V0OiBteS1idWNrZXQ="),
         ({"List": ["a", {"Ref": "AWS::NoValue"}, "b"]}, {"List": ["a", "b"]}),
         ({"Keep": "x", "Drop": {"Ref": "AWS::NoValue"}}, {"Keep": "x"}),
+        ({"Value": {"Ref": "Bucket"}}, {"Value": "my-bucket"}),  # one key, not an intrinsic
+        ({"Fn::Select": [0, ["a", "b"]]}, "a"),
     ],
 )
 def test_each_intrinsic_resolves_to_the_twins_values(node, expected):
@@ -93,6 +104,21 @@ def test_the_bootstrap_version_rule_is_checked():
     resolver().check_rules()
     with pytest.raises(ResolveError, match="CDK bootstrap stack version 6 required"):
         resolver({"Version": "5"}).check_rules()
+
+
+def failing(description: str) -> dict[str, Any]:
+    return {"Assert": {"Fn::Equals": ["a", "b"]}, "AssertDescription": description}
+
+
+def test_a_rule_applies_only_where_its_rule_condition_holds():
+    skipped = {"RuleCondition": {"Fn::Equals": [{"Ref": "Package"}, "set"]}, "Assertions": [failing("skipped")]}
+    applies = {"RuleCondition": {"Fn::Equals": [{"Ref": "Package"}, ""]}, "Assertions": [failing("applies")]}
+    plain = {"Assertions": [failing("plain")]}
+    resolver(rules={"Skipped": skipped}).check_rules()
+    with pytest.raises(ResolveError, match="Rules/Applies: applies"):
+        resolver(rules={"Skipped": skipped, "Applies": applies}).check_rules()
+    with pytest.raises(ResolveError, match="Rules/Plain: plain"):
+        resolver(rules={"Skipped": skipped, "Plain": plain}).check_rules()
 
 
 @pytest.mark.parametrize(
@@ -116,6 +142,60 @@ def test_the_bootstrap_version_rule_is_checked():
 def test_what_cannot_be_resolved_is_an_error_naming_stack_place_and_intrinsic(node, message):
     with pytest.raises(ResolveError, match=message):
         resolver().resolve(node, "Somewhere")
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"Fn::Equals": ["a", "a"]}, True),
+        ({"Fn::Equals": ["a", "b"]}, False),
+        ({"Fn::Equals": ["b", "a"]}, False),
+        ({"Fn::Equals": [{"Ref": "Version"}, "30"]}, True),
+        ({"Fn::Equals": [30, "30"]}, True),  # CloudFormation compares the values as strings
+        ({"Fn::And": [{"Fn::Equals": ["a", "a"]}, {"Fn::Equals": ["a", "b"]}]}, False),
+        ({"Fn::And": [{"Fn::Equals": ["a", "a"]}, {"Condition": "HasModel"}]}, False),
+        ({"Fn::And": [{"Fn::Equals": ["a", "a"]}, {"Fn::Not": [{"Condition": "HasModel"}]}]}, True),
+        ({"Fn::Or": [{"Fn::Equals": ["a", "b"]}, {"Condition": "HasModel"}]}, False),
+        ({"Fn::Or": [{"Fn::Equals": ["a", "b"]}, {"Fn::Equals": ["b", "b"]}]}, True),
+    ],
+)
+def test_a_condition_is_decided_as_cloudformation_decides_it(condition, expected):
+    assert resolver(conditions={"Tested": condition}).condition("Tested") is expected
+
+
+def test_a_template_read_from_its_json_file_resolves_like_one_written_in_python():
+    # The twin reads the cloud assembly's files: its keys are json's strings, not Python literals.
+    node = json.loads(json.dumps({"Fn::Join": ["-", [{"Ref": "Bucket"}, {"Fn::GetAtt": ["Bucket", "Arn"]}]]}))
+    assert resolver().resolve(node, "Somewhere") == "my-bucket-arn:aws:s3:::my-bucket"
+
+
+def test_an_attribute_whose_name_has_a_dot_is_read_whole():
+    endpoint = Physical("db", {"Endpoint.Address": "db.example", "Endpoint.Port": "5432"})
+    twin = resolver(physical={"Bucket": endpoint})
+    assert twin.resolve({"Fn::GetAtt": "Bucket.Endpoint.Address"}, "Somewhere") == "db.example"
+    assert twin.resolve({"Fn::Sub": "${Bucket.Endpoint.Port}"}, "Somewhere") == "5432"
+
+
+def test_an_unknown_attribute_of_a_resource_with_none_says_so():
+    with pytest.raises(
+        ResolveError, match=r"Fn::GetAtt Role.Arn: the twin does not know this attribute \(known: none\)"
+    ):
+        resolver().resolve({"Fn::GetAtt": ["Role", "Arn"]}, "Somewhere")
+
+
+def test_references_name_the_resources_a_node_depends_on_in_order():
+    node = {
+        "Role": {"Ref": "Role"},
+        "Region": {"Ref": "AWS::Region"},
+        "Arn": {"Fn::GetAtt": ["Bucket", "Arn"]},
+        "Address": {"Fn::GetAtt": "Database.Endpoint.Address"},
+        "Path": {"Fn::Sub": "s3://${Logs}/${AWS::AccountId}/${!Literal}/${Key.Arn}"},
+        "Named": {"Fn::Sub": ["${Name}/${Queue}", {"Name": {"Ref": "Topic"}}]},
+        "List": [{"Ref": "Function"}, "text", {"Fn::Join": ["", [{"Ref": "Table"}]]}],
+        "Ref": "not a reference: a property named Ref",
+    }
+    expected = ["Role", "Bucket", "Database", "Logs", "Key", "Queue", "Topic", "Function", "Table"]
+    assert list(references(node)) == expected  # not Name: a variable of the Fn::Sub itself
 
 
 def _intrinsics(node: Any) -> set[str]:

@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import tarfile
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -311,6 +312,32 @@ def test_builtin_algorithms_get_their_image_and_problem_hyperparameters(start_tr
     assert "sagemaker_program" not in hp
 
 
+CAR_FEATURES = "6"  # car evaluation's prepared feature count; its target has 4 classes
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "problem", "expected"),
+    [
+        ("linear-learner", "binary", {"predictor_type": "binary_classifier"}),
+        ("linear-learner", "multiclass", {"predictor_type": "multiclass_classifier", "num_classes": "4"}),
+        ("linear-learner", "regression", {"predictor_type": "regressor"}),
+        ("knn", "binary", {"predictor_type": "classifier", "k": "10", "sample_size": "200000"}),
+        ("knn", "regression", {"predictor_type": "regressor", "k": "10", "sample_size": "200000"}),
+    ],
+)
+def test_a_built_in_algorithm_is_told_the_problem_it_solves(start_training, prepared, algorithm, problem, expected):
+    parsed = start_training.load_spec(json.dumps(spec("car-evaluation", algorithm=algorithm, hyperparameters={})))
+    parsed = dataclasses.replace(parsed, target=dataclasses.replace(parsed.target, problem=problem))
+    schema = prepared["car-evaluation"].schema
+    assert start_training.builtin_hyperparameters(parsed, schema) == {"feature_dim": CAR_FEATURES, **expected}
+
+
+def test_a_spec_s_own_hyperparameters_override_a_built_in_algorithm_s_defaults(start_training, prepared):
+    parsed = start_training.load_spec(json.dumps(spec("car-evaluation", algorithm="knn", hyperparameters={"k": 5})))
+    hyperparameters = start_training.builtin_hyperparameters(parsed, prepared["car-evaluation"].schema)
+    assert hyperparameters["k"] == "5" and hyperparameters["sample_size"] == "200000"
+
+
 def test_a_stage_that_profiles_gives_each_training_job_the_profiler_and_its_report_rule(
     start_training, aws, monkeypatch
 ):
@@ -599,6 +626,22 @@ def test_a_model_that_passes_the_gate_is_approved_with_its_metrics(register_mode
     assert stored == evaluation
 
 
+def test_an_xgboost_models_package_serves_it_with_the_inference_code_its_archive_carries(register_model, aws):
+    """The XGBoost container runs the script named by SAGEMAKER_PROGRAM from the model's code/
+    folder; without them it would serve the bare booster, not the platform's raw-record answers."""
+    finished_job(aws, "car-run-e", "car-evaluation", {"test": {"accuracy": 0.97, "macro_f1": 0.9}})
+    register_model.handler(state_change("car-run-e", "Completed"), None)
+    [package] = packages(aws, "car-evaluation")
+    assert package["InferenceSpecification"]["Containers"] == [
+        {
+            "Image": IMAGES["xgboost"],
+            "ModelDataUrl": f"s3://{ARTIFACTS}/training/car-evaluation/car-run-e/output/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        }
+    ]
+    assert package["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
+
+
 def test_a_model_below_the_bar_is_rejected_with_the_reason_and_operators_told(register_model, aws):
     finished_job(aws, "car-run-2", "car-evaluation", {"test": {"accuracy": 0.91, "macro_f1": 0.8}})
     result = register_model.handler(state_change("car-run-2", "Completed"), None)
@@ -659,6 +702,25 @@ def test_a_profiled_models_package_names_where_its_profiler_report_is(register_m
     register_model.handler(state_change("car-run-p", "Completed"), None)
     [package] = packages(aws, "car-evaluation")
     assert package["CustomerMetadataProperties"]["profiler_report"] == report
+
+
+def test_a_models_package_names_the_profiler_reports_output_not_another_profiler_rules(register_model, aws):
+    """A job may carry more of Debugger's profiler rules than the report (UpdateTrainingJob adds them)."""
+    finished_job(aws, "car-run-s", "car-evaluation", {"test": {"accuracy": 0.99, "macro_f1": 0.9}})
+    rules = f"s3://{ARTIFACTS}/training/car-evaluation/car-run-s/rule-output"
+    step_outlier = {
+        "RuleConfigurationName": "StepOutlier",
+        "RuleEvaluatorImage": _debugger_image(),
+        "RuleParameters": {"rule_to_invoke": "StepOutlier"},
+        "S3OutputPath": rules + "/step-outlier",
+    }
+    _described_with(
+        register_model.SAGEMAKER,
+        ProfilerRuleConfigurations=[step_outlier, {**PROFILER_RULE, "S3OutputPath": rules}],
+    )
+    register_model.handler(state_change("car-run-s", "Completed"), None)
+    [package] = packages(aws, "car-evaluation")
+    assert package["CustomerMetadataProperties"]["profiler_report"] == rules
 
 
 def test_an_unprofiled_models_package_names_no_report(register_model, aws):
@@ -896,6 +958,29 @@ def test_a_job_that_has_not_ended_is_ignored_without_a_lookup(register_model, aw
     assert calls == [] and notifications(aws) == [] and packages(aws, "car-evaluation") == []
 
 
+# EventBridge's own API call as CloudTrail delivers it to a bus: its source is aws.events too, as
+# the schedule's is, but it is no Scheduled Event.
+# https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-cloudtrail.html
+EVENTBRIDGE_API_CALL = {
+    "version": "0",
+    "id": "36eb8523-97d0-4518-b33d-ee3579ff19f0",
+    "detail-type": "AWS API Call via CloudTrail",
+    "source": "aws.events",
+    "account": ACCOUNT,
+    "time": "2026-11-12T10:05:00Z",
+    "region": REGION,
+    "resources": [],
+    "detail": {
+        "eventVersion": "1.08",
+        "eventTime": "2026-11-12T10:05:00Z",
+        "eventSource": "events.amazonaws.com",
+        "eventName": "PutRule",
+        "awsRegion": REGION,
+        "requestParameters": {"name": "register-model-schedule", "scheduleExpression": "rate(10 minutes)"},
+    },
+}
+
+
 def _tuning_change(name: str, status: str) -> dict:
     event = state_change("unused", status)
     event["detail-type"] = "SageMaker HyperParameter Tuning Job State Change"
@@ -907,6 +992,11 @@ def _tuning_change(name: str, status: str) -> dict:
     ("event", "reason"),
     [
         (GLUE_EVENT, "not a SageMaker training, tuning or transform job state change: source 'aws.glue'"),
+        (
+            EVENTBRIDGE_API_CALL,
+            "not a SageMaker training, tuning or transform job state change: source 'aws.events', "
+            "detail-type 'AWS API Call via CloudTrail'",
+        ),
         (
             changed(state_change("car-run-10", "Completed"), "detail.TrainingJobName", remove=True),
             "detail.TrainingJobName is missing",
@@ -926,7 +1016,15 @@ def _tuning_change(name: str, status: str) -> dict:
         (changed(_tuning_change("tune-1", "Failed"), "detail", []), "detail must be an object"),
         ("Completed", "not an EventBridge event"),
     ],
-    ids=["glue-event", "no-name", "status-number", "training-detail-as-tuning", "detail-list", "text"],
+    ids=[
+        "glue-event",
+        "eventbridge-api-call",
+        "no-name",
+        "status-number",
+        "training-detail-as-tuning",
+        "detail-list",
+        "text",
+    ],
 )
 def test_an_event_register_model_does_not_understand_is_ignored_with_the_reason(
     register_model, aws, event, reason, caplog
@@ -1024,6 +1122,25 @@ def test_a_transform_job_and_its_model_carry_the_platforms_prefix_within_sagemak
     assert job["ModelName"] == result["job"]
     assert result["job"].startswith(GROUP_PREFIX + "-") and len(result["job"]) <= 63
     assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", result["job"]), result["job"]  # SageMaker's pattern
+
+
+@pytest.mark.parametrize(
+    ("key", "told"),
+    [
+        ("cars-2026-11.csv", "car-evaluation-cars-2026-11"),
+        ("cars.2026-11.csv", "car-evaluation-cars-2026-11"),  # only the extension is left out
+        ("2026/11/cars.csv", "car-evaluation-2026-11-cars"),
+        # as much of the file's name as SageMaker's 63 characters leave beside the prefix and digest
+        ("x" * 200 + ".csv", "car-evaluation-" + "x" * 20),
+    ],
+)
+def test_a_transform_jobs_name_tells_operators_the_dataset_and_the_file_it_transforms(
+    start_batch_transform, aws, key, told
+):
+    approved_package(aws, "car-evaluation")
+    result = start_batch_transform.handler(object_created(f"batch-input/car-evaluation/{key}"), None)
+    assert re.fullmatch(f"{GROUP_PREFIX}-{told}-[0-9a-f]+", result["job"]), result["job"]
+    assert len(result["job"]) <= 63
 
 
 def manifest_objects(s3, uri: str) -> list[str]:
@@ -1131,6 +1248,97 @@ def test_a_failed_tuning_job_reaches_the_operators(register_model, start_trainin
     assert f"Tuning job {started['job']} ended Failed" in message["Message"]
 
 
+def _tuning_job(aws, client, name: str, dataset: str, trials: dict[str, float], best: str | None) -> None:
+    """A tuning job as start_training starts it, Completed after ``trials`` (its training jobs and
+    their test AUC), each tagged and with its output.tar.gz as SageMaker leaves them. ``client``
+    (the handler's) is answered as SageMaker answers: DescribeHyperParameterTuningJob names ``best``
+    as the BestTrainingJob, and has none when None (no trial completed); DescribeTrainingJob names
+    the tuning job that launched the trial (moto names a fixed best job, and no tuning job).
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeHyperParameterTuningJob.html"""
+    from moto.sagemaker.models import sagemaker_backends
+
+    arn = aws["sagemaker"].create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 12, "MaxParallelTrainingJobs": 3},
+        },
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {"TrainingImage": IMAGES["xgboost"], "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{ARTIFACTS}/training/{dataset}/"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+        Tags=[
+            {"Key": "ml-platform:stage", "Value": "dev"},
+            {"Key": "ml-platform:dataset", "Value": dataset},
+            {"Key": "ml-platform:run", "Value": RUN},
+        ],
+    )["HyperParameterTuningJobArn"]
+    for trial, auc in trials.items():
+        finished_job(aws, trial, dataset, {"test": {"auc": auc, "accuracy": 0.9, "threshold": 0.4}})
+    job = sagemaker_backends[ACCOUNT][REGION].hyper_parameter_tuning_jobs[name]
+    job.creation_time = datetime(2026, 11, 12, 8, 30, tzinfo=UTC)
+    job.hyper_parameter_tuning_end_time = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
+    if best is None:
+
+        def no_best(parsed, **_):
+            for field in ("BestTrainingJob", "OverallBestTrainingJob"):
+                parsed.pop(field, None)
+
+        client.meta.events.register("after-call.sagemaker.DescribeHyperParameterTuningJob", no_best)
+    else:
+        best_arn = f"{SAGEMAKER_ARN}:training-job/{best}"
+        job.best_training_job |= {"TrainingJobName": best, "TrainingJobArn": best_arn, "TuningJobName": name}
+    _described_with(client, TuningJobArn=arn)
+
+
+def test_a_completed_tuning_job_registers_its_best_training_jobs_model(register_model, aws, capsys):
+    trials = {"bank-tune-001": 0.91, "bank-tune-002": 0.95, "bank-tune-003": 0.93}
+    _tuning_job(aws, register_model.SAGEMAKER, "bank-tune", "bank-marketing", trials, best="bank-tune-002")
+    # A trial's own end is the tuning job's to judge: it registers nothing.
+    ignored = register_model.handler(state_change("bank-tune-002", "Completed"), None)
+    assert ignored["status"] == "ignored" and "belongs to a tuning job" in ignored["reason"]
+    assert packages(aws, "bank-marketing") == [] and _metrics(capsys.readouterr().out) == []
+
+    result = register_model.handler(_tuning_change("bank-tune", "Completed"), None)
+    assert result["status"] == "approved"
+    [package] = packages(aws, "bank-marketing")
+    assert result["model_package"] == package["ModelPackageArn"]
+    assert package["ModelPackageDescription"] == "Approved: test auc 0.9500 passes the gate; first approved model"
+    metadata = package["CustomerMetadataProperties"]
+    assert (metadata["training_job"], metadata["objective_value"], metadata["run_id"]) == (
+        "bank-tune-002",
+        "0.950000",
+        RUN,
+    )
+    [container] = package["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl"] == f"s3://{ARTIFACTS}/training/bank-marketing/bank-tune-002/output/model.tar.gz"
+    # The dashboard counts the tuning job once, for as long as it ran (08:30 to 10:00).
+    job, _verdict = _metrics(capsys.readouterr().out)
+    assert (job["TrainingJobs"], job["TrainingJobsFailed"], job["TrainingSeconds"]) == (1.0, 0.0, 5400.0)
+    assert register_model.handler(_tuning_change("bank-tune", "Completed"), None) == {
+        "status": "duplicate",
+        "model_package": package["ModelPackageArn"],
+    }
+
+
+def test_a_completed_tuning_job_none_of_whose_trials_completed_reaches_the_operators(register_model, aws):
+    _tuning_job(aws, register_model.SAGEMAKER, "bank-tune", "bank-marketing", {"bank-tune-001": 0.95}, best=None)
+    result = register_model.handler(_tuning_change("bank-tune", "Completed"), None)
+    assert result == {
+        "status": "notified",
+        "job": "bank-tune",
+        "job_status": "Completed",
+        "reason": "no training job of it completed",
+    }
+    [message] = notifications(aws)
+    assert message["Message"].startswith("Tuning job bank-tune ended Completed: no training job of it completed.")
+    assert packages(aws, "bank-marketing") == []
+
+
 def test_with_manual_approval_a_passing_model_waits_for_a_person(register_model, aws, monkeypatch):
     monkeypatch.setattr(
         register_model,
@@ -1229,6 +1437,21 @@ def test_a_transform_job_name_taken_by_another_input_is_raised(start_batch_trans
         start_batch_transform.handler(object_created(CARS), None)
 
 
+def test_a_transform_job_name_taken_by_a_job_of_another_model_is_raised(start_batch_transform, aws):
+    """The job of our name reads this object's manifest, but runs a model other than ours."""
+    approved_package(aws, "car-evaluation")
+
+    def someone_else(params):
+        aws["sagemaker"].create_model(
+            ModelName="data-science-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGES["xgboost"]}
+        )
+        aws["sagemaker"].create_transform_job(**{**params, "ModelName": "data-science-model"})
+
+    racing(Answers.of(start_batch_transform.SAGEMAKER), "CreateTransformJob", someone_else)
+    with pytest.raises(ClientError, match="ResourceInUse"):
+        start_batch_transform.handler(object_created(CARS), None)
+
+
 def test_a_transform_job_refused_while_no_job_has_the_name_is_raised(start_batch_transform, aws):
     approved_package(aws, "car-evaluation")
     refusal = transform_job_name_taken(f"{SAGEMAKER_ARN}:transform-job/whatever")
@@ -1256,8 +1479,9 @@ def _tick(time: str = "2026-11-12T10:10:00Z") -> dict:
     }
 
 
-def _automl_job(aws, name: str, status: str, stage: str = "dev") -> str:
-    """An AutoML job as start_training starts it, ended as ``status`` with a best candidate."""
+def _automl_job(aws, name: str, status: str, stage: str = "dev", containers: list[dict] | None = None) -> str:
+    """An AutoML job as start_training starts it, ended as ``status`` with a best candidate (of
+    ``containers``, one AutoGluon container unless told)."""
     from moto.sagemaker.models import sagemaker_backends
 
     view = f"s3://{DATA}/prepared/car-evaluation/{RUN}/autopilot/"
@@ -1294,9 +1518,8 @@ def _automl_job(aws, name: str, status: str, stage: str = "dev") -> str:
     job.best_candidate = {
         "CandidateName": "best-candidate",
         "FinalAutoMLJobObjectiveMetric": {"MetricName": "Accuracy", "Value": 0.97},
-        "InferenceContainers": [
-            {"Image": "autogluon-inference:1", "ModelDataUrl": f"s3://{ARTIFACTS}/m.tar.gz", "Environment": {}}
-        ],
+        "InferenceContainers": containers
+        or [{"Image": "autogluon-inference:1", "ModelDataUrl": f"s3://{ARTIFACTS}/m.tar.gz", "Environment": {}}],
         "CandidateProperties": {"CandidateArtifactLocations": {"Explainability": f"s3://{ARTIFACTS}/explain/"}},
     }
     for split in ("validation", "test"):
@@ -1340,6 +1563,78 @@ def test_a_failed_automl_job_reaches_the_operators_once_and_another_stages_job_n
     assert register_model.handler(_tick(), None)["handled"] == []
     [message] = notifications(aws)
     assert "AutoML job car-automl-failed ended Failed" in message["Message"]
+
+
+def test_the_schedule_looks_back_one_day_for_ended_automl_jobs(register_model, aws):
+    """An AutoML job last changed more than a day before the tick is no longer looked for."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    jobs = sagemaker_backends[ACCOUNT][REGION].auto_ml_jobs
+    for name, changed_at in (
+        ("car-automl-25h", datetime(2026, 11, 11, 9, 10)),
+        ("car-automl-23h", datetime(2026, 11, 11, 11, 10)),
+    ):
+        _automl_job(aws, name, "Failed")
+        jobs[name].last_modified_time = changed_at  # UTC, as moto keeps it
+    [notified] = register_model.handler(_tick("2026-11-12T10:10:00Z"), None)["handled"]
+    assert notified["job"] == "car-automl-23h"
+    [message] = notifications(aws)
+    assert "AutoML job car-automl-23h ended Failed" in message["Message"]
+
+
+# What an AutoML job's best candidate of hyperparameter-tuning mode serves with: the feature
+# transformer, the algorithm, the inverse label transformer (AWS's example of these containers).
+# https://docs.aws.amazon.com/sagemaker/latest/dg/autopilot-automate-model-development-container-output.html
+AUTOPILOT_HPO_CONTAINERS = [
+    {
+        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-sklearn-automl:2.5-1-cpu-py3",
+        "ModelDataUrl": f"s3://{ARTIFACTS}/training/car-evaluation/car-automl-hpo/data-processor-models/dpp0/model.tar.gz",
+        "Environment": {
+            "AUTOML_TRANSFORM_MODE": "feature-transform",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/x-recordio-protobuf",
+            "SAGEMAKER_PROGRAM": "sagemaker_serve",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        },
+    },
+    {
+        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1-cpu-py3",
+        "ModelDataUrl": f"s3://{ARTIFACTS}/training/car-evaluation/car-automl-hpo/tuning/dpp0-xgboost/model.tar.gz",
+        "Environment": {
+            "MAX_CONTENT_LENGTH": "20971520",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+            "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
+            "SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,probability,probabilities",
+        },
+    },
+    {
+        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-sklearn-automl:2.5-1-cpu-py3",
+        "ModelDataUrl": f"s3://{ARTIFACTS}/training/car-evaluation/car-automl-hpo/data-processor-models/dpp0/model.tar.gz",
+        "Environment": {
+            "AUTOML_TRANSFORM_MODE": "inverse-label-transform",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+            "SAGEMAKER_INFERENCE_INPUT": "predicted_label",
+            "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
+            "SAGEMAKER_INFERENCE_SUPPORTED": "predicted_label,probability,labels,probabilities",
+            "SAGEMAKER_PROGRAM": "sagemaker_serve",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        },
+    },
+]
+
+
+def test_an_automl_candidate_of_three_containers_answers_every_class_probability_and_the_labels(register_model, aws):
+    """The algorithm hands the inverse label transformer the probabilities and labels, which hands them on."""
+    _automl_job(aws, "car-automl-hpo", "Completed", containers=AUTOPILOT_HPO_CONTAINERS)
+    [scoring] = register_model.handler(_tick(), None)["handled"]
+    model = aws["sagemaker"].describe_model(ModelName=scoring["job"])
+    told = "probabilities,labels"
+    features, algorithm, labels = (c["Environment"] for c in AUTOPILOT_HPO_CONTAINERS)
+    assert [c["Environment"] for c in model["Containers"]] == [
+        features,
+        algorithm | {"SAGEMAKER_INFERENCE_OUTPUT": told},
+        labels | {"SAGEMAKER_INFERENCE_INPUT": told, "SAGEMAKER_INFERENCE_OUTPUT": told},
+    ]
+    assert [c["Image"] for c in model["Containers"]] == [c["Image"] for c in AUTOPILOT_HPO_CONTAINERS]
 
 
 def test_a_scheduled_event_without_a_time_is_ignored_with_the_reason(register_model, aws):
