@@ -111,8 +111,8 @@ bench: setup java
 	python bench/serve.py
 	python bench/local.py
 
-# Not part of make test (checks/mutation.py): 2 to 6 minutes a module on 2 cores, two modules at a
-# time; the encoder's and the inference module's mutants retrain the models their tests use, longer.
+# Not part of make test (checks/mutation.py): 1 to 9 minutes a module, two modules at a time on 2
+# cores; the whole run's time is in its last line.
 mutation: setup
 	python -m checks.mutation
 

@@ -104,6 +104,41 @@ def test_multiclass_returns_class_probabilities_and_label(trained):
     assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
 
 
+def test_a_car_evaluation_batch_is_answered_in_csv_with_class_probabilities_and_label(trained):
+    """What batch transform writes for car evaluation: per line of car.data, the probabilities in
+    the classes' order and the label, which is the class the file gives for nearly every car."""
+    car = model_fn(str(trained["car-evaluation"].out / "model"))
+    lines = raw_lines(trained["car-evaluation"].prepared)
+    text, media = output_fn(predict_fn(input_fn("\n".join(lines) + "\n", CSV), car), CSV)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert media == CSV and len(rows) == len(lines) and car.labels == ["unacc", "acc", "good", "vgood"]
+    for row in rows:
+        assert len(row) == 5 and all(re.fullmatch(r"[01]\.[0-9]{6}", p) for p in row[:4])
+        assert sum(map(float, row[:4])) == pytest.approx(1.0, abs=1e-5)
+        assert row[4] == car.labels[max(range(4), key=lambda i: float(row[i]))]
+    agree = sum(row[4] == line.rsplit(",", 1)[1] for row, line in zip(rows, lines, strict=True))
+    assert agree >= 0.95 * len(lines)
+    assert {row[4] for row in rows} == set(car.labels)
+
+
+def test_csv_answers_write_six_decimals_per_probability_or_value_and_a_blank_line_in_its_place():
+    multiclass = {"probabilities": {"unacc": 0.9, "acc": 0.0625, "good": 1 / 3, "vgood": 0.0}, "label": "unacc"}
+    binary = {"probability": 0.25, "label": "yes"}
+    regression = {"value": -3.14159265}
+    text, media = output_fn([multiclass, None, binary, regression, {"value": 1234.5}], "text/csv")
+    assert media == CSV
+    assert text == "0.900000,0.062500,0.333333,0.000000,unacc\n\n0.250000,yes\n-3.141593\n1234.500000\n"
+    assert json.loads(output_fn([regression], JSON)[0]) == {"predictions": [regression]}
+
+
+def test_a_regression_models_scores_are_answered_as_values():
+    from inference import answers
+
+    predictions = answers(np.array([2.5, -0.125], dtype=np.float32), "regression", [], None)
+    assert predictions == [{"value": 2.5}, {"value": -0.125}]
+    assert output_fn(predictions, CSV)[0] == "2.500000\n-0.125000\n"
+
+
 def test_unseen_categories_and_missing_values_are_served_not_refused(bank):
     record = dict.fromkeys(bank.encoder.input_columns) | {"age": "41", "job": "astronaut", "duration": "300"}
     [prediction] = predict_fn([record], bank)
@@ -255,7 +290,8 @@ def test_a_wildcard_accept_answers_in_sagemakers_default_accept(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "accept", ["text/html", "application/json;q=0", "image/*", "text/csv;q=0, application/json;q=0"]
+    "accept",
+    ["text/html", "application/json;q=0", "image/*", "text/csv;q=0, application/json;q=0", "*/*;q=0", "text/*;q=0"],
 )
 def test_an_accept_with_no_supported_type_is_406(accept):
     with pytest.raises(UnsupportedMediaType) as raised:
@@ -528,3 +564,59 @@ def test_request_errors_are_what_sagemakers_inference_toolkit_answers_with_their
     with pytest.raises(BaseInferenceToolkitError) as raised:
         module.output_fn([{"value": 1.0}], "text/html")
     assert raised.value.status_code == 406
+
+
+def test_a_body_that_is_not_utf8_is_refused_naming_the_line_and_the_byte():
+    body = b"41;admin.\n42;services\n43;\xe9tudiant\n"
+    with pytest.raises(RecordError) as raised:
+        input_fn(body, CSV)
+    assert str(raised.value) == "row 3: the body is not utf-8: byte 0xe9 at position 25"
+    assert raised.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 33 + "]" * 33,
+        '[{"a": ' * 16 + "[1]" + "}]" * 16,
+        "[" + "[], " * 8 + "[" * 32 + "]" * 32 + "]",
+    ],
+    ids=["33-arrays", "33-arrays-and-objects", "33-deep-after-closed-ones"],
+)
+def test_a_json_body_nested_one_level_too_deep_is_refused(body):
+    with pytest.raises(RecordError, match=r"^row 1: the body nests deeper than 32 levels of arrays and objects"):
+        input_fn(body, JSON)
+
+
+def test_a_json_body_of_many_records_or_nested_32_levels_is_read():
+    records = [{"age": str(age)} for age in range(40)]
+    assert input_fn(json.dumps({"instances": records}), JSON) == records
+    assert input_fn("[" * 32 + "]" * 32, JSON) == json.loads("[" * 32 + "]" * 32)
+
+
+def test_a_key_beside_instances_is_refused_by_name():
+    with pytest.raises(RecordError, match=r"^row 1: unknown key 'extra' beside 'instances'"):
+        input_fn('{"instances": [{"age": "41"}], "extra": 1}', JSON)
+
+
+def test_labels_that_name_a_class_twice_are_refused_at_load(trained, tmp_path):
+    def twice(schema):
+        schema["target"]["labels"] = ["AB", "AB"]
+
+    with pytest.raises(ValueError, match=r"schema\.json: target\.labels \['AB', 'AB'\] name a class twice"):
+        _model_copy(trained, "vertebral-column", tmp_path, twice)
+
+
+def test_an_outlier_is_served_clipped_to_the_training_whisker_as_the_model_was_trained(models, trained):
+    """The vertebral column spec clips degree_spondylolisthesis: a value beyond the whisker is
+    answered as the whisker is, however far beyond, and a value inside it as itself."""
+    spine = models["vertebral-column"]
+    low, high = next(f["clip"] for f in spine.encoder.features if f["column"] == "degree_spondylolisthesis")
+    record = raw_records(trained["vertebral-column"].prepared)[0]
+
+    def served(value):
+        return predict_fn([record | {"degree_spondylolisthesis": value}], spine)
+
+    assert served("1e6") == served(str(high + 300)) == served(str(high))
+    assert served("-1e6") == served(str(low - 300)) == served(str(low))
+    assert served(str(high)) != served(str(low))
