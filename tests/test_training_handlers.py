@@ -471,15 +471,40 @@ def test_a_create_refused_while_no_job_has_the_name_is_raised(start_training, aw
     assert raised.value.response["Error"] == {"Code": refusal.code, "Message": refusal.message}
 
 
-def test_a_name_taken_by_a_job_on_other_data_is_raised(start_training, aws):
+@pytest.mark.parametrize("elsewhere", ["s3://elsewhere/", "s3://zz-elsewhere/"], ids=["sorts-before", "sorts-after"])
+def test_a_name_taken_by_a_job_on_other_data_is_raised(start_training, aws, elsewhere):
     def someone_else(params):
-        elsewhere = [
-            {**c, "DataSource": {"S3DataSource": {**c["DataSource"]["S3DataSource"], "S3Uri": "s3://elsewhere/"}}}
+        elsewhere_channels = [
+            {**c, "DataSource": {"S3DataSource": {**c["DataSource"]["S3DataSource"], "S3Uri": elsewhere}}}
             for c in params["InputDataConfig"]
         ]
-        aws["sagemaker"].create_training_job(**{**params, "InputDataConfig": elsewhere})
+        aws["sagemaker"].create_training_job(**{**params, "InputDataConfig": elsewhere_channels})
 
     racing(Answers.of(start_training.SAGEMAKER), "CreateTrainingJob", someone_else)
+    with pytest.raises(ClientError, match="ResourceInUse"):
+        start_training.handler(object_created(CAR_SUCCESS), None)
+
+
+def test_an_automl_job_name_taken_by_a_job_on_other_data_is_raised(start_training, aws, monkeypatch):
+    autopilot = {"max_candidates": 4, "max_job_minutes": 90, "mode": "hyperparameter-tuning"}
+    raw = spec("car-evaluation") | {"training": {"algorithm": "autopilot", "autopilot": autopilot, "minimum": 0.9}}
+    specs = {**start_training.SETTINGS.specs, "car-evaluation": put_spec(aws["s3"], "car-evaluation", raw)}
+    monkeypatch.setattr(start_training, "SETTINGS", dataclasses.replace(start_training.SETTINGS, specs=specs))
+    other_run = "20261101T000000Z-0000000000"
+
+    def someone_else(params):
+        channels = [
+            {**c, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri.replace(RUN, other_run)}}}
+            for c in params["AutoMLJobInputDataConfig"]
+            for uri in [c["DataSource"]["S3DataSource"]["S3Uri"]]
+        ]
+        aws["sagemaker"].create_auto_ml_job_v2(**{**params, "AutoMLJobInputDataConfig": channels})
+
+    def taken(params):
+        arn = f"{SAGEMAKER_ARN}:automl-job/{params['AutoMLJobName'].lower()}"
+        return AwsError("ResourceInUse", f"Resource Already Exists: AutoML job with name {arn} already exists")
+
+    Answers.of(start_training.SAGEMAKER).on("CreateAutoMLJobV2", lambda params: someone_else(params) or taken(params))
     with pytest.raises(ClientError, match="ResourceInUse"):
         start_training.handler(object_created(CAR_SUCCESS), None)
 
