@@ -76,7 +76,6 @@ LONGEST = frozenset({"etl/platform_runtime.py", "training_jobs/inference.py", "t
 # model's code/ holds them unmutated, and the tests that read that folder can only miss a mutant
 # of them, never kill one that the code the tests import would not.
 PREPARATION_CODE = frozenset({"etl/dataset_spec.py"})
-TRAINING_CODE = PREPARATION_CODE
 
 # Survivors that cannot change behaviour: (module, operator, the mutated line's text) -> why (the
 # line's number is left out: it moves whenever the code above it changes). Besides these, a
@@ -101,10 +100,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "core/ReplaceComparisonOperator_Eq_Is",
         'said = "started as" if outcome["status"] is "started" else "already started as"',
     ): 'the status is runtime.start_run\'s literal "started", which CPython interns: the same object',
+    ("lambda/start_training/handler.py", "core/ReplaceTrueWithFalse", "@dataclass(frozen=False)"): _FROZEN,
     (
         "lambda/start_training/handler.py",
         "core/ReplaceComparisonOperator_Gt_NotEq",
-        'sharded = training.instance_count != 1 and training.algorithm in ("linear-learner", "knn")',
+        "sharded = training.instance_count != 1",
     ): "the spec refuses an instance count under 1 (dataset_spec: training.instance_count), so > 1 and != 1 agree",
     (
         "lambda/start_training/handler.py",
@@ -311,10 +311,8 @@ def _changed_line(original: str, mutated: str) -> str:
 
 def _environment(module: str, workdir: Path) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ML_PLATFORM_TEST_CACHE")}
-    kept = [name for name, code in (("prepared", PREPARATION_CODE), ("trained", TRAINING_CODE)) if module not in code]
-    if kept:
+    if module not in PREPARATION_CODE:
         environment["ML_PLATFORM_TEST_CACHE"] = str(workdir / "cache")
-        environment["ML_PLATFORM_TEST_CACHE_KEEP"] = ",".join(kept)
     return environment
 
 

@@ -256,20 +256,20 @@ def references(node: Any) -> Iterator[str]:
     if isinstance(node, list):
         for item in node:
             yield from references(item)
-    elif isinstance(node, dict):
-        intrinsic = len(node) == 1  # as _value reads it: {"Ref": ...} alone, not a property named Ref
-        for key, value in node.items():
-            if not intrinsic:
-                yield from references(value)
-            elif key == "Ref" and isinstance(value, str) and not value.startswith("AWS::"):
-                yield value
-            elif key == "Fn::GetAtt":
-                yield value.split(".", 1)[0] if isinstance(value, str) else value[0]
-            elif key == "Fn::Sub":
-                text, variables = (value, {}) if isinstance(value, str) else value
-                for name in SUB_VARIABLE.findall(text):
-                    if not name.startswith(("!", "AWS::")) and name not in variables:
-                        yield name.split(".", 1)[0]
-                yield from references(variables)
-            else:
-                yield from references(value)
+    elif isinstance(node, dict) and len(node) != 1:  # an object of properties (one named Ref included)
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, dict):  # an intrinsic, as _value reads one: its only key
+        ((key, value),) = node.items()
+        if key == "Ref" and isinstance(value, str) and not value.startswith("AWS::"):
+            yield value
+        elif key == "Fn::GetAtt":
+            yield value.split(".", 1)[0] if isinstance(value, str) else value[0]
+        elif key == "Fn::Sub":
+            text, variables = (value, {}) if isinstance(value, str) else value
+            for name in SUB_VARIABLE.findall(text):
+                if not name.startswith(("!", "AWS::")) and name not in variables:
+                    yield name.split(".", 1)[0]
+            yield from references(variables)
+        else:
+            yield from references(value)

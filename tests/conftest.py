@@ -195,10 +195,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A folder that keeps the prepared datasets and the trained models from one test run to the next
-# (make mutation sets it for code that neither the preparation nor the training runs: each
-# mutant's test run then starts no Spark and trains nothing), and what it keeps. Unset: nothing.
-CACHE = os.environ.get("ML_PLATFORM_TEST_CACHE")
-KEPT = set(os.environ.get("ML_PLATFORM_TEST_CACHE_KEEP", "prepared,trained").split(",")) if CACHE else set()
+# (make mutation sets it for code the preparation does not run: each mutant's test run then
+# starts no Spark and trains nothing). Unset: nothing is kept.
+CACHE = Path(os.environ["ML_PLATFORM_TEST_CACHE"]) if os.environ.get("ML_PLATFORM_TEST_CACHE") else None
 CACHED = "_complete"  # written last in a cache folder
 
 
@@ -250,30 +249,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not needed & BACKGROUND_FIXTURES:
         return
     futures = _FUTURES
-    cache = Path(CACHE) if CACHE else Path()
-    if "prepared" in KEPT and (cache / "prepared" / CACHED).exists():
-        futures["prepared"] = _done(_cached_prepared(cache / "prepared"))
-        if "trained" in KEPT and (cache / "trained" / CACHED).exists():
-            futures["trained"] = _done(_cached_trained(futures["prepared"].result(), cache / "trained"))
+    if CACHE and (CACHE / "prepared" / CACHED).exists():
+        futures["prepared"] = _done(_cached_prepared(CACHE / "prepared"))
+        if (CACHE / "trained" / CACHED).exists():
+            futures["trained"] = _done(_cached_trained(futures["prepared"].result(), CACHE / "trained"))
     root = Path(tempfile.mkdtemp(prefix="ml-platform-fixtures-"))
     _SCRATCH.append(root)
+
+    def made(name: str, make: Callable[[Path], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        """``make`` run into the cache, kept for the next run, or else into this run's scratch folder."""
+        return (lambda: _into_cache(CACHE / name, make)) if CACHE else (lambda: make(root / name))
+
     # One worker: each job starts once the one before it is done.
     if "spark" in needed or "prepared" not in futures:
         futures["spark"] = _BACKGROUND.submit(_start_spark)
     if "prepared" not in futures:
-        if "prepared" in KEPT:
-            futures["prepared"] = _BACKGROUND.submit(
-                lambda: _into_cache(cache / "prepared", lambda at: _prepare_all(futures["spark"].result(), at))
-            )
-        else:
-            futures["prepared"] = _BACKGROUND.submit(lambda: _prepare_all(futures["spark"].result(), root / "prepared"))
+        futures["prepared"] = _BACKGROUND.submit(
+            made("prepared", lambda at: _prepare_all(futures["spark"].result(), at))
+        )
     if "trained" in needed and "trained" not in futures:
-        if "trained" in KEPT:
-            futures["trained"] = _BACKGROUND.submit(
-                lambda: _into_cache(cache / "trained", lambda at: _train_all(futures["prepared"].result(), at))
-            )
-        else:
-            futures["trained"] = _BACKGROUND.submit(lambda: _train_all(futures["prepared"].result(), root / "trained"))
+        futures["trained"] = _BACKGROUND.submit(
+            made("trained", lambda at: _train_all(futures["prepared"].result(), at))
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -15,6 +15,7 @@ TEMPLATE: dict[str, Any] = {
     "Parameters": {
         "Package": {"Type": "String", "Default": ""},
         "Version": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/cdk-bootstrap/x/version"},
+        "ALabel": {"Type": "String", "Default": ""},  # a name that sorts before AWS::NoValue
     },
     "Mappings": {"Images": {"eu-west-1": {"Xgboost": "xgb-eu"}}},
     "Conditions": {"HasModel": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Package"}, ""]}]}},
@@ -47,7 +48,7 @@ def resolver(
         stack_id="arn:aws:cloudformation:eu-west-1:123456789012:stack/Stack/1",
         account="123456789012",
         region="eu-west-1",
-        parameters={"Package": "", "Version": "30", **(parameters or {})},
+        parameters={"Package": "", "Version": "30", "ALabel": "label", **(parameters or {})},
         availability_zones=["eu-west-1a", "eu-west-1b"],
         stack_outputs=lambda name: {"DataKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/k"} if name == "Data" else {},
         exports={"Shared": "exported"},
@@ -69,6 +70,7 @@ def resolver(
         ({"Ref": "AWS::StackName"}, "Stack"),
         ({"Ref": "Bucket"}, "my-bucket"),
         ({"Ref": "Version"}, "30"),
+        ({"Ref": "ALabel"}, "label"),
         ({"Fn::GetAtt": ["Bucket", "Arn"]}, "arn:aws:s3:::my-bucket"),
         ({"Fn::GetAtt": "Bucket.Arn"}, "arn:aws:s3:::my-bucket"),
         ({"Fn::Join": ["/", [{"Ref": "Bucket"}, "raw", "x"]]}, "my-bucket/raw/x"),
@@ -96,6 +98,7 @@ def test_each_intrinsic_resolves_to_the_twins_values(node, expected):
 
 
 def test_conditions_follow_the_parameters():
+    assert resolver().included("Bucket") is True  # no condition: always there
     assert resolver().included("Model") is False
     assert resolver({"Package": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/g/1"}).included("Model")
 
@@ -108,6 +111,11 @@ def test_the_bootstrap_version_rule_is_checked():
 
 def failing(description: str) -> dict[str, Any]:
     return {"Assert": {"Fn::Equals": ["a", "b"]}, "AssertDescription": description}
+
+
+def test_a_condition_with_a_function_cloudformation_has_not_is_an_error_naming_it():
+    with pytest.raises(ResolveError, match="Bogus is not a condition function"):
+        resolver(conditions={"Tested": {"Bogus": [True]}}).condition("Tested")
 
 
 def test_a_rule_applies_only_where_its_rule_condition_holds():
@@ -133,6 +141,7 @@ def test_a_rule_applies_only_where_its_rule_condition_holds():
         ({"Ref": "Nothing"}, r"Ref Nothing: no parameter, resource or pseudo parameter"),
         ({"Fn::ImportValue": "Missing"}, r"Fn::ImportValue 'Missing': no stack exports it"),
         ({"Fn::Select": [5, ["a"]]}, r"Fn::Select index 5 is outside a list of 1"),
+        ({"Fn::Select": [1, ["a"]]}, r"Fn::Select index 1 is outside a list of 1"),
         (
             {"Fn::GetStackOutput": {"StackName": "Data", "Region": "us-east-1", "OutputName": "DataKeyArn"}},
             r"the twin has one region",

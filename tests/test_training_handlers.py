@@ -327,6 +327,7 @@ CAR_FEATURES = "6"  # car evaluation's prepared feature count; its target has 4 
 )
 def test_a_built_in_algorithm_is_told_the_problem_it_solves(start_training, prepared, algorithm, problem, expected):
     parsed = start_training.load_spec(json.dumps(spec("car-evaluation", algorithm=algorithm, hyperparameters={})))
+    problem = json.loads(json.dumps(problem))  # as a spec file gives it: a string of its own, not this literal
     parsed = dataclasses.replace(parsed, target=dataclasses.replace(parsed.target, problem=problem))
     schema = prepared["car-evaluation"].schema
     assert start_training.builtin_hyperparameters(parsed, schema) == {"feature_dim": CAR_FEATURES, **expected}

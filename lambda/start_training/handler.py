@@ -97,8 +97,6 @@ def training_definition(
     """What a training job (or each job of a tuning job) needs, in SageMaker's request shape."""
     training = spec.training
     run = f"s3://{settings.data_bucket}/{settings.prepared_prefix}{spec.name}/{run_id}/"
-    # Built-ins that train on shards get one share of train/ per instance (one file each).
-    sharded = training.instance_count > 1 and training.algorithm in ("linear-learner", "knn")
 
     if training.algorithm == "xgboost":
         channels = [runtime.channel(c, run + c + "/") for c in CHANNELS]  # one instance: the spec allows no more
@@ -112,7 +110,8 @@ def training_definition(
             **runtime.script_mode(settings.source_uri, "train.py"),
         }
         metrics = runtime.metric_definitions(METRICS[spec.target.problem])
-    else:
+    else:  # Linear Learner or k-NN: on more than one instance, each trains on its share of train/ (a file each)
+        sharded = training.instance_count > 1
         channels = [runtime.channel("train", run + "train/", shard=sharded), runtime.channel("test", run + "test/")]
         if training.algorithm == "linear-learner":
             channels.insert(1, runtime.channel("validation", run + "validation/"))
